@@ -1,0 +1,73 @@
+//! Command-line interface: one binary, one subcommand per role.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// near-payouts: pays NEP-141 tokens on NEAR when on-chain events happen, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "payouts", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./payouts.toml when it exists. Every key can be overridden by
+    /// PAYOUTS_<SECTION>__<KEY> environment variables.
+    #[arg(long, global = true, env = "PAYOUTS_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Indexer + distributor + API against the configured network.
+    Run,
+    /// Only the indexer: follow the chain, write claims, reconcile outcomes.
+    Indexer,
+    /// Only the distributor: batch, sign and send payouts.
+    Distributor,
+    /// Only the HTTP API and dashboard.
+    Api,
+    /// A local NEAR-compatible chain for development, tests and benchmarks.
+    Devnet,
+    /// Everything at once on this machine: throwaway Postgres, devnet, indexer, distributor, API.
+    Dev,
+    /// Apply database migrations and exit.
+    Migrate {
+        /// Revert every migration instead (drops all payouts tables and their data).
+        #[arg(long)]
+        revert_all: bool,
+    },
+    /// Re-scan a block range; idempotent, inserts nothing twice.
+    Replay {
+        /// First block height.
+        #[arg(long)]
+        from: u64,
+        /// Last block height (inclusive).
+        #[arg(long)]
+        to: u64,
+        /// Report what would be inserted without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Sustained end-to-end benchmark against the devnet.
+    Bench,
+}
+
+impl Command {
+    /// The subcommand's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run => "run",
+            Command::Indexer => "indexer",
+            Command::Distributor => "distributor",
+            Command::Api => "api",
+            Command::Devnet => "devnet",
+            Command::Dev => "dev",
+            Command::Migrate { .. } => "migrate",
+            Command::Replay { .. } => "replay",
+            Command::Bench => "bench",
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The one typed configuration value, built at start-up from a TOML file and `PAYOUTS_*` environment
+//! variables (nested keys joined with `__`, e.g. `PAYOUTS_DATABASE__URL`), then validated.
+//! `DATABASE_URL` is also honoured for `database.url`, below `PAYOUTS_DATABASE__URL`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use payouts_store::DbConfig;
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[database]`
+    pub database: DbConfig,
+    /// `[network]`
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// `[api]`
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// `[log]`
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[network]`: which NEAR network to talk to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// `mainnet`, `testnet`, `devnet` or any chain id the node reports.
+    #[serde(default = "defaults::chain_id")]
+    pub chain_id: String,
+    /// JSON-RPC endpoint.
+    #[serde(default = "defaults::rpc_url")]
+    pub rpc_url: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            chain_id: defaults::chain_id(),
+            rpc_url: defaults::rpc_url(),
+        }
+    }
+}
+
+/// `[api]`: the HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: defaults::listen(),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    #[serde(default = "defaults::log_format")]
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `payouts_indexer=debug,info`; `RUST_LOG` wins when set.
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: defaults::log_format(),
+            level: defaults::log_level(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+
+    use super::LogFormat;
+
+    pub fn chain_id() -> String {
+        "devnet".into()
+    }
+    pub fn rpc_url() -> String {
+        "http://127.0.0.1:3030".into()
+    }
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn log_format() -> LogFormat {
+        LogFormat::Text
+    }
+    pub fn log_level() -> String {
+        "info".into()
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "payouts.toml";
+
+impl Config {
+    /// Loads `path` (or `payouts.toml` when present), applies the environment, validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let file: Option<PathBuf> = match path {
+            Some(p) if !p.is_file() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    p.display()
+                )));
+            }
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        let mut figment = Figment::new();
+        if let Some(file) = &file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
+            .merge(Env::prefixed("PAYOUTS_").ignore(&["CONFIG"]).split("__"));
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Logs the effective settings (never secrets) at start-up.
+    pub fn log_summary(&self) {
+        tracing::debug!(
+            database = %self.database.url,
+            chain_id = %self.network.chain_id,
+            rpc_url = %self.network.rpc_url,
+            api_listen = %self.api.listen,
+            "configuration loaded"
+        );
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.database.validate().map_err(ConfigError)?;
+        let rpc = &self.network.rpc_url;
+        if !(rpc.starts_with("http://") || rpc.starts_with("https://")) {
+            return Err(ConfigError(format!(
+                "network.rpc_url: `{rpc}` is not an http(s) URL"
+            )));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError(format!(
+                "log.level: `{}` is not a valid filter: {e}",
+                self.log.level
+            )));
+        }
+        if self.network.chain_id.trim().is_empty() {
+            return Err(ConfigError("network.chain_id: must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// One line per problem: `key.path: what is wrong`.
+fn describe(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let mut key = e.path.join(".");
+            let what = match &e.kind {
+                figment::error::Kind::MissingField(field) => {
+                    key = if key.is_empty() {
+                        field.to_string()
+                    } else {
+                        format!("{key}.{field}")
+                    };
+                    // No [database] at all: the one thing it needs is the URL.
+                    if key == "database" {
+                        key = "database.url".into();
+                    }
+                    let hint = if key == "database.url" {
+                        " (set it in the config file, PAYOUTS_DATABASE__URL or DATABASE_URL)"
+                    } else {
+                        ""
+                    };
+                    format!("is missing{hint}")
+                }
+                figment::error::Kind::UnknownField(field, _) => {
+                    key = if key.is_empty() {
+                        field.to_string()
+                    } else {
+                        format!("{key}.{field}")
+                    };
+                    "is not a known setting".to_string()
+                }
+                other => other.to_string(),
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{what}{source}")
+            } else {
+                format!("{key}: {what}{source}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,69 @@
+//! The `payouts` binary: parses the command line, loads the configuration, runs one role.
+//!
+//! Error policy at this edge: a configuration problem prints one line naming the key and exits 2;
+//! any other failure prints one `error: …` line (its causes joined, never a backtrace) and exits 1.
+
+mod cli;
+mod config;
+mod logging;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use payouts_store::migrate::{run_migrations, Direction};
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, ConfigError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<ConfigError>() => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate { revert_all } => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            config.log_summary();
+            let direction = if revert_all {
+                Direction::DownAll
+            } else {
+                Direction::Up
+            };
+            let done = run_migrations(&config.database, direction)
+                .await
+                .with_context(|| format!("migrating {}", config.database.url))?;
+            let verb = if revert_all { "reverted" } else { "applied" };
+            if done.is_empty() {
+                println!("database is up to date ({})", config.database.url);
+            }
+            for version in done {
+                println!("{verb} migration {version}");
+            }
+            Ok(())
+        }
+        other => anyhow::bail!("`payouts {}` is not implemented yet", other.name()),
+    }
+}

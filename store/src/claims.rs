@@ -1,0 +1,362 @@
+//! Claim rows: idempotent inserts, `FOR UPDATE SKIP LOCKED` batching, guarded status transitions.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::on_constraint;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+
+use crate::error::{Result, StoreError};
+use crate::schema::claims;
+use crate::types::{ClaimId, ClaimSource, ClaimStatus, Yocto};
+
+/// Rows per INSERT statement: keeps a statement well under Postgres' 65,535 bind parameters.
+const INSERT_CHUNK: usize = 1_000;
+
+/// A claim as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = claims, check_for_backend(diesel::pg::Pg))]
+pub struct Claim {
+    /// Primary key.
+    pub id: ClaimId,
+    /// Event or manual.
+    pub source: ClaimSource,
+    /// Event claims: the indexer rule that matched.
+    pub rule: Option<String>,
+    /// Event claims: the receipt whose log held the event.
+    pub receipt_id: Option<String>,
+    /// Event claims: index of the log line within the receipt outcome.
+    pub log_index: Option<i32>,
+    /// Manual claims: the client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// Manual claims: digest of the request body, to tell a replay from a conflicting reuse of the key.
+    pub request_digest: Option<String>,
+    /// NEP-141 contract paying the claim.
+    pub token_contract: String,
+    /// Account receiving the tokens.
+    pub receiver_id: String,
+    /// Amount in the token's smallest unit.
+    pub amount: Yocto,
+    /// Memo passed to `ft_transfer`.
+    pub memo: Option<String>,
+    /// Lifecycle state.
+    pub status: ClaimStatus,
+    /// Times a transaction carrying it was provably dead.
+    pub attempts: i32,
+    /// Last failure message.
+    pub last_error: Option<String>,
+    /// Its last batch failed as a whole: pay it in a smaller batch.
+    pub needs_isolation: bool,
+    /// Height of the block whose event created it.
+    pub trigger_block_height: Option<i64>,
+    /// The transaction carrying it now (or last).
+    pub current_tx_hash: Option<String>,
+    /// Row creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When it was confirmed.
+    pub confirmed_at: Option<DateTime<Utc>>,
+}
+
+/// A claim to insert.
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = claims)]
+pub struct NewClaim {
+    /// Event or manual.
+    pub source: ClaimSource,
+    /// See [`Claim::rule`].
+    pub rule: Option<String>,
+    /// See [`Claim::receipt_id`].
+    pub receipt_id: Option<String>,
+    /// See [`Claim::log_index`].
+    pub log_index: Option<i32>,
+    /// See [`Claim::idempotency_key`].
+    pub idempotency_key: Option<String>,
+    /// See [`Claim::request_digest`].
+    pub request_digest: Option<String>,
+    /// See [`Claim::token_contract`].
+    pub token_contract: String,
+    /// See [`Claim::receiver_id`].
+    pub receiver_id: String,
+    /// See [`Claim::amount`].
+    pub amount: Yocto,
+    /// See [`Claim::memo`].
+    pub memo: Option<String>,
+    /// See [`Claim::trigger_block_height`].
+    pub trigger_block_height: Option<i64>,
+}
+
+/// Where an event claim was found: its natural key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventKey {
+    /// Rule name.
+    pub rule: String,
+    /// Receipt id (base58).
+    pub receipt_id: String,
+    /// Log line index in the receipt's outcome.
+    pub log_index: u32,
+    /// Block height it was found in.
+    pub block_height: u64,
+}
+
+impl NewClaim {
+    /// A claim found in an on-chain event.
+    pub fn event(
+        key: EventKey,
+        token: &str,
+        receiver: &str,
+        amount: Yocto,
+        memo: Option<String>,
+    ) -> Self {
+        Self {
+            source: ClaimSource::Event,
+            rule: Some(key.rule),
+            receipt_id: Some(key.receipt_id),
+            log_index: Some(i32::try_from(key.log_index).unwrap_or(i32::MAX)),
+            idempotency_key: None,
+            request_digest: None,
+            token_contract: token.to_string(),
+            receiver_id: receiver.to_string(),
+            amount,
+            memo,
+            trigger_block_height: i64::try_from(key.block_height).ok(),
+        }
+    }
+
+    /// A manual payout requested through the API.
+    pub fn manual(
+        idempotency_key: &str,
+        request_digest: &str,
+        token: &str,
+        receiver: &str,
+        amount: Yocto,
+        memo: Option<String>,
+    ) -> Self {
+        Self {
+            source: ClaimSource::Manual,
+            rule: None,
+            receipt_id: None,
+            log_index: None,
+            idempotency_key: Some(idempotency_key.to_string()),
+            request_digest: Some(request_digest.to_string()),
+            token_contract: token.to_string(),
+            receiver_id: receiver.to_string(),
+            amount,
+            memo,
+            trigger_block_height: None,
+        }
+    }
+}
+
+/// Inserts claims, skipping any whose natural key (event key or idempotency key) already exists.
+/// Returns how many rows were new. Atomic: all chunks commit together or not at all.
+pub async fn insert_claims(conn: &mut AsyncPgConnection, rows: &[NewClaim]) -> Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    conn.transaction(async |conn| {
+        let mut inserted = 0;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            inserted += diesel::insert_into(claims::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        Ok::<_, StoreError>(inserted)
+    })
+    .await
+}
+
+/// Inserts one manual claim, or returns the existing claim with the same idempotency key.
+/// The flag says whether the row is new.
+pub async fn insert_manual_claim(
+    conn: &mut AsyncPgConnection,
+    row: &NewClaim,
+) -> Result<(Claim, bool)> {
+    let key = row
+        .idempotency_key
+        .clone()
+        .ok_or_else(|| StoreError::Corrupt("manual claim without idempotency key".into()))?;
+    let created: Option<Claim> = diesel::insert_into(claims::table)
+        .values(row)
+        .on_conflict(on_constraint("claims_manual_key"))
+        .do_nothing()
+        .returning(Claim::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(claim) = created {
+        return Ok((claim, true));
+    }
+    let existing = claims::table
+        .filter(claims::idempotency_key.eq(&key))
+        .select(Claim::as_select())
+        .first(conn)
+        .await?;
+    Ok((existing, false))
+}
+
+/// Locks up to `limit` of the oldest pending claims of `token` for the caller's DB transaction.
+/// Rows locked by another transaction are skipped, so concurrent callers get disjoint sets.
+/// Must run inside a transaction, or the locks end with the statement.
+pub async fn lock_pending(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    limit: i64,
+) -> Result<Vec<Claim>> {
+    Ok(claims::table
+        .filter(claims::status.eq(ClaimStatus::Pending))
+        .filter(claims::token_contract.eq(token))
+        .order(claims::id.asc())
+        .limit(limit)
+        .for_update()
+        .skip_locked()
+        .select(Claim::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Reads one claim.
+pub async fn get_claim(conn: &mut AsyncPgConnection, id: ClaimId) -> Result<Option<Claim>> {
+    Ok(claims::table
+        .find(id)
+        .select(Claim::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Counts claims per status.
+pub async fn count_by_status(conn: &mut AsyncPgConnection) -> Result<Vec<(ClaimStatus, i64)>> {
+    Ok(claims::table
+        .group_by(claims::status)
+        .select((claims::status, diesel::dsl::count_star()))
+        .load(conn)
+        .await?)
+}
+
+/// A lifecycle step for a set of claims. Each names its target state; the source state is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimUpdate<'a> {
+    /// `pending → submitted`, carried by this (already stored) transaction.
+    Submit {
+        /// hash of the stored transaction
+        tx_hash: &'a str,
+    },
+    /// `submitted → confirmed`.
+    Confirm,
+    /// `submitted → pending`: the carrying transaction is provably dead. Counts an attempt.
+    Requeue {
+        /// why the transaction died
+        error: &'a str,
+        /// the batch failed as a whole: isolate these claims next time
+        isolate: bool,
+    },
+    /// `pending|submitted → failed`, permanently.
+    Fail {
+        /// the reason shown to operators
+        error: &'a str,
+    },
+}
+
+impl ClaimUpdate<'_> {
+    /// The state this step leads to.
+    pub fn target(&self) -> ClaimStatus {
+        match self {
+            ClaimUpdate::Submit { .. } => ClaimStatus::Submitted,
+            ClaimUpdate::Confirm => ClaimStatus::Confirmed,
+            ClaimUpdate::Requeue { .. } => ClaimStatus::Pending,
+            ClaimUpdate::Fail { .. } => ClaimStatus::Failed,
+        }
+    }
+}
+
+/// Moves every claim in `ids` from `from` by `update`. All or nothing: if the step is illegal, or any claim
+/// is not in `from`, nothing changes and an error says why. Returns the number of claims moved.
+pub async fn update_claims(
+    conn: &mut AsyncPgConnection,
+    ids: &[ClaimId],
+    from: ClaimStatus,
+    update: ClaimUpdate<'_>,
+) -> Result<usize> {
+    let to = update.target();
+    if !from.can_become(to) {
+        return Err(StoreError::IllegalTransition { from, to });
+    }
+    let mut wanted: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    conn.transaction(async |conn| {
+        let target = claims::table
+            .filter(claims::id.eq_any(&wanted))
+            .filter(claims::status.eq(from));
+        let now = diesel::dsl::now;
+        let moved: Vec<i64> = match update {
+            ClaimUpdate::Submit { tx_hash } => {
+                diesel::update(target)
+                    .set((
+                        claims::status.eq(to),
+                        claims::current_tx_hash.eq(tx_hash),
+                        claims::updated_at.eq(now),
+                    ))
+                    .returning(claims::id)
+                    .get_results(conn)
+                    .await?
+            }
+            ClaimUpdate::Confirm => {
+                diesel::update(target)
+                    .set((
+                        claims::status.eq(to),
+                        claims::confirmed_at.eq(now),
+                        claims::needs_isolation.eq(false),
+                        claims::updated_at.eq(now),
+                    ))
+                    .returning(claims::id)
+                    .get_results(conn)
+                    .await?
+            }
+            ClaimUpdate::Requeue { error, isolate } => {
+                diesel::update(target)
+                    .set((
+                        claims::status.eq(to),
+                        claims::attempts.eq(claims::attempts + 1),
+                        claims::last_error.eq(error),
+                        claims::needs_isolation.eq(isolate),
+                        claims::updated_at.eq(now),
+                    ))
+                    .returning(claims::id)
+                    .get_results(conn)
+                    .await?
+            }
+            ClaimUpdate::Fail { error } => {
+                diesel::update(target)
+                    .set((
+                        claims::status.eq(to),
+                        claims::last_error.eq(error),
+                        claims::updated_at.eq(now),
+                    ))
+                    .returning(claims::id)
+                    .get_results(conn)
+                    .await?
+            }
+        };
+        if moved.len() != wanted.len() {
+            let missing = wanted
+                .iter()
+                .filter(|id| !moved.contains(id))
+                .map(|id| ClaimId(*id))
+                .collect();
+            return Err(StoreError::StateMismatch {
+                ids: missing,
+                expected: from,
+            });
+        }
+        Ok(moved.len())
+    })
+    .await
+}

@@ -1,0 +1,25 @@
+//! `payouts-store` owns the database: the diesel schema and models, every SQL query, the connection pool,
+//! the embedded migrations runner, and the throwaway-Postgres harness used by tests and `payouts dev`.
+//!
+//! Other crates talk to Postgres only through this crate's functions; they never write SQL themselves.
+//! Every function that must be atomic with the caller's other writes (cursor moves, claim transitions)
+//! takes a `&mut AsyncPgConnection` so the caller can run it inside its own DB transaction.
+//! Errors are [`StoreError`]; callers decide what a client may see (never the SQL text).
+
+pub mod claims;
+pub mod cluster;
+pub mod cursor;
+pub mod error;
+pub mod migrate;
+pub mod pool;
+pub mod schema;
+pub mod testdb;
+pub mod transactions;
+pub mod types;
+pub mod url;
+
+pub use diesel_async::{AsyncConnection, AsyncPgConnection};
+pub use error::{Result, StoreError};
+pub use pool::{connect, get, DbConfig, PgPool, PooledConn};
+pub use types::{ClaimId, ClaimSource, ClaimStatus, TxStatus, Yocto};
+pub use url::DatabaseUrl;

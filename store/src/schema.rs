@@ -1,0 +1,71 @@
+//! Diesel table definitions, kept by hand in step with `migrations/`.
+//! `tests/it/migrations.rs` checks every column here exists in the migrated database.
+
+diesel::table! {
+    transactions (hash) {
+        hash -> Text,
+        signer_id -> Text,
+        public_key -> Text,
+        nonce -> Int8,
+        block_hash -> Text,
+        signed_bytes -> Bytea,
+        token_contract -> Text,
+        claim_ids -> Array<Int8>,
+        status -> Text,
+        outcome -> Nullable<Jsonb>,
+        failure -> Nullable<Text>,
+        included_block_height -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        submitted_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    claims (id) {
+        id -> Int8,
+        source -> Text,
+        rule -> Nullable<Text>,
+        receipt_id -> Nullable<Text>,
+        log_index -> Nullable<Int4>,
+        idempotency_key -> Nullable<Text>,
+        request_digest -> Nullable<Text>,
+        token_contract -> Text,
+        receiver_id -> Text,
+        amount -> Numeric,
+        memo -> Nullable<Text>,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        needs_isolation -> Bool,
+        trigger_block_height -> Nullable<Int8>,
+        current_tx_hash -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    access_keys (public_key) {
+        public_key -> Text,
+        account_id -> Text,
+        last_nonce -> Nullable<Int8>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    indexer_cursor (stream) {
+        stream -> Text,
+        block_height -> Int8,
+        block_hash -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(claims -> transactions (current_tx_hash));

@@ -1,0 +1,136 @@
+//! Signed batches. A row is written *before* its bytes are broadcast (see DESIGN "Exactly-once payouts").
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+
+use crate::error::{Result, StoreError};
+use crate::schema::transactions;
+use crate::types::TxStatus;
+
+/// A stored signed transaction.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = transactions, check_for_backend(diesel::pg::Pg))]
+pub struct StoredTx {
+    /// Transaction hash (base58).
+    pub hash: String,
+    /// Signer account.
+    pub signer_id: String,
+    /// Signing public key.
+    pub public_key: String,
+    /// Nonce used on that key.
+    pub nonce: i64,
+    /// Referenced block hash.
+    pub block_hash: String,
+    /// borsh(SignedTransaction): what gets (re-)broadcast.
+    #[serde(skip)]
+    pub signed_bytes: Vec<u8>,
+    /// Token contract the batch pays from.
+    pub token_contract: String,
+    /// Claims carried, in action order.
+    pub claim_ids: Vec<i64>,
+    /// Lifecycle state.
+    pub status: TxStatus,
+    /// Outcome summary once known.
+    pub outcome: Option<serde_json::Value>,
+    /// Failure or drop reason.
+    pub failure: Option<String>,
+    /// Block it was included in.
+    pub included_block_height: Option<i64>,
+    /// Row creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// First broadcast.
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A transaction to store before broadcasting it.
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = transactions)]
+pub struct NewTx {
+    /// Transaction hash (base58).
+    pub hash: String,
+    /// Signer account.
+    pub signer_id: String,
+    /// Signing public key.
+    pub public_key: String,
+    /// Nonce used on that key.
+    pub nonce: i64,
+    /// Referenced block hash.
+    pub block_hash: String,
+    /// borsh(SignedTransaction).
+    pub signed_bytes: Vec<u8>,
+    /// Token contract.
+    pub token_contract: String,
+    /// Claims carried.
+    pub claim_ids: Vec<i64>,
+}
+
+/// Stores a freshly signed transaction in state `signed`.
+pub async fn insert_tx(conn: &mut AsyncPgConnection, tx: &NewTx) -> Result<()> {
+    diesel::insert_into(transactions::table)
+        .values(tx)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Reads one transaction by hash.
+pub async fn get_tx(conn: &mut AsyncPgConnection, hash: &str) -> Result<Option<StoredTx>> {
+    Ok(transactions::table
+        .find(hash)
+        .select(StoredTx::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Moves a transaction `from → to` (checked against the lifecycle and the stored state), recording an outcome
+/// or failure when given. Errors and changes nothing when the step is illegal or the state is not `from`.
+pub async fn set_tx_status(
+    conn: &mut AsyncPgConnection,
+    hash: &str,
+    from: TxStatus,
+    to: TxStatus,
+    outcome: Option<&serde_json::Value>,
+    failure: Option<&str>,
+) -> Result<()> {
+    if !from.can_become(to) {
+        return Err(StoreError::IllegalTxTransition {
+            hash: hash.to_string(),
+            from,
+            to,
+        });
+    }
+    let now = diesel::dsl::now;
+    let finished = to.is_terminal().then(Utc::now);
+    let moved = diesel::update(
+        transactions::table
+            .find(hash)
+            .filter(transactions::status.eq(from)),
+    )
+    .set((
+        transactions::status.eq(to),
+        transactions::outcome.eq(outcome),
+        transactions::failure.eq(failure),
+        transactions::finished_at.eq(finished),
+        transactions::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await?;
+    if moved == 1 {
+        return Ok(());
+    }
+    match get_tx(conn, hash).await? {
+        None => Err(StoreError::NotFound(format!("transaction {hash}"))),
+        Some(tx) => Err(StoreError::IllegalTxTransition {
+            hash: hash.to_string(),
+            from: tx.status,
+            to,
+        }),
+    }
+}

@@ -1,0 +1,7 @@
+//! Store tests against a real PostgreSQL (DATABASE_URL, or a throwaway cluster).
+
+mod claims;
+mod cursor;
+mod harness;
+mod migrations;
+mod support;
