@@ -27,6 +27,8 @@ pub struct Claim {
     pub receipt_id: Option<String>,
     /// Event claims: index of the log line within the receipt outcome.
     pub log_index: Option<i32>,
+    /// Event claims: index of the event within the log's NEP-297 `data` array.
+    pub event_index: Option<i32>,
     /// Manual claims: the client's `Idempotency-Key`.
     pub idempotency_key: Option<String>,
     /// Manual claims: digest of the request body, to tell a replay from a conflicting reuse of the key.
@@ -71,6 +73,8 @@ pub struct NewClaim {
     pub receipt_id: Option<String>,
     /// See [`Claim::log_index`].
     pub log_index: Option<i32>,
+    /// See [`Claim::event_index`].
+    pub event_index: Option<i32>,
     /// See [`Claim::idempotency_key`].
     pub idempotency_key: Option<String>,
     /// See [`Claim::request_digest`].
@@ -87,7 +91,7 @@ pub struct NewClaim {
     pub trigger_block_height: Option<i64>,
 }
 
-/// Where an event claim was found: its natural key.
+/// Where an event claim was found: its natural key (receipt, log line, item in `data`, rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventKey {
     /// Rule name.
@@ -96,6 +100,8 @@ pub struct EventKey {
     pub receipt_id: String,
     /// Log line index in the receipt's outcome.
     pub log_index: u32,
+    /// Index of the event in the log's NEP-297 `data` array.
+    pub event_index: u32,
     /// Block height it was found in.
     pub block_height: u64,
 }
@@ -114,6 +120,7 @@ impl NewClaim {
             rule: Some(key.rule),
             receipt_id: Some(key.receipt_id),
             log_index: Some(i32::try_from(key.log_index).unwrap_or(i32::MAX)),
+            event_index: Some(i32::try_from(key.event_index).unwrap_or(i32::MAX)),
             idempotency_key: None,
             request_digest: None,
             token_contract: token.to_string(),
@@ -138,6 +145,7 @@ impl NewClaim {
             rule: None,
             receipt_id: None,
             log_index: None,
+            event_index: None,
             idempotency_key: Some(idempotency_key.to_string()),
             request_digest: Some(request_digest.to_string()),
             token_contract: token.to_string(),

@@ -38,6 +38,8 @@ pub struct StoredTx {
     pub failure: Option<String>,
     /// Block it was included in.
     pub included_block_height: Option<i64>,
+    /// The receipt it converted into (its actions on the token contract), once seen.
+    pub receipt_id: Option<String>,
     /// Row creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.

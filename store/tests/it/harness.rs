@@ -66,21 +66,37 @@ async fn a_cluster_stops_and_removes_its_files() {
     use payouts_store::cluster::{find_pg_bin_dir, PgCluster};
     if find_pg_bin_dir().is_none() {
         // Only possible when DATABASE_URL supplies the server; the cluster path is then unused.
-        assert!(std::env::var("DATABASE_URL").is_ok(), "no initdb and no DATABASE_URL");
+        assert!(
+            std::env::var("DATABASE_URL").is_ok(),
+            "no initdb and no DATABASE_URL"
+        );
         return;
     }
-    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap().unwrap();
+    let cluster = tokio::task::spawn_blocking(PgCluster::start)
+        .await
+        .unwrap()
+        .unwrap();
     let dir = cluster.dir().to_path_buf();
     let url = cluster.url("postgres");
-    let mut conn = <payouts_store::AsyncPgConnection as payouts_store::AsyncConnection>::establish(url.expose())
+    let mut conn = <payouts_store::AsyncPgConnection as payouts_store::AsyncConnection>::establish(
+        url.expose(),
+    )
+    .await
+    .unwrap();
+    let rows: Vec<One> = diesel::sql_query("SELECT 1 AS one")
+        .load(&mut conn)
         .await
         .unwrap();
-    let rows: Vec<One> = diesel::sql_query("SELECT 1 AS one").load(&mut conn).await.unwrap();
     assert_eq!(rows.len(), 1);
     drop(conn);
-    tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
     assert!(!dir.exists(), "{} left behind", dir.display());
     let reconnect =
-        <payouts_store::AsyncPgConnection as payouts_store::AsyncConnection>::establish(url.expose()).await;
+        <payouts_store::AsyncPgConnection as payouts_store::AsyncConnection>::establish(
+            url.expose(),
+        )
+        .await;
     assert!(reconnect.is_err(), "server still up after drop");
 }

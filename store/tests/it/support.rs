@@ -7,6 +7,7 @@ pub fn event_claim(receipt: &str, log_index: u32, receiver: &str, amount: u128) 
         rule: "claims".into(),
         receipt_id: receipt.into(),
         log_index,
+        event_index: 0,
         block_height: 7,
     };
     NewClaim::event(key, "token.devnet", receiver, Yocto(amount), None)
