@@ -30,7 +30,12 @@ async fn same_event_claim_twice_leaves_one_row() {
     // The second event in the same log line's `data` array is another claim too.
     let mut second_item = event_claim("receipt1", 0, "carol.devnet", 7);
     second_item.event_index = Some(1);
-    assert_eq!(insert_claims(&mut conn, &[second_item.clone(), second_item]).await.unwrap(), 1);
+    assert_eq!(
+        insert_claims(&mut conn, &[second_item.clone(), second_item])
+            .await
+            .unwrap(),
+        1
+    );
     let count = lock_pending_count(&db).await;
     assert_eq!(count, 4);
 }

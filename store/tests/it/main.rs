@@ -4,4 +4,5 @@ mod claims;
 mod cursor;
 mod harness;
 mod migrations;
+mod reconcile;
 mod support;

@@ -1,0 +1,193 @@
+//! Reconciliation writes: how the indexed stream settles our transactions and their claims.
+//! Every function is idempotent, so replaying a block changes nothing the first pass already did.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Numeric, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::claims::{update_claims, ClaimUpdate};
+use crate::error::Result;
+use crate::schema::{claims, transactions};
+use crate::transactions::StoredTx;
+use crate::types::{ClaimId, ClaimStatus, TxStatus, Yocto};
+
+const OPEN: [TxStatus; 3] = [TxStatus::Signed, TxStatus::Submitted, TxStatus::Included];
+
+/// Which of `hashes` are transactions of ours that are still open.
+pub async fn open_txs_by_hash(
+    conn: &mut AsyncPgConnection,
+    hashes: &[String],
+) -> Result<Vec<StoredTx>> {
+    if hashes.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(transactions::table
+        .filter(transactions::hash.eq_any(hashes))
+        .filter(transactions::status.eq_any(OPEN))
+        .select(StoredTx::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Open transactions of ours whose receipt is one of `receipt_ids`.
+pub async fn open_txs_by_receipt(
+    conn: &mut AsyncPgConnection,
+    receipt_ids: &[String],
+) -> Result<Vec<StoredTx>> {
+    if receipt_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(transactions::table
+        .filter(transactions::receipt_id.eq_any(receipt_ids))
+        .filter(transactions::status.eq_any(OPEN))
+        .select(StoredTx::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Records that `hash` was included at `height` and converted into `receipt_id`.
+/// Returns false when it was already past `submitted` (a replayed block).
+pub async fn record_inclusion(
+    conn: &mut AsyncPgConnection,
+    hash: &str,
+    height: u64,
+    receipt_id: &str,
+) -> Result<bool> {
+    let height = i64::try_from(height).unwrap_or(i64::MAX);
+    let moved = diesel::update(
+        transactions::table
+            .find(hash)
+            .filter(transactions::status.eq_any([TxStatus::Signed, TxStatus::Submitted])),
+    )
+    .set((
+        transactions::status.eq(TxStatus::Included),
+        transactions::included_block_height.eq(height),
+        transactions::receipt_id.eq(receipt_id),
+        transactions::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(moved == 1)
+}
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement<'a> {
+    /// Its receipt succeeded: every claim in it is paid.
+    Success,
+    /// It or its receipt failed: nothing in it was paid (a receipt's actions revert together).
+    Failure(&'a str),
+}
+
+/// What settling one transaction did to its claims.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Claims confirmed.
+    pub confirmed: usize,
+    /// Claims handed back to `pending` for another try (flagged for isolation).
+    pub handed_back: usize,
+    /// Claims failed for good (they failed alone).
+    pub failed: usize,
+}
+
+/// Settles an open transaction and its claims. A failed batch of several claims hands them all back flagged
+/// for isolation; a claim that failed alone is `failed` with the contract's message.
+/// A transaction that is already settled is left alone.
+pub async fn settle(
+    conn: &mut AsyncPgConnection,
+    tx: &StoredTx,
+    how: Settlement<'_>,
+) -> Result<Settled> {
+    let (to, failure) = match how {
+        Settlement::Success => (TxStatus::Final, None),
+        Settlement::Failure(msg) => (TxStatus::Failed, Some(msg)),
+    };
+    let moved = diesel::update(
+        transactions::table
+            .find(&tx.hash)
+            .filter(transactions::status.eq_any(OPEN)),
+    )
+    .set((
+        transactions::status.eq(to),
+        transactions::failure.eq(failure),
+        transactions::finished_at.eq(diesel::dsl::now),
+        transactions::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    if moved == 0 {
+        return Ok(Settled::default());
+    }
+    // The claims this transaction still carries (a claim may have moved on, e.g. confirmed by memo).
+    let carried: Vec<ClaimId> = claims::table
+        .filter(claims::id.eq_any(&tx.claim_ids))
+        .filter(claims::status.eq(ClaimStatus::Submitted))
+        .filter(claims::current_tx_hash.eq(&tx.hash))
+        .select(claims::id)
+        .load(conn)
+        .await?;
+    let n = update_carried(conn, &carried, how, tx.claim_ids.len()).await?;
+    Ok(n)
+}
+
+async fn update_carried(
+    conn: &mut AsyncPgConnection,
+    carried: &[ClaimId],
+    how: Settlement<'_>,
+    batch_size: usize,
+) -> Result<Settled> {
+    let mut out = Settled::default();
+    if carried.is_empty() {
+        return Ok(out);
+    }
+    match how {
+        Settlement::Success => {
+            out.confirmed =
+                update_claims(conn, carried, ClaimStatus::Submitted, ClaimUpdate::Confirm).await?;
+        }
+        Settlement::Failure(error) if batch_size <= 1 => {
+            out.failed = update_claims(
+                conn,
+                carried,
+                ClaimStatus::Submitted,
+                ClaimUpdate::Fail { error },
+            )
+            .await?;
+        }
+        Settlement::Failure(error) => {
+            let requeue = ClaimUpdate::Requeue {
+                error,
+                isolate: true,
+            };
+            out.handed_back = update_claims(conn, carried, ClaimStatus::Submitted, requeue).await?;
+        }
+    }
+    Ok(out)
+}
+
+/// A successful `ft_transfer` event carrying claim `claim_id`'s memo confirms that claim, but only when it
+/// matches the claim exactly: same token, receiver and amount, sent by the signer of the claim's current
+/// transaction. (Anyone can write any memo; only our treasury paying the right amount counts.)
+pub async fn confirm_by_memo(
+    conn: &mut AsyncPgConnection,
+    claim_id: ClaimId,
+    token: &str,
+    from: &str,
+    to: &str,
+    amount: Yocto,
+) -> Result<bool> {
+    let moved = diesel::sql_query(
+        "UPDATE claims c SET status = 'confirmed', confirmed_at = now(), needs_isolation = false, updated_at = now() \
+         FROM transactions t \
+         WHERE c.id = $1 AND c.status = 'submitted' AND c.token_contract = $2 AND c.receiver_id = $3 \
+           AND c.amount = $4 AND t.hash = c.current_tx_hash AND t.signer_id = $5",
+    )
+    .bind::<BigInt, _>(claim_id.0)
+    .bind::<Text, _>(token)
+    .bind::<Text, _>(to)
+    .bind::<Numeric, _>(amount)
+    .bind::<Text, _>(from)
+    .execute(conn)
+    .await?;
+    Ok(moved == 1)
+}

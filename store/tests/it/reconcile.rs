@@ -1,0 +1,195 @@
+use payouts_store::claims::{get_claim, insert_claims, lock_pending, update_claims, ClaimUpdate};
+use payouts_store::reconcile::{
+    confirm_by_memo, open_txs_by_hash, open_txs_by_receipt, record_inclusion, settle, Settlement,
+};
+use payouts_store::testdb::TestDb;
+use payouts_store::transactions::get_tx;
+use payouts_store::{AsyncConnection, AsyncPgConnection, ClaimId, ClaimStatus, TxStatus, Yocto};
+
+use crate::support::{event_claim, stored_tx};
+
+/// `n` claims submitted in transaction `hash`.
+async fn submitted_batch(
+    conn: &mut AsyncPgConnection,
+    hash: &str,
+    first_log: u32,
+    n: u32,
+) -> Vec<ClaimId> {
+    let rows: Vec<_> = (first_log..first_log + n)
+        .map(|i| event_claim("r", i, "alice.devnet", 5))
+        .collect();
+    insert_claims(conn, &rows).await.unwrap();
+    let ids: Vec<ClaimId> = conn
+        .transaction(async |c| lock_pending(c, "token.devnet", i64::from(n)).await)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    stored_tx(
+        conn,
+        hash,
+        i64::from(first_log) + 1,
+        ids.iter().map(|i| i.0).collect(),
+    )
+    .await;
+    update_claims(
+        conn,
+        &ids,
+        ClaimStatus::Pending,
+        ClaimUpdate::Submit { tx_hash: hash },
+    )
+    .await
+    .unwrap();
+    ids
+}
+
+#[tokio::test]
+async fn success_confirms_every_claim_once() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let ids = submitted_batch(&mut conn, "tx1", 0, 3).await;
+    assert_eq!(
+        open_txs_by_hash(&mut conn, &["tx1".into(), "other".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(record_inclusion(&mut conn, "tx1", 10, "rc1").await.unwrap());
+    assert!(
+        !record_inclusion(&mut conn, "tx1", 10, "rc1").await.unwrap(),
+        "replay re-included"
+    );
+    let txs = open_txs_by_receipt(&mut conn, &["rc1".into()])
+        .await
+        .unwrap();
+    assert_eq!(txs.len(), 1);
+    let done = settle(&mut conn, &txs[0], Settlement::Success)
+        .await
+        .unwrap();
+    assert_eq!(done.confirmed, 3);
+    // Replaying the block settles nothing again.
+    assert_eq!(
+        settle(&mut conn, &txs[0], Settlement::Success)
+            .await
+            .unwrap()
+            .confirmed,
+        0
+    );
+    assert!(open_txs_by_receipt(&mut conn, &["rc1".into()])
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        get_tx(&mut conn, "tx1").await.unwrap().unwrap().status,
+        TxStatus::Final
+    );
+    for id in ids {
+        assert_eq!(
+            get_claim(&mut conn, id).await.unwrap().unwrap().status,
+            ClaimStatus::Confirmed
+        );
+    }
+}
+
+#[tokio::test]
+async fn failed_batch_hands_claims_back_and_a_lone_claim_fails() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let batch = submitted_batch(&mut conn, "tx1", 0, 2).await;
+    let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
+    let msg = "Smart contract panicked: The account bob.devnet is not registered";
+    let out = settle(&mut conn, &tx, Settlement::Failure(msg))
+        .await
+        .unwrap();
+    assert_eq!(out.handed_back, 2);
+    for id in &batch {
+        let c = get_claim(&mut conn, *id).await.unwrap().unwrap();
+        assert_eq!(
+            (c.status, c.attempts, c.needs_isolation),
+            (ClaimStatus::Pending, 1, true)
+        );
+        assert_eq!(c.last_error.as_deref(), Some(msg));
+    }
+    let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
+    assert_eq!(
+        (tx.status, tx.failure.as_deref()),
+        (TxStatus::Failed, Some(msg))
+    );
+
+    let alone = submitted_batch(&mut conn, "tx2", 10, 1).await;
+    let tx2 = get_tx(&mut conn, "tx2").await.unwrap().unwrap();
+    assert_eq!(
+        settle(&mut conn, &tx2, Settlement::Failure(msg))
+            .await
+            .unwrap()
+            .failed,
+        1
+    );
+    let c = get_claim(&mut conn, alone[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (c.status, c.last_error.as_deref()),
+        (ClaimStatus::Failed, Some(msg))
+    );
+}
+
+#[tokio::test]
+async fn memo_confirms_only_an_exact_payment_by_our_signer() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let id = submitted_batch(&mut conn, "tx1", 0, 1).await[0];
+    let token = "token.devnet";
+    // Anyone can write our memo; wrong sender, receiver, amount or token confirm nothing.
+    for (t, from, to, amount) in [
+        (token, "mallory.devnet", "alice.devnet", 5),
+        (token, "treasury.devnet", "bob.devnet", 5),
+        (token, "treasury.devnet", "alice.devnet", 4),
+        ("other.devnet", "treasury.devnet", "alice.devnet", 5),
+    ] {
+        assert!(!confirm_by_memo(&mut conn, id, t, from, to, Yocto(amount))
+            .await
+            .unwrap());
+    }
+    assert_eq!(
+        get_claim(&mut conn, id).await.unwrap().unwrap().status,
+        ClaimStatus::Submitted
+    );
+    assert!(confirm_by_memo(
+        &mut conn,
+        id,
+        token,
+        "treasury.devnet",
+        "alice.devnet",
+        Yocto(5)
+    )
+    .await
+    .unwrap());
+    assert!(!confirm_by_memo(
+        &mut conn,
+        id,
+        token,
+        "treasury.devnet",
+        "alice.devnet",
+        Yocto(5)
+    )
+    .await
+    .unwrap());
+    assert_eq!(
+        get_claim(&mut conn, id).await.unwrap().unwrap().status,
+        ClaimStatus::Confirmed
+    );
+    // The receipt outcome arriving afterwards finishes the transaction without touching the claim again.
+    let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
+    assert_eq!(
+        settle(&mut conn, &tx, Settlement::Success)
+            .await
+            .unwrap()
+            .confirmed,
+        0
+    );
+    assert_eq!(
+        get_tx(&mut conn, "tx1").await.unwrap().unwrap().status,
+        TxStatus::Final
+    );
+}
