@@ -1,2 +1,21 @@
 //! `payouts-indexer` owns the chain-to-database path: the near-lake-framework stream, event rules, claim rows,
-//! outcome reconciliation, the cursor and replay. It never signs transactions. (Indexer issue.)
+//! outcome reconciliation, the cursor and replay. It never signs transactions and writes only through
+//! `payouts-store`.
+//!
+//! A block goes: source ([`source`]) → pure scan ([`scan::scan_block`] with [`rules`]) → one DB transaction
+//! ([`apply::commit_blocks`]) holding its claims, its reconciliation updates and the cursor move.
+
+pub mod apply;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod replay;
+pub mod rules;
+pub mod runner;
+pub mod scan;
+pub mod source;
+
+pub use config::IndexerConfig;
+pub use error::IndexerError;
+pub use metrics::{IndexerMetrics, MetricsSnapshot};
+pub use runner::Indexer;

@@ -1,0 +1,69 @@
+//! `[indexer]` settings.
+
+use serde::Deserialize;
+
+use crate::rules::RuleConfig;
+use crate::source::SourceConfig;
+
+/// `[indexer]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexerConfig {
+    /// Where blocks come from.
+    #[serde(default)]
+    pub source: SourceConfig,
+    /// Cursor name; several indexers on one database need distinct names.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// First block when there is no cursor yet. Without it a new indexer starts at the chain head
+    /// (FastNear sources only).
+    #[serde(default)]
+    pub start_block_height: Option<u64>,
+    /// Blocks fetched ahead of processing.
+    #[serde(default = "default_preload")]
+    pub preload: usize,
+    /// Most blocks committed in one DB transaction when the stream runs ahead (each block stays whole).
+    #[serde(default = "default_max_batch")]
+    pub max_blocks_per_commit: usize,
+    /// Event rules.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+fn default_stream() -> String {
+    "main".into()
+}
+fn default_preload() -> usize {
+    100
+}
+fn default_max_batch() -> usize {
+    50
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        Self {
+            source: SourceConfig::default(),
+            stream: default_stream(),
+            start_block_height: None,
+            preload: default_preload(),
+            max_blocks_per_commit: default_max_batch(),
+            rules: vec![],
+        }
+    }
+}
+
+impl IndexerConfig {
+    /// Checks every value; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.source.validate()?;
+        if self.stream.trim().is_empty() {
+            return Err("indexer.stream: must not be empty".into());
+        }
+        if self.preload == 0 || self.max_blocks_per_commit == 0 {
+            return Err("indexer.preload / max_blocks_per_commit: must be at least 1".into());
+        }
+        crate::rules::compile(&self.rules).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! Counters and gauges the indexer keeps for the API to expose.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Shared indexer metrics (cheap atomics; read with [`IndexerMetrics::snapshot`]).
+#[derive(Debug, Default)]
+pub struct IndexerMetrics {
+    last_height: AtomicU64,
+    last_block_timestamp_nanos: AtomicU64,
+    head_seen: AtomicU64,
+    blocks: AtomicU64,
+    events_matched: AtomicU64,
+    claims_inserted: AtomicU64,
+    malformed_logs: AtomicU64,
+    claims_confirmed: AtomicU64,
+    claims_handed_back: AtomicU64,
+    claims_failed: AtomicU64,
+}
+
+/// A point-in-time copy of [`IndexerMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MetricsSnapshot {
+    /// Last committed block height.
+    pub last_height: u64,
+    /// Its timestamp (ns).
+    pub last_block_timestamp_nanos: u64,
+    /// Highest block height seen from the source.
+    pub head_seen: u64,
+    /// Blocks committed.
+    pub blocks: u64,
+    /// Event items that matched a rule.
+    pub events_matched: u64,
+    /// Claims that were new rows.
+    pub claims_inserted: u64,
+    /// Malformed event logs of watched contracts.
+    pub malformed_logs: u64,
+    /// Claims confirmed by reconciliation.
+    pub claims_confirmed: u64,
+    /// Claims handed back for another try.
+    pub claims_handed_back: u64,
+    /// Claims failed for good by reconciliation.
+    pub claims_failed: u64,
+}
+
+impl MetricsSnapshot {
+    /// Blocks between the head seen and the last committed block.
+    pub fn lag_blocks(&self) -> u64 {
+        self.head_seen.saturating_sub(self.last_height)
+    }
+
+    /// Seconds between now and the last committed block's timestamp.
+    pub fn lag_seconds(&self, now_nanos: u64) -> f64 {
+        if self.last_block_timestamp_nanos == 0 {
+            return 0.0;
+        }
+        // Display only: precision loss is fine.
+        now_nanos.saturating_sub(self.last_block_timestamp_nanos) as f64 / 1e9
+    }
+}
+
+/// What one commit added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Highest block committed.
+    pub last_height: u64,
+    /// Its timestamp.
+    pub last_timestamp_nanos: u64,
+    /// Blocks committed.
+    pub blocks: u64,
+    /// Matching event items.
+    pub events: u64,
+    /// New claim rows.
+    pub inserted: u64,
+    /// Malformed logs.
+    pub malformed: u64,
+    /// Confirmed claims.
+    pub confirmed: u64,
+    /// Handed-back claims.
+    pub handed_back: u64,
+    /// Failed claims.
+    pub failed: u64,
+}
+
+impl IndexerMetrics {
+    /// Adds a commit's figures.
+    pub fn record(&self, s: &CommitStats) {
+        self.last_height.fetch_max(s.last_height, Ordering::Relaxed);
+        self.last_block_timestamp_nanos
+            .fetch_max(s.last_timestamp_nanos, Ordering::Relaxed);
+        self.head_seen.fetch_max(s.last_height, Ordering::Relaxed);
+        self.blocks.fetch_add(s.blocks, Ordering::Relaxed);
+        self.events_matched.fetch_add(s.events, Ordering::Relaxed);
+        self.claims_inserted
+            .fetch_add(s.inserted, Ordering::Relaxed);
+        self.malformed_logs
+            .fetch_add(s.malformed, Ordering::Relaxed);
+        self.claims_confirmed
+            .fetch_add(s.confirmed, Ordering::Relaxed);
+        self.claims_handed_back
+            .fetch_add(s.handed_back, Ordering::Relaxed);
+        self.claims_failed.fetch_add(s.failed, Ordering::Relaxed);
+    }
+
+    /// Notes a block height seen from the source (not yet committed).
+    pub fn saw_height(&self, height: u64) {
+        self.head_seen.fetch_max(height, Ordering::Relaxed);
+    }
+
+    /// Reads every value.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            last_height: r(&self.last_height),
+            last_block_timestamp_nanos: r(&self.last_block_timestamp_nanos),
+            head_seen: r(&self.head_seen),
+            blocks: r(&self.blocks),
+            events_matched: r(&self.events_matched),
+            claims_inserted: r(&self.claims_inserted),
+            malformed_logs: r(&self.malformed_logs),
+            claims_confirmed: r(&self.claims_confirmed),
+            claims_handed_back: r(&self.claims_handed_back),
+            claims_failed: r(&self.claims_failed),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Where blocks come from: the near-lake-framework streamer over FastNear (neardata HTTP: mainnet, testnet or
+//! the devnet), NEAR Lake S3 (optionally an S3-compatible endpoint), or a directory in the Lake S3 layout
+//! (`{height:012}/block.json`, `shard_{id}.json`) read through the same S3 code path.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use near_lake_framework::near_indexer_primitives::StreamerMessage;
+use near_lake_framework::s3::client::{GetObjectBytesError, ListCommonPrefixesError, S3Client};
+use near_lake_framework::{FastNearConfigBuilder, LakeConfigBuilder};
+use serde::Deserialize;
+use tokio::sync::mpsc::Receiver;
+use tokio::task::JoinHandle;
+
+use crate::error::IndexerError;
+
+/// `[indexer.source]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// neardata HTTP. `endpoint` is `mainnet`, `testnet` or a URL such as the devnet's `http://127.0.0.1:3030`.
+    Fastnear {
+        /// `mainnet`, `testnet`, or a base URL.
+        endpoint: String,
+    },
+    /// NEAR Lake on S3 (AWS credentials from the usual environment / profile).
+    S3 {
+        /// Bucket, e.g. `near-lake-data-mainnet`.
+        bucket: String,
+        /// Region, e.g. `eu-central-1`.
+        region: String,
+        /// Custom S3-compatible endpoint (MinIO, …).
+        #[serde(default)]
+        endpoint: Option<String>,
+    },
+    /// A directory in the Lake S3 layout, e.g. the devnet's `lake_dir`.
+    Dir {
+        /// The directory.
+        path: PathBuf,
+    },
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig::Fastnear {
+            endpoint: "http://127.0.0.1:3030".into(),
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Checks the values; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            SourceConfig::Fastnear { endpoint } => {
+                let ok = endpoint == "mainnet"
+                    || endpoint == "testnet"
+                    || endpoint.starts_with("http://")
+                    || endpoint.starts_with("https://");
+                if !ok {
+                    return Err(format!(
+                        "indexer.source.endpoint: `{endpoint}` is not `mainnet`, `testnet` or an http(s) URL"
+                    ));
+                }
+            }
+            SourceConfig::S3 {
+                bucket,
+                region,
+                endpoint,
+            } => {
+                if bucket.is_empty() || region.is_empty() {
+                    return Err("indexer.source.bucket / region: must not be empty".into());
+                }
+                if let Some(e) = endpoint {
+                    if !(e.starts_with("http://") || e.starts_with("https://")) {
+                        return Err(format!(
+                            "indexer.source.endpoint: `{e}` is not an http(s) URL"
+                        ));
+                    }
+                }
+            }
+            SourceConfig::Dir { path } => {
+                if !path.is_dir() {
+                    return Err(format!(
+                        "indexer.source.path: {} is not a directory",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A running streamer: its task and the channel of blocks, in height order.
+pub struct Stream {
+    /// The streamer task; it ends only on error (the message says why).
+    pub task: JoinHandle<Result<(), String>>,
+    /// Blocks.
+    pub blocks: Receiver<StreamerMessage>,
+}
+
+/// Starts streaming blocks from `start` on.
+pub async fn start(
+    source: &SourceConfig,
+    start: u64,
+    preload: usize,
+) -> Result<Stream, IndexerError> {
+    let preload = preload.max(1);
+    let (task, blocks) = match source {
+        SourceConfig::Fastnear { endpoint } => {
+            let builder = FastNearConfigBuilder::default()
+                .start_block_height(start)
+                .blocks_preload_pool_size(preload);
+            let builder = match endpoint.as_str() {
+                "mainnet" => builder.mainnet(),
+                "testnet" => builder.testnet(),
+                url => builder.endpoint(url.trim_end_matches('/')),
+            };
+            let cfg = builder
+                .build()
+                .map_err(|e| IndexerError::Source(e.to_string()))?;
+            near_lake_framework::streamer(cfg)
+        }
+        SourceConfig::S3 {
+            bucket,
+            region,
+            endpoint,
+        } => {
+            let mut builder = LakeConfigBuilder::default()
+                .s3_bucket_name(bucket)
+                .s3_region_name(region)
+                .start_block_height(start)
+                .blocks_preload_pool_size(preload);
+            if let Some(endpoint) = endpoint {
+                let shared = aws_config::from_env()
+                    .region(aws_config::Region::new(region.clone()))
+                    .load()
+                    .await;
+                let s3 = aws_sdk_s3::config::Builder::from(&shared)
+                    .endpoint_url(endpoint)
+                    .force_path_style(true)
+                    .build();
+                builder = builder.s3_config(s3);
+            }
+            let cfg = builder
+                .build()
+                .map_err(|e| IndexerError::Source(e.to_string()))?;
+            near_lake_framework::streamer(cfg)
+        }
+        SourceConfig::Dir { path } => {
+            let cfg = LakeConfigBuilder::default()
+                .s3_bucket_name("local")
+                .s3_region_name("local")
+                .start_block_height(start)
+                .blocks_preload_pool_size(preload)
+                .s3_client(DirS3Client::new(path))
+                .build()
+                .map_err(|e| IndexerError::Source(e.to_string()))?;
+            near_lake_framework::streamer(cfg)
+        }
+    };
+    let task = tokio::spawn(async move {
+        match task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("streamer task stopped: {e}")),
+        }
+    });
+    Ok(Stream { task, blocks })
+}
+
+/// Serves a local directory in the Lake S3 layout to near-lake-framework's S3 provider.
+#[derive(Debug, Clone)]
+pub struct DirS3Client {
+    root: Arc<PathBuf>,
+}
+
+impl DirS3Client {
+    /// Serves `root`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: Arc::new(root.to_path_buf()),
+        }
+    }
+}
+
+#[async_trait]
+impl S3Client for DirS3Client {
+    async fn get_object_bytes(
+        &self,
+        _bucket: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, GetObjectBytesError> {
+        if key.split('/').any(|part| part == ".." || part.is_empty()) {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad key {key}"));
+            return Err(GetObjectBytesError(Arc::new(e)));
+        }
+        tokio::fs::read(self.root.join(key))
+            .await
+            .map_err(|e| GetObjectBytesError(Arc::new(e)))
+    }
+
+    async fn list_common_prefixes(
+        &self,
+        _bucket: &str,
+        start_after: &str,
+    ) -> Result<Vec<String>, ListCommonPrefixesError> {
+        let root = Arc::clone(&self.root);
+        let start_after = start_after.to_string();
+        let listed = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            let mut names: Vec<String> = std::fs::read_dir(&*root)?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                // S3 `StartAfter` compares whole keys: "000000000010/" sorts after "000000000010".
+                .filter(|name| format!("{name}/") > start_after)
+                .collect();
+            names.sort();
+            names.truncate(1000);
+            Ok(names)
+        })
+        .await
+        .map_err(|e| ListCommonPrefixesError(Arc::new(std::io::Error::other(e.to_string()))))?;
+        listed.map_err(|e| ListCommonPrefixesError(Arc::new(e)))
+    }
+}

@@ -1,0 +1,3 @@
+//! Indexer tests: real lake data, the real near-lake-framework streamer, a real PostgreSQL.
+
+mod fixture;
