@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use payouts_indexer::IndexerConfig;
 use payouts_store::DbConfig;
 use serde::Deserialize;
 
@@ -25,6 +26,9 @@ pub struct Config {
     /// `[log]`
     #[serde(default)]
     pub log: LogConfig,
+    /// `[indexer]` (with `[indexer.source]` and `[[indexer.rules]]`)
+    #[serde(default)]
+    pub indexer: IndexerConfig,
 }
 
 /// `[network]`: which NEAR network to talk to.
@@ -183,6 +187,7 @@ impl Config {
         if self.network.chain_id.trim().is_empty() {
             return Err(ConfigError("network.chain_id: must not be empty".into()));
         }
+        self.indexer.validate().map_err(ConfigError)?;
         Ok(())
     }
 }

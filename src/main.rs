@@ -6,6 +6,7 @@
 mod cli;
 mod config;
 mod logging;
+mod roles;
 
 use std::process::ExitCode;
 
@@ -63,6 +64,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{verb} migration {version}");
             }
             Ok(())
+        }
+        Command::Indexer => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            config.log_summary();
+            roles::indexer(config).await
+        }
+        Command::Replay { from, to, dry_run } => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            roles::replay_range(config, from, to, dry_run).await
         }
         other => anyhow::bail!("`payouts {}` is not implemented yet", other.name()),
     }

@@ -154,3 +154,15 @@ fn unimplemented_roles_exit_non_zero() {
     assert!(!out.status.success());
     assert!(assert_one_clean_line(&out).contains("not implemented"));
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("payouts.example.toml");
+    // Nothing listens on port 1, so a valid config gets as far as connecting (exit 1, not 2).
+    let out = payouts(
+        &["--config", &example.to_string_lossy(), "migrate"],
+        &[("PAYOUTS_DATABASE__URL", "postgres://x@127.0.0.1:1/x")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(assert_one_clean_line(&out).contains("cannot connect"));
+}

@@ -1,3 +1,4 @@
 //! End-to-end tests of the `payouts` binary.
 
 mod cli;
+mod replay;
