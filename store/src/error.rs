@@ -60,6 +60,15 @@ pub enum StoreError {
         /// the height asked for
         requested: i64,
     },
+    /// The caller no longer holds the lease on this key (expired or taken over), or the nonce did not move
+    /// forward: it must not sign with the key.
+    #[error("lease on key {public_key} is not held by {owner} (expired or taken), or the nonce did not advance")]
+    LeaseLost {
+        /// the key
+        public_key: String,
+        /// the would-be holder
+        owner: String,
+    },
     /// A stored value that cannot be what it claims (e.g. a negative height).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

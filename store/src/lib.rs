@@ -10,6 +10,7 @@ pub mod claims;
 pub mod cluster;
 pub mod cursor;
 pub mod error;
+pub mod keys;
 pub mod memo;
 pub mod migrate;
 pub mod pool;
