@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use payouts_devnet::DevnetConfig;
 use payouts_indexer::IndexerConfig;
 use payouts_store::DbConfig;
 use serde::Deserialize;
@@ -15,8 +16,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `[database]`
-    pub database: DbConfig,
+    /// `[database]`: required by every role but `devnet`.
+    #[serde(default)]
+    database: Option<DbConfig>,
     /// `[network]`
     #[serde(default)]
     pub network: NetworkConfig,
@@ -29,6 +31,9 @@ pub struct Config {
     /// `[indexer]` (with `[indexer.source]` and `[[indexer.rules]]`)
     #[serde(default)]
     pub indexer: IndexerConfig,
+    /// `[devnet]`: the local chain of `payouts devnet` / `payouts dev`.
+    #[serde(default)]
+    pub devnet: DevnetConfig,
 }
 
 /// `[network]`: which NEAR network to talk to.
@@ -159,10 +164,19 @@ impl Config {
         Ok(config)
     }
 
+    /// The database settings, or the configuration error a role that needs them reports.
+    pub fn database(&self) -> Result<&DbConfig, ConfigError> {
+        self.database.as_ref().ok_or_else(|| {
+            ConfigError(
+                "database.url: is missing (set it in the config file, PAYOUTS_DATABASE__URL or DATABASE_URL)".into(),
+            )
+        })
+    }
+
     /// Logs the effective settings (never secrets) at start-up.
     pub fn log_summary(&self) {
         tracing::debug!(
-            database = %self.database.url,
+            database = %self.database.as_ref().map_or_else(|| "-".to_string(), |d| d.url.to_string()),
             chain_id = %self.network.chain_id,
             rpc_url = %self.network.rpc_url,
             api_listen = %self.api.listen,
@@ -171,7 +185,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        self.database.validate().map_err(ConfigError)?;
+        if let Some(db) = &self.database {
+            db.validate().map_err(ConfigError)?;
+        }
         let rpc = &self.network.rpc_url;
         if !(rpc.starts_with("http://") || rpc.starts_with("https://")) {
             return Err(ConfigError(format!(

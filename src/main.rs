@@ -53,12 +53,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Direction::Up
             };
-            let done = run_migrations(&config.database, direction)
+            let db = config.database()?;
+            let done = run_migrations(db, direction)
                 .await
-                .with_context(|| format!("migrating {}", config.database.url))?;
+                .with_context(|| format!("migrating {}", db.url))?;
             let verb = if revert_all { "reverted" } else { "applied" };
             if done.is_empty() {
-                println!("database is up to date ({})", config.database.url);
+                println!("database is up to date ({})", db.url);
             }
             for version in done {
                 println!("{verb} migration {version}");
@@ -70,6 +71,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&config.log);
             config.log_summary();
             roles::indexer(config).await
+        }
+        Command::Devnet => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            roles::devnet(config).await
         }
         Command::Replay { from, to, dry_run } => {
             let config = Config::load(cli.config.as_deref())?;

@@ -14,13 +14,14 @@ use crate::config::Config;
 
 /// Applies pending migrations and opens the pool: the start of every long-running role.
 pub async fn prepare_database(config: &Config) -> anyhow::Result<PgPool> {
-    let applied = run_migrations(&config.database, Direction::Up)
+    let db = config.database()?;
+    let applied = run_migrations(db, Direction::Up)
         .await
-        .with_context(|| format!("migrating {}", config.database.url))?;
+        .with_context(|| format!("migrating {}", db.url))?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");
     }
-    Ok(payouts_store::connect(&config.database).await?)
+    Ok(payouts_store::connect(db).await?)
 }
 
 /// A token cancelled on SIGINT (Ctrl-C) or SIGTERM.
@@ -87,5 +88,12 @@ pub async fn replay_range(config: Config, from: u64, to: u64, dry_run: bool) -> 
         report.new_claims,
         report.malformed,
     );
+    Ok(())
+}
+
+/// `payouts devnet`
+pub async fn devnet(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signals();
+    payouts_devnet::run(config.devnet, async move { shutdown.cancelled().await }).await?;
     Ok(())
 }

@@ -1,2 +1,33 @@
-//! `payouts-devnet`: a local NEAR-compatible chain (real JSON-RPC, neardata blocks, real protocol rules)
-//! for `payouts dev`, the tests and the benchmarks. Work in progress: see the devnet issue.
+//! `payouts-devnet`: a single-process local NEAR-compatible chain for `payouts dev`, tests and
+//! benchmarks. It owns the chain state (accounts, access keys, the native NEP-141 token and
+//! claims contracts, blocks), enforces nearcore's transaction rules with nearcore's error
+//! values, and serves the real interfaces on one HTTP port: JSON-RPC (`POST /`) and the neardata
+//! endpoints the near-lake-framework FastNear provider reads (`GET /v0/...`), optionally also
+//! the Lake S3 file layout. It shares no code or tables with the other crates: the product
+//! talks to it only through those public interfaces, exactly as it would to testnet.
+//!
+//! Start it with [`Devnet::start`] (tests, in-process) or [`run`] (`payouts devnet`).
+
+pub mod bench;
+pub mod chain;
+pub mod config;
+pub mod contracts;
+pub mod error;
+pub mod faults;
+pub mod fees;
+pub mod genesis;
+mod http;
+mod keyfiles;
+mod load;
+mod neardata;
+mod node;
+mod producer;
+mod rpc;
+pub mod state;
+pub mod validate;
+
+pub use bench::{bench_apply, BenchReport};
+pub use config::{DevnetConfig, Faults, LoadConfig, TGAS};
+pub use error::DevnetError;
+pub use genesis::Genesis;
+pub use node::{run, BlockGas, Devnet, DevnetHandle};

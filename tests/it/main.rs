@@ -1,4 +1,5 @@
 //! End-to-end tests of the `payouts` binary.
 
 mod cli;
+mod devnet;
 mod replay;

@@ -1,0 +1,251 @@
+//! The chain: state, transaction pool, pending receipts, produced blocks and the outcome index.
+//!
+//! Lifecycle of a transaction: `submit` validates it (nearcore's RPC checks) and puts it in the
+//! pool; the next `produce_block` re-checks it at chunk production (including the nonce upper
+//! bound and the fault knob that drops transactions), charges the signer and converts it into a
+//! receipt; a later block executes the receipt (all actions or none) and emits gas/deposit refund
+//! receipts from `system`, executed in the block after that. Blocks become final two blocks
+//! after they are produced, like doomslug finality on nearcore.
+
+mod execute;
+mod outcome;
+mod produce;
+mod views;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use near_crypto::PublicKey;
+use near_primitives::action::Action;
+use near_primitives::errors::InvalidTxError;
+use near_primitives::hash::CryptoHash;
+use near_primitives::transaction::SignedTransaction;
+use near_primitives::types::AccountId;
+use near_primitives::views::{ExecutionOutcomeWithIdView, ReceiptView};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+pub use outcome::{satisfies as outcome_satisfies, TxLookup, TxProgress};
+pub use views::Block;
+
+use crate::contracts::FtTransferEvent;
+use crate::fees::{Fees, TxCost};
+use crate::state::State;
+use crate::validate::{self, ChainPoint};
+
+/// Blocks between a block and the moment it is final.
+pub const FINALITY_LAG: u64 = 2;
+
+/// Fixed chain parameters.
+#[derive(Clone)]
+pub struct ChainParams {
+    /// Chain id.
+    pub chain_id: String,
+    /// Height of the genesis block.
+    pub genesis_height: u64,
+    /// Per-block gas limit, `None` when lifted.
+    pub gas_limit: Option<u64>,
+    /// Transaction validity period, blocks.
+    pub validity_period: u64,
+    /// Fee schedule.
+    pub fees: Fees,
+}
+
+/// A transaction waiting in the pool.
+struct PendingTx {
+    tx: SignedTransaction,
+    cost: TxCost,
+    arrival: u64,
+}
+
+/// A receipt waiting for execution.
+struct PendingReceipt {
+    view: ReceiptView,
+    actions: Vec<Action>,
+    signer: AccountId,
+    /// Gas prepaid for executing it (exec fees + attached gas); refunded when unused.
+    prepaid_gas: u64,
+    /// Gas the receipt can burn at most (admission against the block gas limit).
+    upper_bound: u64,
+    /// A refund from `system` (does not count for `EXECUTED` statuses).
+    is_refund: bool,
+}
+
+/// An included transaction.
+pub(crate) struct TxRecord {
+    pub(crate) tx: SignedTransaction,
+    pub(crate) height: u64,
+    pub(crate) outcome: ExecutionOutcomeWithIdView,
+}
+
+/// An executed receipt.
+pub(crate) struct ReceiptRecord {
+    pub(crate) view: ReceiptView,
+    pub(crate) outcome: ExecutionOutcomeWithIdView,
+    pub(crate) height: u64,
+}
+
+/// A successful `ft_transfer` with where it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedFtTransfer {
+    /// The transfer.
+    pub event: FtTransferEvent,
+    /// Receipt that applied it.
+    pub receipt_id: CryptoHash,
+    /// Block height.
+    pub height: u64,
+}
+
+/// The whole chain. Owned by the node behind a mutex; every method is synchronous and quick.
+pub struct Chain {
+    params: ChainParams,
+    state: State,
+    blocks: Vec<Arc<Block>>,
+    hash_to_height: HashMap<CryptoHash, u64>,
+    pool: Vec<PendingTx>,
+    pool_hashes: HashSet<CryptoHash>,
+    receipts: VecDeque<PendingReceipt>,
+    /// Receipts created by the last block (the next chunk's `receipts`).
+    last_outgoing: Vec<ReceiptView>,
+    txs: HashMap<CryptoHash, TxRecord>,
+    receipt_records: HashMap<CryptoHash, ReceiptRecord>,
+    ft_transfers: Vec<AppliedFtTransfer>,
+    /// Ids of every refund receipt created (refunds only hold back `FINAL`).
+    refund_ids: HashSet<CryptoHash>,
+    arrivals: u64,
+    drop_rng: StdRng,
+    drop_share: f64,
+}
+
+impl Chain {
+    /// A chain holding only the genesis block, produced at `timestamp_ns`.
+    pub fn new(params: ChainParams, state: State, timestamp_ns: u64, drop_seed: u64) -> Self {
+        let mut chain = Self {
+            params,
+            state,
+            blocks: Vec::new(),
+            hash_to_height: HashMap::new(),
+            pool: Vec::new(),
+            pool_hashes: HashSet::new(),
+            receipts: VecDeque::new(),
+            last_outgoing: Vec::new(),
+            txs: HashMap::new(),
+            receipt_records: HashMap::new(),
+            ft_transfers: Vec::new(),
+            refund_ids: HashSet::new(),
+            arrivals: 0,
+            drop_rng: StdRng::seed_from_u64(drop_seed),
+            drop_share: 0.0,
+        };
+        chain.produce_genesis(timestamp_ns);
+        chain
+    }
+
+    /// Chain parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// Current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Sets the share of valid transactions silently dropped at chunk production.
+    pub fn set_drop_share(&mut self, share: f64) {
+        self.drop_share = share;
+    }
+
+    /// The latest block.
+    pub fn head(&self) -> &Arc<Block> {
+        // `new` always produces genesis, so `blocks` is never empty.
+        let last = self.blocks.len().saturating_sub(1);
+        &self.blocks[last]
+    }
+
+    /// Height of the latest final block.
+    pub fn final_height(&self) -> u64 {
+        self.head()
+            .height
+            .saturating_sub(FINALITY_LAG)
+            .max(self.params.genesis_height)
+    }
+
+    /// The latest final block.
+    pub fn final_block(&self) -> &Arc<Block> {
+        let h = self.final_height();
+        self.block_at(h).unwrap_or_else(|| self.head())
+    }
+
+    /// The block at a height.
+    pub fn block_at(&self, height: u64) -> Option<&Arc<Block>> {
+        let idx = height.checked_sub(self.params.genesis_height)?;
+        self.blocks.get(usize::try_from(idx).ok()?)
+    }
+
+    /// The block with a hash.
+    pub fn block_by_hash(&self, hash: &CryptoHash) -> Option<&Arc<Block>> {
+        self.hash_to_height
+            .get(hash)
+            .and_then(|h| self.block_at(*h))
+    }
+
+    /// The genesis block.
+    pub fn genesis(&self) -> &Arc<Block> {
+        &self.blocks[0]
+    }
+
+    /// Every successful `ft_transfer` applied so far, in order.
+    pub fn ft_transfers(&self) -> &[AppliedFtTransfer] {
+        &self.ft_transfers
+    }
+
+    /// Transactions waiting in the pool.
+    pub fn pool_len(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Receipts waiting for execution.
+    pub fn pending_receipts(&self) -> usize {
+        self.receipts.len()
+    }
+
+    /// Validates a transaction as nearcore's RPC does and adds it to the pool. A transaction
+    /// already in the pool or on chain is accepted again without checks (re-broadcasts are safe).
+    pub fn submit(&mut self, tx: SignedTransaction) -> Result<CryptoHash, InvalidTxError> {
+        let hash = tx.get_hash();
+        if self.pool_hashes.contains(&hash) || self.txs.contains_key(&hash) {
+            return Ok(hash);
+        }
+        let cost = validate::check_stateless(&self.params.fees, &tx)?;
+        let at = ChainPoint {
+            head_height: self.head().height,
+            base_height: self
+                .hash_to_height
+                .get(tx.transaction.block_hash())
+                .copied(),
+            validity_period: self.params.validity_period,
+            producing_height: None,
+        };
+        validate::check_stateful(&self.state, &tx, &cost, at)?;
+        self.arrivals += 1;
+        self.pool.push(PendingTx {
+            tx,
+            cost,
+            arrival: self.arrivals,
+        });
+        self.pool_hashes.insert(hash);
+        Ok(hash)
+    }
+
+    /// Key of a pool entry used to order transactions of one access key by nonce.
+    fn lane(tx: &SignedTransaction) -> (AccountId, PublicKey) {
+        (
+            tx.transaction.signer_id().clone(),
+            tx.transaction.public_key().clone(),
+        )
+    }
+}

@@ -1,0 +1,152 @@
+//! Seeded random loads straight on the chain (no HTTP): the gas limit is never exceeded, every
+//! valid transaction eventually lands, and receipts run in the order their transactions landed.
+
+use near_crypto::{InMemorySigner, Signer};
+use near_primitives::action::{Action, FunctionCallAction};
+use near_primitives::transaction::{Transaction, TransactionV0};
+use near_primitives::types::{AccountId, Balance, Gas};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{Chain, ChainParams};
+use crate::config::TGAS;
+use crate::fees::Fees;
+use crate::genesis::{derived_secret_key, Genesis};
+use crate::validate::sign;
+
+fn chain(gas_limit: u64) -> (Chain, Genesis, Vec<AccountId>) {
+    let genesis = Genesis::default();
+    let built = genesis.build().unwrap();
+    let params = ChainParams {
+        chain_id: "devnet".into(),
+        genesis_height: 1,
+        gas_limit: Some(gas_limit),
+        validity_period: 10_000,
+        fees: Fees::new(100_000_000, 300 * TGAS),
+    };
+    (Chain::new(params, built.state, 1, 0), genesis, built.users)
+}
+
+fn call(method: &str, args: String, gas: u64, deposit: u128) -> Action {
+    Action::FunctionCall(Box::new(FunctionCallAction {
+        method_name: method.into(),
+        args: args.into_bytes(),
+        gas: Gas::from_gas(gas),
+        deposit: Balance::from_yoctonear(deposit),
+    }))
+}
+
+#[test]
+fn random_loads_never_exceed_the_block_gas_limit() {
+    for seed in 0..12u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let limit = rng.gen_range(120..=1_000) * TGAS;
+        let (mut chain, genesis, users) = chain(limit);
+        let treasury = genesis.treasury.clone();
+        let signers: Vec<Signer> = (0..8)
+            .map(|i| {
+                InMemorySigner::from_secret_key(treasury.clone(), derived_secret_key(&treasury, i))
+            })
+            .collect();
+        let mut nonces = [0u64; 8];
+        let mut expected = 0usize;
+        let mut landed = Vec::new();
+        let mut ts = 2;
+        for _step in 0..rng.gen_range(5..25) {
+            for _ in 0..rng.gen_range(0..12) {
+                let k = rng.gen_range(0..8);
+                // A receipt always fits an empty block (its upper bound is below the limit):
+                // ~2.7 Tgas per transfer.
+                let max_n = (limit / (28 * TGAS / 10)).min(100) as usize;
+                let n = rng.gen_range(1..=max_n);
+                let gas_each = rng.gen_range(2..=3) * TGAS;
+                let actions = (0..n)
+                    .map(|i| {
+                        let to = &users[2 * rng.gen_range(0..500)];
+                        let args = format!(r#"{{"receiver_id":"{to}","amount":"1","memo":"{i}"}}"#);
+                        call("ft_transfer", args, gas_each, 1)
+                    })
+                    .collect();
+                nonces[k] += 1;
+                let tx = Transaction::V0(TransactionV0 {
+                    signer_id: treasury.clone(),
+                    public_key: signers[k].public_key(),
+                    nonce: nonces[k],
+                    receiver_id: genesis.token.account_id.clone(),
+                    block_hash: chain.head().hash,
+                    actions,
+                });
+                let hash = chain.submit(sign(tx, &signers[k])).unwrap();
+                landed.push(hash);
+                expected += n;
+            }
+            for _ in 0..rng.gen_range(1..3) {
+                chain.produce_block(ts);
+                ts += 1;
+            }
+        }
+        while chain.pool_len() > 0 || chain.pending_receipts() > 0 {
+            chain.produce_block(ts);
+            ts += 1;
+            assert!(ts < 10_000, "seed {seed}: work never drained");
+        }
+        for h in 1..=chain.head().height {
+            let b = chain.block_at(h).unwrap();
+            assert!(
+                b.gas_used <= limit,
+                "seed {seed}: block {h} used {} > {limit}",
+                b.gas_used
+            );
+        }
+        // Every transfer applied (all receivers registered, 2–3 Tgas attached each).
+        assert_eq!(chain.ft_transfers().len(), expected, "seed {seed}");
+        // Receipts ran in the order their transactions were included.
+        let mut order: Vec<(u64, u64)> = landed
+            .iter()
+            .map(|hash| {
+                let rec = &chain.txs[hash];
+                let receipt = rec.outcome.outcome.receipt_ids[0];
+                (rec.height, chain.receipt_records[&receipt].height)
+            })
+            .collect();
+        order.sort();
+        assert!(
+            order.windows(2).all(|w| w[0].1 <= w[1].1),
+            "seed {seed}: receipts out of order"
+        );
+    }
+}
+
+#[test]
+fn tx_is_included_next_block_and_executes_in_a_later_one() {
+    let (mut chain, genesis, users) = chain(1_000 * TGAS);
+    let treasury = genesis.treasury.clone();
+    let signer =
+        InMemorySigner::from_secret_key(treasury.clone(), derived_secret_key(&treasury, 0));
+    let args = format!(r#"{{"receiver_id":"{}","amount":"5"}}"#, users[0]);
+    let tx = Transaction::V0(TransactionV0 {
+        signer_id: treasury,
+        public_key: signer.public_key(),
+        nonce: 1,
+        receiver_id: genesis.token.account_id.clone(),
+        block_hash: chain.head().hash,
+        actions: vec![call("ft_transfer", args, 3 * TGAS, 1)],
+    });
+    let hash = chain.submit(sign(tx, &signer)).unwrap();
+    let b2 = chain.produce_block(2);
+    assert_eq!(
+        b2.shard()
+            .unwrap()
+            .chunk
+            .as_ref()
+            .unwrap()
+            .transactions
+            .len(),
+        1
+    );
+    assert!(chain.ft_transfers().is_empty());
+    let b3 = chain.produce_block(3);
+    assert_eq!(b3.shard().unwrap().receipt_execution_outcomes.len(), 1);
+    assert_eq!(chain.ft_transfers().len(), 1);
+    assert_eq!(chain.txs[&hash].height, 2);
+}

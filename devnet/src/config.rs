@@ -1,0 +1,172 @@
+//! Devnet configuration: one typed value, deserialized from the `[devnet]` table of the payouts
+//! TOML (or built in code by tests), with defaults close to a nearcore localnet.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// One teragas, in gas units.
+pub const TGAS: u64 = 1_000_000_000_000;
+
+/// Everything `Devnet::start` needs. Every field has a default (`DevnetConfig::default()`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevnetConfig {
+    /// Address of the single HTTP port (JSON-RPC on `POST /`, neardata on `GET /v0/...`).
+    /// Use port 0 to let the OS pick one (tests).
+    pub listen: SocketAddr,
+    /// Time between two blocks, in milliseconds.
+    pub block_time_ms: u64,
+    /// Genesis TOML file; `None` uses the built-in genesis (see `genesis` module docs).
+    pub genesis: Option<PathBuf>,
+    /// Directory the key files are written to. `None`: a fresh directory under the system temp
+    /// directory, unique per process and port.
+    pub key_dir: Option<PathBuf>,
+    /// Gas limit of the single shard's chunk, per block, in gas units (default 1,000 Tgas).
+    /// Work is admitted by its worst case (receipt: execution fees + attached gas capped at the
+    /// method's gas), so a block never exceeds it; the one exception is a single receipt larger
+    /// than the whole limit, which runs alone in an otherwise empty block rather than never
+    /// (impossible with limits of 300 Tgas and more).
+    pub gas_limit: u64,
+    /// Lift the per-block gas limit entirely (benchmarks).
+    pub lift_gas_limit: bool,
+    /// Maximum prepaid gas of one transaction (default 300 Tgas; protocol 83+ uses 1 PGas).
+    pub max_tx_gas: u64,
+    /// Transaction validity period, in blocks (localnet default: 100).
+    pub validity_period: u64,
+    /// How long `send_tx` / `tx` wait for the requested `wait_until` before answering HTTP 408.
+    pub rpc_timeout_ms: u64,
+    /// How long `GET /v0/block/{h}` long-polls for a height that is not final yet.
+    pub neardata_poll_ms: u64,
+    /// If set, final blocks are also written in the Lake S3 layout
+    /// (`{height:012}/block.json`, `{height:012}/shard_0.json`) under this directory.
+    pub lake_dir: Option<PathBuf>,
+    /// Fault knobs (can be changed at run time through `DevnetHandle::set_faults`).
+    pub faults: Faults,
+    /// Built-in load generator of user `claim` calls.
+    pub load: LoadConfig,
+}
+
+impl Default for DevnetConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3030)),
+            block_time_ms: 500,
+            genesis: None,
+            key_dir: None,
+            gas_limit: 1_000 * TGAS,
+            lift_gas_limit: false,
+            max_tx_gas: 300 * TGAS,
+            validity_period: 100,
+            rpc_timeout_ms: 10_000,
+            neardata_poll_ms: 5_000,
+            lake_dir: None,
+            faults: Faults::default(),
+            load: LoadConfig::default(),
+        }
+    }
+}
+
+impl DevnetConfig {
+    /// A configuration for in-process tests: random port, fast blocks, short timeouts.
+    pub fn for_tests() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            block_time_ms: 50,
+            rpc_timeout_ms: 3_000,
+            neardata_poll_ms: 1_000,
+            ..Self::default()
+        }
+    }
+
+    /// The per-block gas limit in force, `None` when lifted.
+    pub fn effective_gas_limit(&self) -> Option<u64> {
+        (!self.lift_gas_limit).then_some(self.gas_limit)
+    }
+}
+
+/// Fault knobs. Shares are probabilities in `[0, 1]` drawn from a seeded RNG, so a test run is
+/// reproducible for a given seed and request sequence.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Share of valid transactions silently dropped at chunk production (never on chain; the
+    /// client only sees a timeout).
+    pub drop_tx_share: f64,
+    /// Share of JSON-RPC calls answered with HTTP 408 `TIMEOUT_ERROR`. The call is still
+    /// processed (a sent transaction does reach the pool): only the answer is lost.
+    pub rpc_timeout_share: f64,
+    /// Share of JSON-RPC calls answered with HTTP 500 without being processed.
+    pub rpc_5xx_share: f64,
+    /// Extra delay added to every block interval, in milliseconds.
+    pub block_delay_ms: u64,
+    /// Seed of the fault RNG.
+    pub seed: u64,
+}
+
+/// The load generator: users call `claims.devnet` `claim({"amount"})` at a steady rate, signed
+/// with their own keys and submitted through the same validation path as RPC transactions.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadConfig {
+    /// Claims per second (0 = off).
+    pub claims_per_second: f64,
+    /// Seed for user selection and amounts.
+    pub seed: u64,
+    /// Largest claimed amount, in token base units (amounts are uniform in `1..=max_amount`).
+    /// In TOML a decimal string (yocto amounts overflow TOML's 64-bit integers) or a small integer.
+    #[serde(deserialize_with = "u128_from_string_or_int")]
+    pub max_amount: u128,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            claims_per_second: 0.0,
+            seed: 7,
+            max_amount: 1_000_000_000_000_000_000_000_000,
+        }
+    }
+}
+
+/// Reads a u128 written as a decimal string or as an integer.
+fn u128_from_string_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Amount {
+        Text(String),
+        Int(u64),
+    }
+    match Amount::deserialize(d)? {
+        Amount::Int(v) => Ok(u128::from(v)),
+        Amount::Text(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` does not fit in 128 bits"))),
+        Amount::Text(s) => Err(serde::de::Error::custom(format!(
+            "`{s}` is not a whole number of base units"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults() {
+        let cfg: DevnetConfig = toml::from_str(
+            "block_time_ms = 100\nlift_gas_limit = true\n[faults]\ndrop_tx_share = 0.5\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.block_time_ms, 100);
+        assert_eq!(cfg.effective_gas_limit(), None);
+        assert_eq!(cfg.faults.drop_tx_share, 0.5);
+        assert_eq!(cfg.max_tx_gas, 300 * TGAS);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(toml::from_str::<DevnetConfig>("blocktime = 1").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! The single HTTP port: JSON-RPC on `POST /`, neardata on `GET /v0/...`, plus nearcore's
+//! `GET /status` and `GET /health`.
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::node::Shared;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", post(crate::rpc::handle))
+        .route("/status", get(crate::rpc::http_status))
+        .route("/health", get(|| async { "" }))
+        .merge(crate::neardata::routes())
+        .with_state(shared)
+}

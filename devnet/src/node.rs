@@ -1,0 +1,314 @@
+//! The running node: the chain behind a mutex, the block producer task, the HTTP server and the
+//! optional load generator, plus the handle tests and `payouts devnet` hold.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use near_crypto::{InMemorySigner, Signer};
+use near_primitives::types::AccountId;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::chain::{AppliedFtTransfer, Chain, ChainParams};
+use crate::config::{DevnetConfig, Faults};
+use crate::error::DevnetError;
+use crate::faults::FaultState;
+use crate::fees::Fees;
+use crate::genesis::{self, Genesis, KnownKey};
+
+/// State shared by the producer, the HTTP handlers and the handle.
+pub(crate) struct Shared {
+    pub(crate) chain: Mutex<Chain>,
+    pub(crate) faults: Mutex<FaultState>,
+    /// Height of the head; every new block sends.
+    pub(crate) head: watch::Sender<u64>,
+    /// Becomes true on shutdown.
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) cfg: DevnetConfig,
+    pub(crate) started: Instant,
+    pub(crate) keys: std::collections::BTreeMap<AccountId, Vec<KnownKey>>,
+    pub(crate) users: Vec<AccountId>,
+    pub(crate) treasury: AccountId,
+    pub(crate) token: AccountId,
+}
+
+/// Wall-clock time in nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Entry point: `Devnet::start(cfg)`.
+pub struct Devnet;
+
+impl Devnet {
+    /// Builds genesis, writes key files, binds the port and starts producing blocks.
+    pub async fn start(cfg: DevnetConfig) -> Result<DevnetHandle, DevnetError> {
+        let genesis = match &cfg.genesis {
+            Some(path) => Genesis::from_file(path)?,
+            None => Genesis::default(),
+        };
+        let built = genesis.build()?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| DevnetError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| DevnetError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let key_dir = cfg.key_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "payouts-devnet-{}-{}",
+                std::process::id(),
+                addr.port()
+            ))
+        });
+        let treasury_key_files = genesis::write_key_files(&key_dir, &built, &genesis.treasury)?;
+        let params = ChainParams {
+            chain_id: genesis.chain_id.clone(),
+            genesis_height: genesis.genesis_height,
+            gas_limit: cfg.effective_gas_limit(),
+            validity_period: cfg.validity_period,
+            fees: Fees::new(genesis.gas_price.0, cfg.max_tx_gas),
+        };
+        let mut chain = Chain::new(params, built.state, now_ns(), cfg.faults.seed);
+        chain.set_drop_share(cfg.faults.drop_tx_share);
+        let head_height = chain.head().height;
+        let shared = Arc::new(Shared {
+            chain: Mutex::new(chain),
+            faults: Mutex::new(FaultState::new(cfg.faults.clone())),
+            head: watch::channel(head_height).0,
+            stop: watch::channel(false).0,
+            cfg: cfg.clone(),
+            started: Instant::now(),
+            keys: built.keys,
+            users: built.users,
+            treasury: genesis.treasury.clone(),
+            token: genesis.token.account_id.clone(),
+        });
+        let mut tasks = Vec::new();
+        let app = crate::http::router(shared.clone());
+        let mut stop_rx = shared.stop.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(err) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(%err, "devnet http server failed");
+            }
+        }));
+        tasks.push(tokio::spawn(crate::producer::run(shared.clone())));
+        if cfg.load.claims_per_second > 0.0 {
+            tasks.push(tokio::spawn(crate::load::run(shared.clone())));
+        }
+        tracing::info!(%addr, height = head_height, "devnet started");
+        Ok(DevnetHandle {
+            shared,
+            addr,
+            key_dir,
+            treasury_key_files,
+            tasks,
+        })
+    }
+}
+
+/// A running devnet. Dropping it without [`DevnetHandle::shutdown`] leaves the tasks running
+/// until the runtime stops.
+pub struct DevnetHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    key_dir: PathBuf,
+    treasury_key_files: Vec<PathBuf>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Gas of one produced block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockGas {
+    /// Height.
+    pub height: u64,
+    /// Gas burnt.
+    pub used: u64,
+    /// Limit in force (`None`: lifted).
+    pub limit: Option<u64>,
+}
+
+impl DevnetHandle {
+    /// `http://127.0.0.1:PORT`: the JSON-RPC URL and the neardata base URL.
+    pub fn rpc_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Directory holding the key files.
+    pub fn key_dir(&self) -> &std::path::Path {
+        &self.key_dir
+    }
+
+    /// Key file of the treasury's first key (`treasury.devnet-0.json` by default).
+    pub fn treasury_key_file(&self) -> PathBuf {
+        self.treasury_key_files
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.key_dir.join("missing.json"))
+    }
+
+    /// Key files of every treasury key.
+    pub fn treasury_key_files(&self) -> &[PathBuf] {
+        &self.treasury_key_files
+    }
+
+    /// The treasury account.
+    pub fn treasury(&self) -> &AccountId {
+        &self.shared.treasury
+    }
+
+    /// The token contract account.
+    pub fn token(&self) -> &AccountId {
+        &self.shared.token
+    }
+
+    /// Generated user accounts, `user-N.devnet` at index N.
+    pub fn users(&self) -> &[AccountId] {
+        &self.shared.users
+    }
+
+    /// A signer for key `index` of an account whose keys the genesis derived.
+    pub fn signer(&self, account: &AccountId, index: usize) -> Option<Signer> {
+        let key = self.shared.keys.get(account)?.get(index)?;
+        Some(InMemorySigner::from_secret_key(
+            account.clone(),
+            key.secret_key.clone(),
+        ))
+    }
+
+    /// Signers for every derived key of the treasury.
+    pub fn treasury_signers(&self) -> Vec<Signer> {
+        let keys = self
+            .shared
+            .keys
+            .get(&self.shared.treasury)
+            .map_or(&[][..], |k| k.as_slice());
+        keys.iter()
+            .map(|k| InMemorySigner::from_secret_key(k.account_id.clone(), k.secret_key.clone()))
+            .collect()
+    }
+
+    /// Replaces the fault knobs (takes effect for the next call / block).
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared
+            .chain
+            .lock()
+            .set_drop_share(faults.drop_tx_share);
+        self.shared.faults.lock().set(faults);
+    }
+
+    /// The fault knobs in force.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults.lock().faults().clone()
+    }
+
+    /// Height of the head block.
+    pub fn head_height(&self) -> u64 {
+        *self.shared.head.borrow()
+    }
+
+    /// Height of the latest final block.
+    pub fn final_height(&self) -> u64 {
+        self.shared.chain.lock().final_height()
+    }
+
+    /// Token balance of an account (`None`: not registered).
+    pub fn ft_balance(&self, account: &AccountId) -> Option<u128> {
+        let chain = self.shared.chain.lock();
+        chain
+            .state()
+            .ft(&self.shared.token)?
+            .balances
+            .get(account)
+            .copied()
+    }
+
+    /// NEAR balance of an account, yoctoNEAR.
+    pub fn near_balance(&self, account: &AccountId) -> Option<u128> {
+        self.shared
+            .chain
+            .lock()
+            .state()
+            .account(account)
+            .map(|a| a.amount)
+    }
+
+    /// Every successful `ft_transfer` applied so far, in order.
+    pub fn ft_transfers(&self) -> Vec<AppliedFtTransfer> {
+        self.shared.chain.lock().ft_transfers().to_vec()
+    }
+
+    /// Gas used and limit of every block so far.
+    pub fn block_gas(&self) -> Vec<BlockGas> {
+        let chain = self.shared.chain.lock();
+        let genesis = chain.params().genesis_height;
+        (genesis..=chain.head().height)
+            .filter_map(|h| chain.block_at(h))
+            .map(|b| BlockGas {
+                height: b.height,
+                used: b.gas_used,
+                limit: b.gas_limit,
+            })
+            .collect()
+    }
+
+    /// Transactions in the pool and receipts waiting for execution.
+    pub fn backlog(&self) -> (usize, usize) {
+        let chain = self.shared.chain.lock();
+        (chain.pool_len(), chain.pending_receipts())
+    }
+
+    /// Waits until the head reaches `height` or `timeout` passes; returns whether it did.
+    pub async fn wait_for_height(&self, height: u64, timeout: Duration) -> bool {
+        let mut rx = self.shared.head.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|h| *h >= height))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stops the server, the producer and the load generator, and waits for them.
+    pub async fn shutdown(self) {
+        self.shared.stop.send_replace(true);
+        for task in self.tasks {
+            if let Err(err) = task.await {
+                tracing::warn!(%err, "devnet task ended abnormally");
+            }
+        }
+    }
+}
+
+/// `payouts devnet`: starts the devnet, logs its URLs and key files, runs until `shutdown`.
+pub async fn run(cfg: DevnetConfig, shutdown: impl Future<Output = ()>) -> Result<(), DevnetError> {
+    let handle = Devnet::start(cfg).await?;
+    tracing::info!(rpc = %handle.rpc_url(), neardata = %handle.rpc_url(), "devnet listening");
+    tracing::info!(key_dir = %handle.key_dir().display(), "devnet key files");
+    for file in handle.treasury_key_files() {
+        tracing::info!(file = %file.display(), "treasury key file");
+    }
+    shutdown.await;
+    tracing::info!("devnet shutting down");
+    handle.shutdown().await;
+    Ok(())
+}
