@@ -23,7 +23,7 @@ pub fn native_gas(method: &str) -> u64 {
     match method {
         "ft_transfer" => 1_900_000_000_000,
         "storage_deposit" => 2_500_000_000_000,
-        "claim" | "reveal" => 1_200_000_000_000,
+        "claim" | "reveal" | "log" => 1_200_000_000_000,
         "ft_balance_of"
         | "ft_total_supply"
         | "ft_metadata"

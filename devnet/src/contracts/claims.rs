@@ -1,6 +1,7 @@
 //! The claims contract: users call `claim({"amount"})` or `reveal({"token_id"})` and the contract
 //! emits a NEP-297 event (`standard: "claims"`). Passing `"fail": true` makes the call panic
-//! *after* logging, so tests can see a failed receipt that still carries its logs.
+//! *after* logging, so tests can see a failed receipt that still carries its logs. `log({"lines"})`
+//! writes arbitrary log lines (malformed events for indexer tests).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,16 @@ struct RevealArgs {
     #[serde(default)]
     fail: bool,
 }
+
+/// `log({"lines": [...]})`: writes the lines as they are. Lets tests put a malformed `EVENT_JSON` line
+/// beside valid events in one receipt, as a buggy contract would.
+#[derive(Deserialize)]
+struct LogArgs {
+    lines: Vec<String>,
+}
+
+/// Most lines one `log` call writes (nearcore caps logs per execution too).
+const MAX_LOG_LINES: usize = 100;
 
 #[derive(Serialize)]
 struct ClaimData<'a> {
@@ -71,6 +82,16 @@ pub fn call(method: &str, ctx: &CallCtx<'_>, fx: &mut CallEffects) -> Result<Vec
                 .push(reveal_event_log(ctx.predecessor.as_str(), &args.token_id));
             args.fail
         }
+        "log" => {
+            let args: LogArgs = parse_args(ctx.args)?;
+            if args.lines.len() > MAX_LOG_LINES {
+                return Err(CallError::Panic(format!(
+                    "at most {MAX_LOG_LINES} lines per call"
+                )));
+            }
+            fx.logs.extend(args.lines);
+            false
+        }
         _ => return Err(CallError::MethodNotFound),
     };
     if fail {
@@ -82,7 +103,7 @@ pub fn call(method: &str, ctx: &CallCtx<'_>, fx: &mut CallEffects) -> Result<Vec
 /// The claims contract has no view methods.
 pub fn view(method: &str) -> Result<Vec<u8>, CallError> {
     match method {
-        "claim" | "reveal" => Err(CallError::ProhibitedInView(method.into())),
+        "claim" | "reveal" | "log" => Err(CallError::ProhibitedInView(method.into())),
         _ => Err(CallError::MethodNotFound),
     }
 }

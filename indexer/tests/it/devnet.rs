@@ -360,3 +360,44 @@ async fn our_transactions_are_reconciled_from_the_stream() {
     running.task.await.unwrap().unwrap();
     net.devnet.shutdown().await;
 }
+
+#[tokio::test]
+async fn malformed_logs_are_skipped_and_counted_and_the_rest_indexed() {
+    let net = devnet().await;
+    let db = TestDb::new().await;
+    let pool = db.pool().await;
+    let running = spawn_indexer(&pool, indexer_config(&net));
+
+    // One receipt: a valid claim, a broken event line, a matching event with no receiver, a valid claim.
+    let account = id("user-3.devnet");
+    let signer = net.devnet.signer(&account, 0).unwrap();
+    let lines = serde_json::json!({ "lines": [
+        "EVENT_JSON:{\"standard\":\"claims\",",
+        "EVENT_JSON:{\"standard\":\"claims\",\"version\":\"1.0.0\",\"event\":\"claim\",\"data\":[{\"amount\":\"5\"}]}",
+        "just a plain log line",
+    ]});
+    let actions = vec![
+        call("claim", serde_json::json!({ "amount": "11" }), 0),
+        call("log", lines, 0),
+        call("claim", serde_json::json!({ "amount": "22" }), 0),
+    ];
+    let tx = sign(&net.client, &signer, &id("claims.devnet"), actions).await;
+    let outcome = send_final(&net.client, tx).await;
+    let receipt = claim_receipt(&outcome).unwrap();
+    wait_for_cursor(&pool, net.devnet.final_height()).await;
+
+    let rows = event_claims(&pool).await;
+    let got: Vec<(String, String, Yocto)> = rows
+        .iter()
+        .map(|(r, to, a, _)| (r.clone(), to.clone(), *a))
+        .collect();
+    let want = vec![
+        (receipt.clone(), "user-3.devnet".to_string(), Yocto(11)),
+        (receipt, "user-3.devnet".to_string(), Yocto(22)),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(running.metrics.snapshot().malformed_logs, 2);
+    running.stop.cancel();
+    running.task.await.unwrap().unwrap();
+    net.devnet.shutdown().await;
+}
