@@ -94,11 +94,26 @@ impl SourceConfig {
 }
 
 /// A running streamer: its task and the channel of blocks, in height order.
+///
+/// The streamer runs on a small runtime of its own, shut down when the `Stream` drops: near-lake-framework
+/// spawns fetch tasks that outlive an aborted streamer and panic once nobody receives their blocks, so they
+/// must be dropped with it rather than left detached.
 pub struct Stream {
     /// The streamer task; it ends only on error (the message says why).
     pub task: JoinHandle<Result<(), String>>,
     /// Blocks.
     pub blocks: Receiver<StreamerMessage>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(rt) = self.runtime.take() {
+            // Does not block: safe inside async code.
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Starts streaming blocks from `start` on.
@@ -108,6 +123,33 @@ pub async fn start(
     preload: usize,
 ) -> Result<Stream, IndexerError> {
     let preload = preload.max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lake-streamer")
+        .enable_all()
+        .build()
+        .map_err(|e| IndexerError::Source(format!("cannot start the streamer runtime: {e}")))?;
+    let s3_config = match source {
+        SourceConfig::S3 {
+            region,
+            endpoint: Some(endpoint),
+            ..
+        } => {
+            let shared = aws_config::from_env()
+                .region(aws_config::Region::new(region.clone()))
+                .load()
+                .await;
+            Some(
+                aws_sdk_s3::config::Builder::from(&shared)
+                    .endpoint_url(endpoint)
+                    .force_path_style(true)
+                    .build(),
+            )
+        }
+        _ => None,
+    };
+    // Everything the framework spawns lands on the streamer's runtime.
+    let entered = runtime.enter();
     let (task, blocks) = match source {
         SourceConfig::Fastnear { endpoint } => {
             let builder = FastNearConfigBuilder::default()
@@ -123,25 +165,13 @@ pub async fn start(
                 .map_err(|e| IndexerError::Source(e.to_string()))?;
             near_lake_framework::streamer(cfg)
         }
-        SourceConfig::S3 {
-            bucket,
-            region,
-            endpoint,
-        } => {
+        SourceConfig::S3 { bucket, region, .. } => {
             let mut builder = LakeConfigBuilder::default()
                 .s3_bucket_name(bucket)
                 .s3_region_name(region)
                 .start_block_height(start)
                 .blocks_preload_pool_size(preload);
-            if let Some(endpoint) = endpoint {
-                let shared = aws_config::from_env()
-                    .region(aws_config::Region::new(region.clone()))
-                    .load()
-                    .await;
-                let s3 = aws_sdk_s3::config::Builder::from(&shared)
-                    .endpoint_url(endpoint)
-                    .force_path_style(true)
-                    .build();
+            if let Some(s3) = s3_config {
                 builder = builder.s3_config(s3);
             }
             let cfg = builder
@@ -161,6 +191,7 @@ pub async fn start(
             near_lake_framework::streamer(cfg)
         }
     };
+    drop(entered);
     let task = tokio::spawn(async move {
         match task.await {
             Ok(Ok(())) => Ok(()),
@@ -168,7 +199,11 @@ pub async fn start(
             Err(e) => Err(format!("streamer task stopped: {e}")),
         }
     });
-    Ok(Stream { task, blocks })
+    Ok(Stream {
+        task,
+        blocks,
+        runtime: Some(runtime),
+    })
 }
 
 /// Serves a local directory in the Lake S3 layout to near-lake-framework's S3 provider.

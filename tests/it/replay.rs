@@ -3,8 +3,7 @@ use std::process::Command;
 use payouts_store::testdb::TestDb;
 
 fn fixture_dir() -> String {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/lake-mainnet");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lake-mainnet");
     assert!(dir.is_dir(), "fixture missing at {}", dir.display());
     dir.to_string_lossy().into_owned()
 }

@@ -14,9 +14,7 @@ use payouts_store::Yocto;
 const HEIGHT: u64 = 93_085_141;
 
 fn fixture_dir() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // The workspace sits beside `shared/` (../shared from the repository root).
-    let dir = here.join("../../shared/fixtures/lake-mainnet");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/lake-mainnet");
     assert!(
         dir.join(format!("{HEIGHT:012}/block.json")).is_file(),
         "fixture missing at {}",

@@ -1,0 +1,125 @@
+//! Indexer replay throughput against the devnet, beside the raw near-lake-framework stream of the same
+//! blocks in the same run. Not a test: `cargo bench -p payouts-indexer --bench replay`.
+//!
+//! Env: `BENCH_BLOCKS` (default 10000), `BENCH_CLAIMS_PER_SECOND` (load while the chain is built, default 2000),
+//! `BENCH_BLOCK_TIME_MS` (default 2), `DATABASE_URL` (else a throwaway cluster).
+
+use std::time::{Duration, Instant};
+
+use payouts_devnet::{Devnet, DevnetConfig, Faults};
+use payouts_indexer::replay::replay;
+use payouts_indexer::rules::RuleConfig;
+use payouts_indexer::source::{self, SourceConfig};
+use payouts_indexer::IndexerConfig;
+use payouts_store::testdb::TestDb;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let blocks = env("BENCH_BLOCKS", 10_000);
+    let keys = tempfile::tempdir().expect("tempdir");
+    let mut cfg = DevnetConfig::for_tests();
+    cfg.key_dir = Some(keys.path().to_path_buf());
+    cfg.block_time_ms = env("BENCH_BLOCK_TIME_MS", 2);
+    cfg.load.claims_per_second = env("BENCH_CLAIMS_PER_SECOND", 2_000) as f64;
+    let devnet = Devnet::start(cfg).await.expect("devnet");
+    let last = blocks + 1; // genesis is block 1
+    let built = Instant::now();
+    while !devnet
+        .wait_for_height(last + 3, Duration::from_secs(5))
+        .await
+    {
+        eprintln!(
+            "building chain: at block {} of {}",
+            devnet.final_height(),
+            last + 3
+        );
+    }
+    // Freeze the chain so block production does not compete with the measurement.
+    devnet.set_faults(Faults {
+        block_delay_ms: 3_600_000,
+        ..devnet.faults()
+    });
+    eprintln!(
+        "chain of {} blocks built in {:.1} s",
+        devnet.final_height(),
+        built.elapsed().as_secs_f64()
+    );
+
+    let source = SourceConfig::Fastnear {
+        endpoint: devnet.rpc_url(),
+    };
+    let raw = raw_stream(&source, 2, last).await;
+
+    let db = TestDb::new().await;
+    let pool = db.pool().await;
+    let cfg = IndexerConfig {
+        source: source.clone(),
+        start_block_height: Some(2),
+        rules: vec![RuleConfig {
+            name: "claims".into(),
+            contract: "claims.devnet".into(),
+            standard: "claims".into(),
+            event: "claim".into(),
+            receiver_field: "account_id".into(),
+            amount_field: Some("amount".into()),
+            fixed_amount: None,
+            token: "token.devnet".into(),
+            memo: None,
+        }],
+        ..IndexerConfig::default()
+    };
+    let report = replay(&pool, &cfg, 2, last, false, |_| {})
+        .await
+        .expect("replay");
+    let again = replay(&pool, &cfg, 2, last, false, |_| {})
+        .await
+        .expect("second replay");
+    let raw_after = raw_stream(&source, 2, last).await;
+
+    let raw_best = blocks as f64 / raw.min(raw_after).as_secs_f64().max(1e-9);
+    println!("blocks replayed:        {}", report.blocks);
+    println!(
+        "claims inserted:        {} (events {})",
+        report.new_claims, report.events
+    );
+    println!(
+        "replay:                 {:.0} blocks/s ({:.2} s)",
+        report.blocks_per_second(),
+        report.elapsed.as_secs_f64()
+    );
+    println!(
+        "replay again (0 new):   {:.0} blocks/s, {} new rows",
+        again.blocks_per_second(),
+        again.new_claims
+    );
+    println!(
+        "raw stream, best of 2:  {raw_best:.0} blocks/s (before {:.2} s, after {:.2} s)",
+        raw.as_secs_f64(),
+        raw_after.as_secs_f64()
+    );
+    println!(
+        "replay / raw stream:    {:.2}",
+        report.blocks_per_second() / raw_best
+    );
+    devnet.shutdown().await;
+}
+
+/// Reads `from..=to` through the streamer and does nothing else.
+async fn raw_stream(source: &SourceConfig, from: u64, to: u64) -> Duration {
+    let started = Instant::now();
+    let mut stream = source::start(source, from, 100).await.expect("stream");
+    while let Some(msg) = stream.blocks.recv().await {
+        if msg.block.header.height >= to {
+            break;
+        }
+    }
+    stream.task.abort();
+    started.elapsed()
+}
