@@ -19,6 +19,9 @@ use crate::rules::{compile, Rule};
 use crate::scan::{scan_block, BlockFindings};
 use crate::source::{self, SourceConfig};
 
+/// How often the chain head is polled (FastNear sources).
+const HEAD_POLL: Duration = Duration::from_secs(3);
+
 /// A configured indexer.
 pub struct Indexer {
     pool: PgPool,
@@ -86,6 +89,7 @@ impl Indexer {
         let start = self.start_height().await?;
         tracing::info!(stream = %self.cfg.stream, start, "indexer starting");
         let mut stream = source::start(&self.cfg.source, start, self.cfg.preload).await?;
+        let head_watch = self.watch_head(shutdown.child_token());
         let max = self.cfg.max_blocks_per_commit;
         loop {
             let first = tokio::select! {
@@ -112,8 +116,36 @@ impl Indexer {
             }
         }
         stream.task.abort();
+        if let Some(task) = head_watch {
+            task.abort();
+        }
         tracing::info!(stream = %self.cfg.stream, "indexer stopped");
         Ok(())
+    }
+
+    /// For FastNear sources, polls the final head every few seconds so lag is measured against the chain,
+    /// not only against what the stream has delivered.
+    fn watch_head(&self, stop: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        let SourceConfig::Fastnear { endpoint } = &self.cfg.source else {
+            return None;
+        };
+        let client = FastNearClient::new(fastnear_url(endpoint), None);
+        let metrics = Arc::clone(&self.metrics);
+        Some(tokio::spawn(async move {
+            loop {
+                let poll = tokio::time::timeout(
+                    HEAD_POLL,
+                    fetch_block_by_finality(&client, Finality::Final),
+                );
+                if let Ok(block) = poll.await {
+                    metrics.saw_height(block.header.height);
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(HEAD_POLL) => {}
+                }
+            }
+        }))
     }
 
     fn scan(
