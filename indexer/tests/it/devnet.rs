@@ -185,11 +185,13 @@ async fn claim_calls_become_claim_rows_and_failed_receipts_none() {
     assert_eq!(got, want);
     let snapshot = running.metrics.snapshot();
     assert_eq!((snapshot.claims_inserted, snapshot.malformed_logs), (5, 0));
+    running.stop.cancel();
+    running.task.await.unwrap().unwrap();
+    // Stopped: the metrics and the stored cursor must agree.
+    let snapshot = running.metrics.snapshot();
     assert_eq!(snapshot.last_height, cursor(&pool).await);
     assert!(snapshot.head_seen >= snapshot.last_height && snapshot.blocks > 0, "{snapshot:?}");
     assert!(snapshot.last_block_timestamp_nanos > 0);
-    running.stop.cancel();
-    running.task.await.unwrap().unwrap();
     net.devnet.shutdown().await;
 }
 
