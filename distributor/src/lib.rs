@@ -1,2 +1,15 @@
 //! `payouts-distributor` owns paying: the key pool and nonce lanes, batching, signing, broadcasting, retry and
-//! failure isolation. It never parses blocks; outcomes reach it through the store. (Distributor issue.)
+//! failure isolation. It never parses blocks; outcomes reach it through the store (the indexer's
+//! reconciliation). Money leaves the treasury here, so DESIGN's "Exactly-once payouts" rules are followed to
+//! the letter: a signed transaction is persisted before it is broadcast, and re-broadcast as the same bytes.
+//!
+//! This first increment holds the pure parts: key files ([`keyfile`]), batch planning ([`plan`]) and batch
+//! signing ([`tx`]). The worker loop lands with the rest of the distributor issue.
+
+pub mod keyfile;
+pub mod plan;
+pub mod tx;
+
+pub use keyfile::{KeyFileError, TreasuryKey};
+pub use plan::{plan, Limits, Unpayable};
+pub use tx::{build_batch, SignedBatch};

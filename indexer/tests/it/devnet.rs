@@ -190,7 +190,10 @@ async fn claim_calls_become_claim_rows_and_failed_receipts_none() {
     // Stopped: the metrics and the stored cursor must agree.
     let snapshot = running.metrics.snapshot();
     assert_eq!(snapshot.last_height, cursor(&pool).await);
-    assert!(snapshot.head_seen >= snapshot.last_height && snapshot.blocks > 0, "{snapshot:?}");
+    assert!(
+        snapshot.head_seen >= snapshot.last_height && snapshot.blocks > 0,
+        "{snapshot:?}"
+    );
     assert!(snapshot.last_block_timestamp_nanos > 0);
     net.devnet.shutdown().await;
 }

@@ -1,0 +1,3 @@
+//! Distributor tests against the devnet and a real PostgreSQL.
+
+mod signing;
