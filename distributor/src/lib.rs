@@ -3,11 +3,13 @@
 //! reconciliation). Money leaves the treasury here, so DESIGN's "Exactly-once payouts" rules are followed to
 //! the letter: a signed transaction is persisted before it is broadcast, and re-broadcast as the same bytes.
 //!
-//! This first increment holds the pure parts: key files ([`keyfile`]), batch planning ([`plan`]) and batch
-//! signing ([`tx`]). The worker loop lands with the rest of the distributor issue.
+//! So far: key files ([`keyfile`]), batch planning ([`plan`]), batch signing ([`tx`]) and the
+//! persist-before-broadcast step ([`prepare`]). Broadcasting, the worker loop, lane resync and guards land with
+//! the rest of the distributor issue.
 
 pub mod keyfile;
 pub mod plan;
+pub mod prepare;
 pub mod tx;
 
 pub use keyfile::{KeyFileError, TreasuryKey};

@@ -1,3 +1,4 @@
 //! Distributor tests against the devnet and a real PostgreSQL.
 
+mod prepare;
 mod signing;
