@@ -5,6 +5,7 @@
 //! transaction is capped (300 Tgas before protocol 83, read from the node). A claim flagged for isolation
 //! (its last batch failed as a whole) is sent alone, so a bad receiver fails by itself and poisons nothing.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use near_primitives::types::AccountId;
@@ -49,13 +50,16 @@ pub struct Unpayable {
     pub reason: String,
 }
 
-/// Splits claims (oldest first) into batches: isolated claims alone, the rest in full batches.
-/// Claims that can never be paid (invalid receiver, zero amount) are returned apart.
+/// Splits claims (oldest first) into batches, in the order of their oldest claim. A claim flagged for
+/// isolation goes only with the other claims of its split group (one half of a failed batch: bisection), or
+/// alone when it has none; the rest fill full batches. Claims that can never be paid (invalid receiver, zero
+/// amount) are returned apart.
 pub fn plan(claims: Vec<Claim>, limits: &Limits) -> (Vec<Vec<Claim>>, Vec<Unpayable>) {
     let per_tx = limits.transfers_per_tx().max(1);
-    let mut batches = Vec::new();
+    let mut batches: Vec<Vec<Claim>> = Vec::new();
     let mut bad = Vec::new();
-    let mut current = Vec::new();
+    // Index in `batches` of the batch still open for a split group (`None`: the ordinary claims).
+    let mut open: HashMap<Option<String>, usize> = HashMap::new();
     for claim in claims {
         if let Err(reason) = check(&claim) {
             bad.push(Unpayable {
@@ -64,17 +68,21 @@ pub fn plan(claims: Vec<Claim>, limits: &Limits) -> (Vec<Vec<Claim>>, Vec<Unpaya
             });
             continue;
         }
-        if claim.needs_isolation {
-            batches.push(vec![claim]);
-            continue;
+        let group = match (&claim.needs_isolation, &claim.split_group) {
+            (false, _) => None,
+            (true, Some(g)) => Some(g.clone()),
+            (true, None) => {
+                batches.push(vec![claim]);
+                continue;
+            }
+        };
+        match open.get(&group) {
+            Some(&i) if batches[i].len() < per_tx => batches[i].push(claim),
+            _ => {
+                open.insert(group, batches.len());
+                batches.push(vec![claim]);
+            }
         }
-        current.push(claim);
-        if current.len() == per_tx {
-            batches.push(std::mem::take(&mut current));
-        }
-    }
-    if !current.is_empty() {
-        batches.push(current);
     }
     (batches, bad)
 }
@@ -101,6 +109,10 @@ mod tests {
     const TGAS: u64 = 1_000_000_000_000;
 
     fn claim(id: i64, receiver: &str, amount: u128, isolate: bool) -> Claim {
+        grouped(id, receiver, amount, isolate, None)
+    }
+
+    fn grouped(id: i64, receiver: &str, amount: u128, isolate: bool, group: Option<&str>) -> Claim {
         let now = chrono::Utc::now();
         Claim {
             id: ClaimId(id),
@@ -119,6 +131,7 @@ mod tests {
             attempts: 0,
             last_error: None,
             needs_isolation: isolate,
+            split_group: group.map(str::to_string),
             trigger_block_height: None,
             current_tx_hash: None,
             created_at: now,
@@ -179,8 +192,34 @@ mod tests {
             .iter()
             .map(|b| b.iter().map(|c| c.id.0).collect())
             .collect();
-        assert_eq!(ids, vec![vec![2], vec![1, 3], vec![6, 7]]);
+        assert_eq!(ids, vec![vec![1, 3], vec![2], vec![6, 7]]);
         assert_eq!(bad.iter().map(|b| b.id.0).collect::<Vec<_>>(), vec![4, 5]);
         assert!(bad[0].reason.contains("not a valid account id"));
+    }
+
+    #[test]
+    fn split_groups_are_batched_only_together() {
+        let limits = Limits {
+            max_transfers_per_tx: 3,
+            gas_per_transfer: 3 * TGAS,
+            max_tx_gas: 300 * TGAS,
+        };
+        let claims = vec![
+            grouped(1, "a.devnet", 1, true, Some("h/0")),
+            grouped(2, "b.devnet", 1, true, Some("h/1")),
+            grouped(3, "c.devnet", 1, false, None),
+            grouped(4, "d.devnet", 1, true, Some("h/0")),
+            grouped(5, "e.devnet", 1, true, Some("h/1")),
+            grouped(6, "f.devnet", 1, false, None),
+            grouped(7, "g.devnet", 1, true, Some("h/0")),
+            grouped(8, "h.devnet", 1, true, Some("h/0")),
+        ];
+        let (batches, bad) = plan(claims, &limits);
+        assert!(bad.is_empty());
+        let ids: Vec<Vec<i64>> = batches
+            .iter()
+            .map(|b| b.iter().map(|c| c.id.0).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![1, 4, 7], vec![2, 5], vec![3, 6], vec![8]]);
     }
 }

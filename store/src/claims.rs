@@ -49,6 +49,8 @@ pub struct Claim {
     pub last_error: Option<String>,
     /// Its last batch failed as a whole: pay it in a smaller batch.
     pub needs_isolation: bool,
+    /// With `needs_isolation`: the half of a failed batch it belongs to; it is batched only with its group.
+    pub split_group: Option<String>,
     /// Height of the block whose event created it.
     pub trigger_block_height: Option<i64>,
     /// The transaction carrying it now (or last).
@@ -226,6 +228,48 @@ pub async fn lock_pending(
         .await?)
 }
 
+/// Tokens that have pending claims. A loose index scan over the pending index: one probe per token, however
+/// many claims are pending.
+pub async fn pending_tokens(conn: &mut AsyncPgConnection) -> Result<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        token_contract: String,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "WITH RECURSIVE t(token_contract) AS ( \
+           (SELECT token_contract FROM claims WHERE status = 'pending' ORDER BY token_contract LIMIT 1) \
+           UNION ALL \
+           SELECT (SELECT c.token_contract FROM claims c \
+                   WHERE c.status = 'pending' AND c.token_contract > t.token_contract \
+                   ORDER BY c.token_contract LIMIT 1) \
+           FROM t WHERE t.token_contract IS NOT NULL) \
+         SELECT token_contract FROM t WHERE token_contract IS NOT NULL",
+    )
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.token_contract).collect())
+}
+
+/// Total amount of `token` sent or being sent (claims `submitted` or `confirmed`) whose transaction was
+/// signed since UTC midnight: what a daily cap is checked against.
+pub async fn spent_today(conn: &mut AsyncPgConnection, token: &str) -> Result<Yocto> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Numeric)]
+        total: Yocto,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT COALESCE(SUM(c.amount), 0) AS total FROM claims c JOIN transactions t ON t.hash = c.current_tx_hash \
+         WHERE c.token_contract = $1 AND c.status IN ('submitted', 'confirmed') \
+           AND t.created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+    )
+    .bind::<diesel::sql_types::Text, _>(token)
+    .get_result(conn)
+    .await?;
+    Ok(row.total)
+}
+
 /// Reads one claim.
 pub async fn get_claim(conn: &mut AsyncPgConnection, id: ClaimId) -> Result<Option<Claim>> {
     Ok(claims::table
@@ -255,12 +299,13 @@ pub enum ClaimUpdate<'a> {
     },
     /// `submitted → confirmed`.
     Confirm,
-    /// `submitted → pending`: the carrying transaction is provably dead. Counts an attempt.
+    /// `submitted → pending`: the carrying transaction is provably dead, or its batch failed. Counts an attempt.
     Requeue {
         /// why the transaction died
         error: &'a str,
-        /// the batch failed as a whole: isolate these claims next time
-        isolate: bool,
+        /// `Some(group)`: the batch failed as a whole, so these claims go on only together with their group
+        /// (one half of the failed batch). `None`: the transaction never ran; the claims keep their group.
+        split_group: Option<&'a str>,
     },
     /// `pending|submitted → failed`, permanently.
     Fail {
@@ -322,19 +367,39 @@ pub async fn update_claims(
                         claims::status.eq(to),
                         claims::confirmed_at.eq(now),
                         claims::needs_isolation.eq(false),
+                        claims::split_group.eq(None::<String>),
                         claims::updated_at.eq(now),
                     ))
                     .returning(claims::id)
                     .get_results(conn)
                     .await?
             }
-            ClaimUpdate::Requeue { error, isolate } => {
+            ClaimUpdate::Requeue {
+                error,
+                split_group: Some(group),
+            } => {
                 diesel::update(target)
                     .set((
                         claims::status.eq(to),
                         claims::attempts.eq(claims::attempts + 1),
                         claims::last_error.eq(error),
-                        claims::needs_isolation.eq(isolate),
+                        claims::needs_isolation.eq(true),
+                        claims::split_group.eq(group),
+                        claims::updated_at.eq(now),
+                    ))
+                    .returning(claims::id)
+                    .get_results(conn)
+                    .await?
+            }
+            ClaimUpdate::Requeue {
+                error,
+                split_group: None,
+            } => {
+                diesel::update(target)
+                    .set((
+                        claims::status.eq(to),
+                        claims::attempts.eq(claims::attempts + 1),
+                        claims::last_error.eq(error),
                         claims::updated_at.eq(now),
                     ))
                     .returning(claims::id)

@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod pool;
 pub mod reconcile;
 pub mod schema;
+pub mod status;
 pub mod testdb;
 pub mod transactions;
 pub mod types;

@@ -90,8 +90,8 @@ pub struct Settled {
     pub failed: usize,
 }
 
-/// Settles an open transaction and its claims. A failed batch of several claims hands them all back flagged
-/// for isolation; a claim that failed alone is `failed` with the contract's message.
+/// Settles an open transaction and its claims. A failed batch of several claims hands them back in two
+/// halves (bisection), each flagged for isolation with its own split group; a claim that failed alone is `failed` with the contract's message.
 /// A transaction that is already settled is left alone.
 pub async fn settle(
     conn: &mut AsyncPgConnection,
@@ -126,12 +126,19 @@ pub async fn settle(
         .select(claims::id)
         .load(conn)
         .await?;
-    let n = update_carried(conn, &carried, how, tx.claim_ids.len()).await?;
-    Ok(n)
+    // Keep the batch's action order, so halves are contiguous runs of the failed batch.
+    let carried: Vec<ClaimId> = tx
+        .claim_ids
+        .iter()
+        .map(|id| ClaimId(*id))
+        .filter(|id| carried.contains(id))
+        .collect();
+    update_carried(conn, &tx.hash, &carried, how, tx.claim_ids.len()).await
 }
 
 async fn update_carried(
     conn: &mut AsyncPgConnection,
+    tx_hash: &str,
     carried: &[ClaimId],
     how: Settlement<'_>,
     batch_size: usize,
@@ -155,11 +162,20 @@ async fn update_carried(
             .await?;
         }
         Settlement::Failure(error) => {
-            let requeue = ClaimUpdate::Requeue {
-                error,
-                isolate: true,
-            };
-            out.handed_back = update_claims(conn, carried, ClaimStatus::Submitted, requeue).await?;
+            // Bisection: each half goes on as its own group until a bad claim stands alone.
+            let (left, right) = carried.split_at(carried.len().div_ceil(2));
+            for (half, part) in [(0, left), (1, right)] {
+                if part.is_empty() {
+                    continue;
+                }
+                let group = format!("{tx_hash}/{half}");
+                let requeue = ClaimUpdate::Requeue {
+                    error,
+                    split_group: Some(&group),
+                };
+                out.handed_back +=
+                    update_claims(conn, part, ClaimStatus::Submitted, requeue).await?;
+            }
         }
     }
     Ok(out)
@@ -177,7 +193,7 @@ pub async fn confirm_by_memo(
     amount: Yocto,
 ) -> Result<bool> {
     let moved = diesel::sql_query(
-        "UPDATE claims c SET status = 'confirmed', confirmed_at = now(), needs_isolation = false, updated_at = now() \
+        "UPDATE claims c SET status = 'confirmed', confirmed_at = now(), needs_isolation = false, split_group = NULL, updated_at = now() \
          FROM transactions t \
          WHERE c.id = $1 AND c.status = 'submitted' AND c.token_contract = $2 AND c.receiver_id = $3 \
            AND c.amount = $4 AND t.hash = c.current_tx_hash AND t.signer_id = $5",

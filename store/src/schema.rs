@@ -41,6 +41,7 @@ diesel::table! {
         attempts -> Int4,
         last_error -> Nullable<Text>,
         needs_isolation -> Bool,
+        split_group -> Nullable<Text>,
         trigger_block_height -> Nullable<Int8>,
         current_tx_hash -> Nullable<Text>,
         created_at -> Timestamptz,
@@ -67,6 +68,18 @@ diesel::table! {
         block_height -> Int8,
         block_hash -> Nullable<Text>,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    distributor_status (owner) {
+        owner -> Text,
+        paused_reason -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamptz>,
+        started_at -> Timestamptz,
+        heartbeat_at -> Timestamptz,
+        stopped_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
 use crate::error::{Result, StoreError};
@@ -135,4 +135,91 @@ pub async fn set_tx_status(
             to,
         }),
     }
+}
+
+/// Open (`signed` or `submitted`) transactions signed with `public_key`, lowest nonce first: what a lane must
+/// (re-)broadcast after it leased the key.
+pub async fn unsettled_of_key(
+    conn: &mut AsyncPgConnection,
+    public_key: &str,
+) -> Result<Vec<StoredTx>> {
+    Ok(transactions::table
+        .filter(transactions::public_key.eq(public_key))
+        .filter(transactions::status.eq_any([TxStatus::Signed, TxStatus::Submitted]))
+        .order(transactions::nonce.asc())
+        .select(StoredTx::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Records the first successful broadcast: `signed → submitted`. Returns false when it was already past
+/// `signed` (e.g. the indexer saw it included first).
+pub async fn mark_submitted(conn: &mut AsyncPgConnection, hash: &str) -> Result<bool> {
+    let moved = diesel::update(
+        transactions::table
+            .find(hash)
+            .filter(transactions::status.eq(TxStatus::Signed)),
+    )
+    .set((
+        transactions::status.eq(TxStatus::Submitted),
+        transactions::submitted_at.eq(diesel::dsl::now),
+        transactions::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(moved == 1)
+}
+
+/// A transaction that is provably dead (rejected at submission, or its nonce passed on chain without it):
+/// marks it `dropped` with `reason` and hands the claims it still carries back to `pending` (they keep their
+/// split group), in one DB transaction. Returns the number of claims handed back; 0 and no change when the
+/// transaction is no longer `signed`/`submitted` (the stream saw it included: it is not dead).
+pub async fn bury(conn: &mut AsyncPgConnection, hash: &str, reason: &str) -> Result<usize> {
+    use crate::claims::{update_claims, ClaimUpdate};
+    use crate::schema::claims;
+    use crate::types::{ClaimId, ClaimStatus};
+    conn.transaction(async |c| {
+        let moved = diesel::update(
+            transactions::table
+                .find(hash)
+                .filter(transactions::status.eq_any([TxStatus::Signed, TxStatus::Submitted])),
+        )
+        .set((
+            transactions::status.eq(TxStatus::Dropped),
+            transactions::failure.eq(reason),
+            transactions::finished_at.eq(diesel::dsl::now),
+            transactions::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(c)
+        .await?;
+        if moved == 0 {
+            return Ok(0);
+        }
+        let carried: Vec<ClaimId> = claims::table
+            .filter(claims::current_tx_hash.eq(hash))
+            .filter(claims::status.eq(ClaimStatus::Submitted))
+            .select(claims::id)
+            .load(c)
+            .await?;
+        let requeue = ClaimUpdate::Requeue {
+            error: reason,
+            split_group: None,
+        };
+        update_claims(c, &carried, ClaimStatus::Submitted, requeue).await
+    })
+    .await
+}
+
+/// Open transactions per signing key (`public_key`, count), for status pages.
+pub async fn in_flight_by_key(conn: &mut AsyncPgConnection) -> Result<Vec<(String, i64)>> {
+    Ok(transactions::table
+        .filter(transactions::status.eq_any([
+            TxStatus::Signed,
+            TxStatus::Submitted,
+            TxStatus::Included,
+        ]))
+        .group_by(transactions::public_key)
+        .select((transactions::public_key, diesel::dsl::count_star()))
+        .load(conn)
+        .await?)
 }

@@ -159,7 +159,7 @@ async fn lifecycle_moves_and_illegal_steps_change_nothing() {
     // The receipt failed: hand back with the reason, flagged for isolation.
     let requeue = ClaimUpdate::Requeue {
         error: "not registered",
-        isolate: true,
+        split_group: Some("tx1/0"),
     };
     update_claims(&mut conn, &ids, ClaimStatus::Submitted, requeue)
         .await

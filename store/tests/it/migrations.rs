@@ -37,10 +37,16 @@ async fn up_down_up_on_a_fresh_database() {
     let db = TestDb::empty().await;
     let cfg = db.config();
     let applied = run_migrations(&cfg, Direction::Up).await.unwrap();
-    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(applied.len(), 3, "{applied:?}");
     assert_eq!(
         tables(&db).await,
-        ["access_keys", "claims", "indexer_cursor", "transactions"]
+        [
+            "access_keys",
+            "claims",
+            "distributor_status",
+            "indexer_cursor",
+            "transactions"
+        ]
     );
 
     let reverted = run_migrations(&cfg, Direction::DownAll).await.unwrap();
@@ -48,7 +54,7 @@ async fn up_down_up_on_a_fresh_database() {
     assert!(tables(&db).await.is_empty());
 
     assert_eq!(run_migrations(&cfg, Direction::Up).await.unwrap(), applied);
-    assert_eq!(tables(&db).await.len(), 4);
+    assert_eq!(tables(&db).await.len(), 5);
     // Running again is a no-op.
     assert!(run_migrations(&cfg, Direction::Up)
         .await
@@ -75,6 +81,7 @@ async fn schema_module_matches_the_database() {
         .load::<StoredTx>(&mut conn)
         .await
         .unwrap();
+    payouts_store::status::list_status(&mut conn).await.unwrap();
     access_keys::table
         .count()
         .get_result::<i64>(&mut conn)

@@ -97,13 +97,15 @@ async fn success_confirms_every_claim_once() {
 async fn failed_batch_hands_claims_back_and_a_lone_claim_fails() {
     let db = TestDb::new().await;
     let mut conn = db.conn().await;
-    let batch = submitted_batch(&mut conn, "tx1", 0, 2).await;
+    let batch = submitted_batch(&mut conn, "tx1", 0, 3).await;
     let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
     let msg = "Smart contract panicked: The account bob.devnet is not registered";
     let out = settle(&mut conn, &tx, Settlement::Failure(msg))
         .await
         .unwrap();
-    assert_eq!(out.handed_back, 2);
+    assert_eq!(out.handed_back, 3);
+    // Bisection: the first two (action order) go on together, the third alone.
+    let mut groups = Vec::new();
     for id in &batch {
         let c = get_claim(&mut conn, *id).await.unwrap().unwrap();
         assert_eq!(
@@ -111,7 +113,9 @@ async fn failed_batch_hands_claims_back_and_a_lone_claim_fails() {
             (ClaimStatus::Pending, 1, true)
         );
         assert_eq!(c.last_error.as_deref(), Some(msg));
+        groups.push(c.split_group.unwrap());
     }
+    assert_eq!(groups, vec!["tx1/0", "tx1/0", "tx1/1"]);
     let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
     assert_eq!(
         (tx.status, tx.failure.as_deref()),
