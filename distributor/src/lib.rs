@@ -8,10 +8,12 @@
 //! the rest of the distributor issue.
 
 pub mod keyfile;
+pub mod metrics;
 pub mod plan;
 pub mod prepare;
 pub mod tx;
 
 pub use keyfile::{KeyFileError, TreasuryKey};
+pub use metrics::{DistributorMetrics, DistributorSnapshot};
 pub use plan::{plan, Limits, Unpayable};
 pub use tx::{build_batch, SignedBatch};

@@ -1,0 +1,168 @@
+//! Counters, gauges and a latency histogram the distributor keeps for the API to expose (cheap atomics; read
+//! with [`DistributorMetrics::snapshot`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram buckets; a last `+Inf` bucket is implied.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A fixed-bucket latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+/// A copy of a [`Histogram`]: per-bucket counts (not cumulative; the last is `+Inf`) and the sum.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct HistogramSnapshot {
+    /// Counts per bucket of [`LATENCY_BUCKETS`], then `+Inf`.
+    pub counts: Vec<u64>,
+    /// Sum of observations, seconds.
+    pub sum_seconds: f64,
+}
+
+impl HistogramSnapshot {
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// A copy.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            counts: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            // Display only: precision loss is fine.
+            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+/// Shared distributor metrics.
+#[derive(Debug, Default)]
+pub struct DistributorMetrics {
+    /// Batches signed and stored.
+    pub batches: AtomicU64,
+    /// Transfers in those batches.
+    pub transfers: AtomicU64,
+    /// Broadcast calls that the node accepted.
+    pub broadcasts: AtomicU64,
+    /// Re-broadcasts of stored bytes (timeouts, restarts).
+    pub rebroadcasts: AtomicU64,
+    /// Transactions found provably dead (their claims handed back).
+    pub txs_dead: AtomicU64,
+    /// Lane resyncs after `InvalidNonce`.
+    pub nonce_resyncs: AtomicU64,
+    /// RPC calls that failed (timeouts, 5xx, transport).
+    pub rpc_errors: AtomicU64,
+    /// Claims failed before sending (zero amount, invalid receiver).
+    pub unpayable: AtomicU64,
+    /// Keys leased now.
+    pub keys_held: AtomicU64,
+    /// Transactions in flight now (stored, not settled) on our lanes.
+    pub in_flight: AtomicU64,
+    /// 1 while paused by a guard.
+    pub paused: AtomicU64,
+    /// Time of a broadcast call.
+    pub broadcast_latency: Histogram,
+    /// Time from storing a transaction to seeing it settled.
+    pub settle_latency: Histogram,
+}
+
+/// A point-in-time copy of [`DistributorMetrics`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DistributorSnapshot {
+    /// See [`DistributorMetrics::batches`].
+    pub batches: u64,
+    /// See [`DistributorMetrics::transfers`].
+    pub transfers: u64,
+    /// See [`DistributorMetrics::broadcasts`].
+    pub broadcasts: u64,
+    /// See [`DistributorMetrics::rebroadcasts`].
+    pub rebroadcasts: u64,
+    /// See [`DistributorMetrics::txs_dead`].
+    pub txs_dead: u64,
+    /// See [`DistributorMetrics::nonce_resyncs`].
+    pub nonce_resyncs: u64,
+    /// See [`DistributorMetrics::rpc_errors`].
+    pub rpc_errors: u64,
+    /// See [`DistributorMetrics::unpayable`].
+    pub unpayable: u64,
+    /// See [`DistributorMetrics::keys_held`].
+    pub keys_held: u64,
+    /// See [`DistributorMetrics::in_flight`].
+    pub in_flight: u64,
+    /// See [`DistributorMetrics::paused`].
+    pub paused: u64,
+    /// See [`DistributorMetrics::broadcast_latency`].
+    pub broadcast_latency: HistogramSnapshot,
+    /// See [`DistributorMetrics::settle_latency`].
+    pub settle_latency: HistogramSnapshot,
+}
+
+impl DistributorMetrics {
+    /// A copy of every value.
+    pub fn snapshot(&self) -> DistributorSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DistributorSnapshot {
+            batches: get(&self.batches),
+            transfers: get(&self.transfers),
+            broadcasts: get(&self.broadcasts),
+            rebroadcasts: get(&self.rebroadcasts),
+            txs_dead: get(&self.txs_dead),
+            nonce_resyncs: get(&self.nonce_resyncs),
+            rpc_errors: get(&self.rpc_errors),
+            unpayable: get(&self.unpayable),
+            keys_held: get(&self.keys_held),
+            in_flight: get(&self.in_flight),
+            paused: get(&self.paused),
+            broadcast_latency: self.broadcast_latency.snapshot(),
+            settle_latency: self.settle_latency.snapshot(),
+        }
+    }
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_and_sum() {
+        let h = Histogram::default();
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_millis(7));
+        h.observe(Duration::from_secs(60));
+        let s = h.snapshot();
+        assert_eq!(s.counts[0], 1);
+        assert_eq!(s.counts[1], 1);
+        assert_eq!(s.counts[LATENCY_BUCKETS.len()], 1);
+        assert_eq!(s.count(), 3);
+        assert!((s.sum_seconds - 60.01).abs() < 1e-6);
+    }
+}
