@@ -51,8 +51,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Sustained end-to-end benchmark against the devnet.
-    Bench,
+    /// End-to-end benchmark against the devnet (pending claim → confirmed).
+    Bench(crate::bench::BenchArgs),
 }
 
 impl Command {
@@ -67,7 +67,7 @@ impl Command {
             Command::Dev => "dev",
             Command::Migrate { .. } => "migrate",
             Command::Replay { .. } => "replay",
-            Command::Bench => "bench",
+            Command::Bench(_) => "bench",
         }
     }
 }

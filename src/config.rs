@@ -2,12 +2,13 @@
 //! variables (nested keys joined with `__`, e.g. `PAYOUTS_DATABASE__URL`), then validated.
 //! `DATABASE_URL` is also honoured for `database.url`, below `PAYOUTS_DATABASE__URL`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use payouts_api::ApiConfig;
 use payouts_devnet::DevnetConfig;
+use payouts_distributor::DistributorConfig;
 use payouts_indexer::IndexerConfig;
 use payouts_store::DbConfig;
 use serde::Deserialize;
@@ -22,7 +23,7 @@ pub struct Config {
     /// `[network]`
     #[serde(default)]
     pub network: NetworkConfig,
-    /// `[api]`
+    /// `[api]` (with `[[api.tokens]]`): the HTTP API and dashboard.
     #[serde(default)]
     pub api: ApiConfig,
     /// `[log]`
@@ -34,6 +35,9 @@ pub struct Config {
     /// `[devnet]`: the local chain of `payouts devnet` / `payouts dev`.
     #[serde(default)]
     pub devnet: DevnetConfig,
+    /// `[distributor]`: treasury keys, batching, guards.
+    #[serde(default)]
+    pub distributor: DistributorConfig,
 }
 
 /// `[network]`: which NEAR network to talk to.
@@ -53,23 +57,6 @@ impl Default for NetworkConfig {
         Self {
             chain_id: defaults::chain_id(),
             rpc_url: defaults::rpc_url(),
-        }
-    }
-}
-
-/// `[api]`: the HTTP server.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Address to listen on.
-    #[serde(default = "defaults::listen")]
-    pub listen: SocketAddr,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            listen: defaults::listen(),
         }
     }
 }
@@ -106,8 +93,6 @@ pub enum LogFormat {
 }
 
 mod defaults {
-    use std::net::SocketAddr;
-
     use super::LogFormat;
 
     pub fn chain_id() -> String {
@@ -115,9 +100,6 @@ mod defaults {
     }
     pub fn rpc_url() -> String {
         "http://127.0.0.1:3030".into()
-    }
-    pub fn listen() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 8080))
     }
     pub fn log_format() -> LogFormat {
         LogFormat::Text
@@ -204,6 +186,8 @@ impl Config {
             return Err(ConfigError("network.chain_id: must not be empty".into()));
         }
         self.indexer.validate().map_err(ConfigError)?;
+        self.api.validate().map_err(ConfigError)?;
+        self.distributor.validate().map_err(ConfigError)?;
         Ok(())
     }
 }

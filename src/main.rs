@@ -3,6 +3,7 @@
 //! Error policy at this edge: a configuration problem prints one line naming the key and exits 2;
 //! any other failure prints one `error: …` line (its causes joined, never a backtrace) and exits 1.
 
+mod bench;
 mod cli;
 mod config;
 mod logging;
@@ -81,6 +82,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref())?;
             logging::init(&config.log);
             roles::replay_range(config, from, to, dry_run).await
+        }
+        Command::Distributor => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            config.log_summary();
+            roles::distributor(config).await
+        }
+        Command::Api => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            config.log_summary();
+            roles::api(config).await
+        }
+        Command::Bench(args) => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            bench::run(args).await
         }
         other => anyhow::bail!("`payouts {}` is not implemented yet", other.name()),
     }

@@ -10,7 +10,7 @@ use payouts_store::migrate::{run_migrations, Direction};
 use payouts_store::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 
 /// Applies pending migrations and opens the pool: the start of every long-running role.
 pub async fn prepare_database(config: &Config) -> anyhow::Result<PgPool> {
@@ -88,6 +88,41 @@ pub async fn replay_range(config: Config, from: u64, to: u64, dry_run: bool) -> 
         report.new_claims,
         report.malformed,
     );
+    Ok(())
+}
+
+/// `payouts distributor`
+pub async fn distributor(config: Config) -> anyhow::Result<()> {
+    let pool = prepare_database(&config).await?;
+    let metrics = Arc::new(payouts_distributor::DistributorMetrics::default());
+    let distributor = payouts_distributor::Distributor::new(
+        pool,
+        config.distributor.clone(),
+        &config.network.rpc_url,
+        metrics,
+    )
+    .await?;
+    distributor.run(shutdown_on_signals()).await?;
+    Ok(())
+}
+
+/// `payouts api`: migrations, the pool, then the HTTP API and dashboard until SIGINT/SIGTERM. The chain head
+/// comes from `[network] rpc_url`; `POST /admin/replay` uses `[indexer]`.
+pub async fn api(config: Config) -> anyhow::Result<()> {
+    let config_error = |e: payouts_api::Error| match e {
+        payouts_api::Error::Config(msg) => anyhow::Error::new(ConfigError(msg)),
+        other => anyhow::Error::new(other),
+    };
+    // Token secrets are part of the configuration: a missing one stops start-up before the database is touched.
+    payouts_api::auth::Tokens::load(&config.api).map_err(config_error)?;
+    let pool = prepare_database(&config).await?;
+    let state = payouts_api::AppState::builder(pool, config.api.clone())
+        .rpc_url(config.network.rpc_url.clone())
+        .indexer_config(config.indexer.clone())
+        .build()
+        .map_err(config_error)?;
+    let listener = payouts_api::bind(config.api.listen).await?;
+    payouts_api::serve(listener, state, shutdown_on_signals()).await?;
     Ok(())
 }
 

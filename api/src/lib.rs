@@ -1,2 +1,32 @@
 //! `payouts-api` owns the HTTP surface: the axum router, auth, JSON errors, Prometheus metrics and the embedded
-//! dashboard. It only reads state and inserts manual claims; it never signs or broadcasts. (API issue.)
+//! dashboard. It only reads state and inserts manual claims; it never signs or broadcasts.
+//!
+//! Routes: `GET /health`, `GET /ready`, `GET /status`, `GET /metrics`, `POST /send-ft`, `GET /claims`,
+//! `GET /claims/{id}`, `POST|GET /admin/replay`, `GET /openapi.json`, the dashboard at `/`.
+//!
+//! ```no_run
+//! # async fn demo(pool: payouts_store::PgPool) -> Result<(), payouts_api::Error> {
+//! use payouts_api::{serve, AppState, ApiConfig};
+//! let state = AppState::builder(pool, ApiConfig::default()).rpc_url("http://127.0.0.1:3030").build()?;
+//! let listener = payouts_api::bind(state.config().listen).await?;
+//! serve(listener, state, tokio_util::sync::CancellationToken::new()).await
+//! # }
+//! ```
+
+pub mod auth;
+mod batch;
+mod chain;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod openapi;
+pub mod routes;
+mod server;
+mod state;
+
+pub use config::{ApiConfig, Scope, TokenConfig};
+pub use error::{ApiError, Error, ErrorBody};
+pub use routes::router;
+pub use server::{bind, serve, serve_addr};
+pub use state::{AppState, AppStateBuilder};

@@ -48,24 +48,38 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = interval.tick() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
-        budget += cfg.claims_per_second * tick.as_secs_f64();
+        let rate = shared.load_rate();
+        if rate <= 0.0 {
+            budget = 0.0;
+            continue;
+        }
+        budget += rate * tick.as_secs_f64();
+        let mut sent = 0u32;
         while budget >= 1.0 {
             budget -= 1.0;
+            sent += 1;
+            if sent % 8 == 0 {
+                // Signing takes tens of microseconds per claim: let the HTTP handlers run in between.
+                tokio::task::yield_now().await;
+            }
             let i = rng.gen_range(0..signers.len());
             let amount = rng.gen_range(1..=cfg.max_amount.max(1));
             let signer = &signers[i];
-            let mut chain = shared.chain.lock();
-            let on_chain = chain
-                .state()
-                .access_key(&signer.get_account_id(), &signer.public_key())
-                .map_or(0, |k| k.nonce);
+            let (on_chain, block_hash) = {
+                let chain = shared.chain.lock();
+                let on_chain = chain
+                    .state()
+                    .access_key(&signer.get_account_id(), &signer.public_key())
+                    .map_or(0, |k| k.nonce);
+                (on_chain, chain.head().hash)
+            };
             let nonce = nonces.get(&i).copied().unwrap_or(0).max(on_chain) + 1;
             let tx = Transaction::V0(TransactionV0 {
                 signer_id: signer.get_account_id(),
                 public_key: signer.public_key(),
                 nonce,
                 receiver_id: contract.clone(),
-                block_hash: chain.head().hash,
+                block_hash,
                 actions: vec![Action::FunctionCall(Box::new(FunctionCallAction {
                     method_name: "claim".into(),
                     args: format!(r#"{{"amount":"{amount}"}}"#).into_bytes(),
@@ -73,7 +87,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     deposit: Balance::ZERO,
                 }))],
             });
-            match chain.submit(crate::validate::sign(tx, signer)) {
+            // Signing is the slow part: keep it outside the chain lock.
+            let signed = crate::validate::sign(tx, signer);
+            let submitted = shared.chain.lock().submit(signed);
+            match submitted {
                 Ok(_) => {
                     nonces.insert(i, nonce);
                 }

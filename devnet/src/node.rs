@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,15 @@ pub(crate) struct Shared {
     pub(crate) users: Vec<AccountId>,
     pub(crate) treasury: AccountId,
     pub(crate) token: AccountId,
+    /// Load generator rate, claims per second, as `f64` bits (changed through the handle).
+    load_rate: AtomicU64,
+}
+
+impl Shared {
+    /// Claims per second the load generator currently sends.
+    pub(crate) fn load_rate(&self) -> f64 {
+        f64::from_bits(self.load_rate.load(Ordering::Relaxed))
+    }
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch.
@@ -94,6 +104,7 @@ impl Devnet {
             users: built.users,
             treasury: genesis.treasury.clone(),
             token: genesis.token.account_id.clone(),
+            load_rate: AtomicU64::new(cfg.load.claims_per_second.max(0.0).to_bits()),
         });
         let mut tasks = Vec::new();
         let app = crate::http::router(shared.clone());
@@ -110,9 +121,8 @@ impl Devnet {
             }
         }));
         tasks.push(tokio::spawn(crate::producer::run(shared.clone())));
-        if cfg.load.claims_per_second > 0.0 {
-            tasks.push(tokio::spawn(crate::load::run(shared.clone())));
-        }
+        // Always running (idle at rate 0) so `set_load_rate` can start it later.
+        tasks.push(tokio::spawn(crate::load::run(shared.clone())));
         tracing::info!(%addr, height = head_height, "devnet started");
         Ok(DevnetHandle {
             shared,
@@ -217,6 +227,24 @@ impl DevnetHandle {
             .lock()
             .set_drop_share(faults.drop_tx_share);
         self.shared.faults.lock().set(faults);
+    }
+
+    /// Changes the load generator's rate, claims per second (0 pauses it). Benchmarks pause it once
+    /// their chain is built, so signing claims does not compete with what they measure.
+    pub fn set_load_rate(&self, claims_per_second: f64) {
+        let rate = if claims_per_second.is_finite() {
+            claims_per_second.max(0.0)
+        } else {
+            0.0
+        };
+        self.shared
+            .load_rate
+            .store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The load generator's rate in force, claims per second.
+    pub fn load_rate(&self) -> f64 {
+        self.shared.load_rate()
     }
 
     /// The fault knobs in force.

@@ -100,6 +100,50 @@ impl TreasuryKey {
     }
 }
 
+/// Loads every key the configuration names: `key_files`, then the JSON array in the `keys_env` variable. All
+/// keys must belong to one account; duplicates are dropped; at least one key is required.
+pub fn load_keys(
+    files: &[PathBuf],
+    keys_env: Option<&str>,
+) -> Result<Vec<TreasuryKey>, KeyFileError> {
+    let mut keys = Vec::new();
+    for path in files {
+        keys.push(TreasuryKey::from_file(path)?);
+    }
+    if let Some(var) = keys_env {
+        let source = PathBuf::from(format!("${var}"));
+        let invalid = |message: String| KeyFileError::Invalid {
+            path: source.clone(),
+            message,
+        };
+        let text = std::env::var(var).map_err(|_| invalid("is not set".into()))?;
+        let items: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|_| invalid("is not a JSON array of near-cli key objects".into()))?;
+        for (i, item) in items.iter().enumerate() {
+            keys.push(
+                TreasuryKey::from_json(&item.to_string())
+                    .map_err(|m| invalid(format!("item {i}: {m}")))?,
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.public_key.clone()));
+    let first = keys.first().ok_or_else(|| KeyFileError::Invalid {
+        path: PathBuf::from("distributor.key_files"),
+        message: "no treasury key configured (key_files or keys_env)".into(),
+    })?;
+    if let Some(other) = keys.iter().find(|k| k.account_id != first.account_id) {
+        return Err(KeyFileError::Invalid {
+            path: PathBuf::from("distributor.key_files"),
+            message: format!(
+                "keys of two accounts ({} and {}): one treasury per process",
+                first.account_id, other.account_id
+            ),
+        });
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,17 +3,24 @@
 //! reconciliation). Money leaves the treasury here, so DESIGN's "Exactly-once payouts" rules are followed to
 //! the letter: a signed transaction is persisted before it is broadcast, and re-broadcast as the same bytes.
 //!
-//! So far: key files ([`keyfile`]), batch planning ([`plan`]), batch signing ([`tx`]) and the
-//! persist-before-broadcast step ([`prepare`]). Broadcasting, the worker loop, lane resync and guards land with
-//! the rest of the distributor issue.
+//! Parts: key files ([`keyfile`]), batch planning ([`plan`]: bisection groups), batch signing ([`tx`]), the
+//! persist-before-broadcast step ([`prepare`]: flush rule, guards), the node ([`chain`]), one lane per leased
+//! key (nonce order, re-broadcast, dead-transaction detection, resync), and the process ([`runner`]: leases,
+//! guards, status, graceful shutdown).
 
+pub mod chain;
+pub mod config;
 pub mod keyfile;
+mod lane;
 pub mod metrics;
 pub mod plan;
 pub mod prepare;
+pub mod runner;
 pub mod tx;
 
-pub use keyfile::{KeyFileError, TreasuryKey};
+pub use config::DistributorConfig;
+pub use keyfile::{load_keys, KeyFileError, TreasuryKey};
 pub use metrics::{DistributorMetrics, DistributorSnapshot};
 pub use plan::{plan, Limits, Unpayable};
+pub use runner::{Distributor, DistributorError};
 pub use tx::{build_batch, SignedBatch};

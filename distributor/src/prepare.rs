@@ -4,14 +4,16 @@
 //! bytes be broadcast; if anything fails, nothing is stored and nothing is sent.
 
 use near_primitives::hash::CryptoHash;
-use payouts_store::claims::{lock_pending, update_claims, ClaimUpdate};
+use std::time::Duration;
+
+use payouts_store::claims::{lock_pending, spent_today, update_claims, ClaimUpdate};
 use payouts_store::keys::use_nonce;
 use payouts_store::transactions::{insert_tx, NewTx};
 use payouts_store::{AsyncConnection, AsyncPgConnection, ClaimId, ClaimStatus, StoreError};
 
 use crate::keyfile::TreasuryKey;
 use crate::plan::{plan, Limits};
-use crate::tx::{build_batch, BuildError, SignedBatch};
+use crate::tx::{build_batch_registering, BuildError, Registrations, SignedBatch};
 
 /// A batch stored and ready to broadcast.
 #[derive(Debug, Clone)]
@@ -20,6 +22,10 @@ pub struct PreparedBatch {
     pub batch: SignedBatch,
     /// The claims it pays, in action order.
     pub claim_ids: Vec<ClaimId>,
+    /// What it pays in total.
+    pub total: u128,
+    /// Claims failed in the same step because they can never be paid.
+    pub unpayable: usize,
 }
 
 /// What can stop a batch from being prepared. Nothing was written in any case.
@@ -48,6 +54,32 @@ pub struct LaneState {
     pub block_hash: CryptoHash,
 }
 
+/// What else shapes a batch besides its size.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOptions {
+    /// A batch that is not full waits until its oldest claim is this old (0: send at once).
+    pub max_wait: Duration,
+    /// Most the batch may pay in total (token balance left after what is in flight); `None`: unbounded.
+    pub budget: Option<u128>,
+    /// Daily cap of the token, checked against what was sent today; `None`: no cap.
+    pub daily_cap: Option<u128>,
+    /// Receivers to register first.
+    pub registrations: Registrations,
+}
+
+/// What [`prepare`] did.
+#[derive(Debug)]
+pub enum Prepared {
+    /// A batch was stored: broadcast it.
+    Batch(Box<PreparedBatch>),
+    /// Nothing pending.
+    Idle,
+    /// A batch that is not full yet: try again after this long.
+    Wait(Duration),
+    /// A guard holds the claims back (budget or daily cap); the reason is for operators.
+    Blocked(String),
+}
+
 /// Prepares at most one batch of `token` on the lane of `key` (held by `owner`). `Ok(None)`: nothing pending.
 /// Claims that can never be paid are failed in the same transaction.
 pub async fn prepare_batch(
@@ -58,20 +90,95 @@ pub async fn prepare_batch(
     lane: LaneState,
     limits: &Limits,
 ) -> Result<Option<PreparedBatch>, PrepareError> {
-    let per_tx = i64::try_from(limits.transfers_per_tx().max(1)).unwrap_or(1);
+    let opts = BatchOptions::default();
+    Ok(
+        match prepare(conn, owner, key, token, lane, limits, &opts).await? {
+            Prepared::Batch(b) => Some(*b),
+            _ => None,
+        },
+    )
+}
+
+/// [`prepare_batch`] with the flush rule, the guards and registrations of `opts`.
+pub async fn prepare(
+    conn: &mut AsyncPgConnection,
+    owner: &str,
+    key: &TreasuryKey,
+    token: &str,
+    lane: LaneState,
+    limits: &Limits,
+    opts: &BatchOptions,
+) -> Result<Prepared, PrepareError> {
+    let per_tx = limits.transfers_per_tx().max(1);
     conn.transaction(async |c| {
-        let pending = lock_pending(c, token, per_tx).await?;
+        let pending = lock_pending(c, token, i64::try_from(per_tx).unwrap_or(1)).await?;
         let (batches, unpayable) = plan(pending, limits);
         for bad in &unpayable {
             let fail = ClaimUpdate::Fail { error: &bad.reason };
             update_claims(c, &[bad.id], ClaimStatus::Pending, fail).await?;
         }
-        // One batch per call: an isolated claim comes first when it is the oldest.
-        let Some(claims) = batches.into_iter().next() else {
-            return Ok(None);
+        // One batch per call: the one holding the oldest claim.
+        let Some(mut claims) = batches.into_iter().next() else {
+            return Ok(Prepared::Idle);
         };
+        // Flush rule: a batch that is not full waits for more claims, up to max_wait after its oldest claim.
+        if claims.len() < per_tx && !claims[0].needs_isolation {
+            let age = (chrono::Utc::now() - claims[0].created_at)
+                .to_std()
+                .unwrap_or_default();
+            if age < opts.max_wait {
+                return Ok(Prepared::Wait(opts.max_wait - age));
+            }
+        }
+        // Registrations take actions too.
+        while claims.len() > 1 && opts.registrations.actions_for(&claims) > per_tx {
+            claims.pop();
+        }
+        // Guards: the token balance left, and the daily cap.
+        let mut budget = opts.budget;
+        if let Some(cap) = opts.daily_cap {
+            let spent = spent_today(c, token).await?.0;
+            let left = cap.saturating_sub(spent);
+            budget = Some(budget.map_or(left, |b| b.min(left)));
+        }
+        if let Some(budget) = budget {
+            let mut total: u128 = 0;
+            let fits = claims
+                .iter()
+                .take_while(|cl| match total.checked_add(cl.amount.0) {
+                    Some(t) if t <= budget => {
+                        total = t;
+                        true
+                    }
+                    _ => false,
+                })
+                .count();
+            if fits == 0 {
+                let why = if opts.daily_cap.is_some() && Some(budget) != opts.budget {
+                    format!(
+                        "daily cap of {token} reached (next claim needs {})",
+                        claims[0].amount
+                    )
+                } else {
+                    format!(
+                        "{token} balance too low: {budget} available, next claim needs {}",
+                        claims[0].amount
+                    )
+                };
+                return Ok(Prepared::Blocked(why));
+            }
+            claims.truncate(fits);
+        }
         let gas = limits.gas_per_transfer;
-        let batch = build_batch(key, token, &claims, lane.nonce, lane.block_hash, gas)?;
+        let batch = build_batch_registering(
+            key,
+            token,
+            &claims,
+            lane.nonce,
+            lane.block_hash,
+            gas,
+            &opts.registrations,
+        )?;
         let claim_ids: Vec<ClaimId> = claims.iter().map(|c| c.id).collect();
         let nonce = i64::try_from(lane.nonce)
             .map_err(|_| StoreError::Corrupt(format!("nonce {}", lane.nonce)))?;
@@ -94,7 +201,13 @@ pub async fn prepare_batch(
             ClaimUpdate::Submit { tx_hash: &row.hash },
         )
         .await?;
-        Ok(Some(PreparedBatch { batch, claim_ids }))
+        let total = claims.iter().map(|c| c.amount.0).sum();
+        Ok(Prepared::Batch(Box::new(PreparedBatch {
+            batch,
+            claim_ids,
+            total,
+            unpayable: unpayable.len(),
+        })))
     })
     .await
 }

@@ -54,7 +54,41 @@ pub fn transfer_action(claim: &Claim, gas: u64) -> Action {
     }))
 }
 
-/// Signs a batch paying `claims` from `key` on `token` with `nonce`, referencing `block_hash`.
+/// The `storage_deposit` action registering `account` (registration only: an already registered account gets
+/// the deposit back).
+pub fn register_action(account: &str, deposit: u128, gas: u64) -> Action {
+    let args = serde_json::json!({ "account_id": account, "registration_only": true });
+    Action::FunctionCall(Box::new(FunctionCallAction {
+        method_name: "storage_deposit".into(),
+        args: args.to_string().into_bytes(),
+        gas: Gas::from_gas(gas),
+        deposit: Balance::from_yoctonear(deposit),
+    }))
+}
+
+/// Receivers to register before paying them, and the deposit each registration attaches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registrations {
+    /// Receivers that get a `storage_deposit` before their first `ft_transfer` in the batch.
+    pub receivers: std::collections::HashSet<String>,
+    /// Deposit per registration (the token's `storage_balance_bounds.min`).
+    pub deposit: u128,
+}
+
+impl Registrations {
+    /// Actions a batch of `claims` needs: one per claim, plus one per distinct receiver to register.
+    pub fn actions_for(&self, claims: &[Claim]) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        claims.len()
+            + claims
+                .iter()
+                .filter(|c| self.receivers.contains(&c.receiver_id) && seen.insert(&c.receiver_id))
+                .count()
+    }
+}
+
+/// Signs a batch paying `claims` from `key` on `token` with `nonce`, referencing `block_hash`, registering
+/// first the receivers named in `register`.
 pub fn build_batch(
     key: &TreasuryKey,
     token: &str,
@@ -63,11 +97,44 @@ pub fn build_batch(
     block_hash: CryptoHash,
     gas_per_transfer: u64,
 ) -> Result<SignedBatch, BuildError> {
+    build_batch_registering(
+        key,
+        token,
+        claims,
+        nonce,
+        block_hash,
+        gas_per_transfer,
+        &Registrations::default(),
+    )
+}
+
+/// [`build_batch`], with `storage_deposit` actions for the receivers in `register`.
+pub fn build_batch_registering(
+    key: &TreasuryKey,
+    token: &str,
+    claims: &[Claim],
+    nonce: u64,
+    block_hash: CryptoHash,
+    gas_per_transfer: u64,
+    register: &Registrations,
+) -> Result<SignedBatch, BuildError> {
     let receiver_id =
         AccountId::from_str(token).map_err(|_| BuildError::AccountId(token.into()))?;
     for c in claims {
         AccountId::from_str(&c.receiver_id)
             .map_err(|_| BuildError::AccountId(c.receiver_id.clone()))?;
+    }
+    let mut registered = std::collections::HashSet::new();
+    let mut actions = Vec::with_capacity(claims.len());
+    for c in claims {
+        if register.receivers.contains(&c.receiver_id) && registered.insert(&c.receiver_id) {
+            actions.push(register_action(
+                &c.receiver_id,
+                register.deposit,
+                gas_per_transfer,
+            ));
+        }
+        actions.push(transfer_action(c, gas_per_transfer));
     }
     let tx = Transaction::V0(TransactionV0 {
         signer_id: key.account_id.clone(),
@@ -75,10 +142,7 @@ pub fn build_batch(
         nonce,
         receiver_id,
         block_hash,
-        actions: claims
-            .iter()
-            .map(|c| transfer_action(c, gas_per_transfer))
-            .collect(),
+        actions,
     });
     let (hash, _) = tx.get_hash_and_size();
     let signed = SignedTransaction::new(key.sign(hash.as_ref()), tx);

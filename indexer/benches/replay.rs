@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use payouts_devnet::{Devnet, DevnetConfig, Faults};
 use payouts_indexer::replay::replay;
 use payouts_indexer::rules::RuleConfig;
-use payouts_indexer::source::{self, SourceConfig};
+use payouts_indexer::source::{self, Fetch, SourceConfig};
 use payouts_indexer::IndexerConfig;
 use payouts_store::testdb::TestDb;
 
@@ -41,7 +41,9 @@ async fn main() {
             last + 3
         );
     }
-    // Freeze the chain so block production does not compete with the measurement.
+    // Freeze the chain and stop the load so neither block production nor signing claims competes with
+    // the measurement.
+    devnet.set_load_rate(0.0);
     devnet.set_faults(Faults {
         block_delay_ms: 3_600_000,
         ..devnet.faults()
@@ -55,7 +57,10 @@ async fn main() {
     let source = SourceConfig::Fastnear {
         endpoint: devnet.rpc_url(),
     };
-    let raw = raw_stream(&source, 2, last).await;
+    let concurrency = std::env::var("BENCH_FETCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let raw = raw_stream(&source, 2, last, concurrency).await;
 
     let db = TestDb::new().await;
     let pool = db.pool().await;
@@ -73,6 +78,7 @@ async fn main() {
             token: "token.devnet".into(),
             memo: None,
         }],
+        fetch_concurrency: concurrency,
         ..IndexerConfig::default()
     };
     let report = replay(&pool, &cfg, 2, last, false, |_| {})
@@ -81,7 +87,7 @@ async fn main() {
     let again = replay(&pool, &cfg, 2, last, false, |_| {})
         .await
         .expect("second replay");
-    let raw_after = raw_stream(&source, 2, last).await;
+    let raw_after = raw_stream(&source, 2, last, concurrency).await;
 
     let raw_best = blocks as f64 / raw.min(raw_after).as_secs_f64().max(1e-9);
     println!("blocks replayed:        {}", report.blocks);
@@ -112,9 +118,19 @@ async fn main() {
 }
 
 /// Reads `from..=to` through the streamer and does nothing else.
-async fn raw_stream(source: &SourceConfig, from: u64, to: u64) -> Duration {
+async fn raw_stream(
+    source: &SourceConfig,
+    from: u64,
+    to: u64,
+    concurrency: Option<u64>,
+) -> Duration {
     let started = Instant::now();
-    let mut stream = source::start(source, from, 100).await.expect("stream");
+    let fetch = Fetch {
+        preload: 100,
+        concurrency,
+        until: Some(to),
+    };
+    let mut stream = source::start(source, from, fetch).await.expect("stream");
     while let Some(msg) = stream.blocks.recv().await {
         if msg.block.header.height >= to {
             break;

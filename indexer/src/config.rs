@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use crate::rules::RuleConfig;
-use crate::source::SourceConfig;
+use crate::source::{Fetch, SourceConfig};
 
 /// `[indexer]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -22,6 +22,10 @@ pub struct IndexerConfig {
     /// Blocks fetched ahead of processing.
     #[serde(default = "default_preload")]
     pub preload: usize,
+    /// fastnear sources: near-lake-framework streamers fetching consecutive segments side by side while
+    /// the stream is behind the final head (`None`: two per core). 1: a single streamer throughout.
+    #[serde(default)]
+    pub fetch_concurrency: Option<u64>,
     /// Most blocks committed in one DB transaction when the stream runs ahead (each block stays whole).
     #[serde(default = "default_max_batch")]
     pub max_blocks_per_commit: usize,
@@ -47,6 +51,7 @@ impl Default for IndexerConfig {
             stream: default_stream(),
             start_block_height: None,
             preload: default_preload(),
+            fetch_concurrency: None,
             max_blocks_per_commit: default_max_batch(),
             rules: vec![],
         }
@@ -54,6 +59,15 @@ impl Default for IndexerConfig {
 }
 
 impl IndexerConfig {
+    /// How the stream reads ahead; `until`: the last block wanted, when known.
+    pub fn fetch(&self, until: Option<u64>) -> Fetch {
+        Fetch {
+            preload: self.preload,
+            concurrency: self.fetch_concurrency,
+            until,
+        }
+    }
+
     /// Checks every value; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         self.source.validate()?;
@@ -62,6 +76,12 @@ impl IndexerConfig {
         }
         if self.preload == 0 || self.max_blocks_per_commit == 0 {
             return Err("indexer.preload / max_blocks_per_commit: must be at least 1".into());
+        }
+        if self
+            .fetch_concurrency
+            .is_some_and(|n| !(1..=64).contains(&n))
+        {
+            return Err("indexer.fetch_concurrency: must be between 1 and 64".into());
         }
         crate::rules::compile(&self.rules).map_err(|e| e.to_string())?;
         Ok(())

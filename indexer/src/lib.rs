@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod config;
 pub mod error;
+mod fastnear;
 pub mod metrics;
 pub mod replay;
 pub mod rules;

@@ -72,7 +72,7 @@ pub async fn replay(
     cfg.validate().map_err(IndexerError::Config)?;
     let rules = compile(&cfg.rules).map_err(|e| IndexerError::Config(e.to_string()))?;
     let started = Instant::now();
-    let mut stream = source::start(&cfg.source, from, cfg.preload).await?;
+    let mut stream = source::start(&cfg.source, from, cfg.fetch(Some(to))).await?;
     let mut report = ReplayReport {
         dry_run,
         ..Default::default()

@@ -88,7 +88,7 @@ impl Indexer {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), IndexerError> {
         let start = self.start_height().await?;
         tracing::info!(stream = %self.cfg.stream, start, "indexer starting");
-        let mut stream = source::start(&self.cfg.source, start, self.cfg.preload).await?;
+        let mut stream = source::start(&self.cfg.source, start, self.cfg.fetch(None)).await?;
         let head_watch = self.watch_head(shutdown.child_token());
         let max = self.cfg.max_blocks_per_commit;
         loop {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use near_lake_framework::near_indexer_primitives::StreamerMessage;
 use near_lake_framework::s3::client::{GetObjectBytesError, ListCommonPrefixesError, S3Client};
-use near_lake_framework::{FastNearConfigBuilder, LakeConfigBuilder};
+use near_lake_framework::LakeConfigBuilder;
 use serde::Deserialize;
 use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
@@ -116,13 +116,43 @@ impl Drop for Stream {
     }
 }
 
+/// How a stream reads ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fetch {
+    /// Blocks fetched ahead of processing (`[indexer] preload`).
+    pub preload: usize,
+    /// fastnear: streamers fetching side by side while catching up (`[indexer] fetch_concurrency`);
+    /// `None`: [`default_concurrency`].
+    pub concurrency: Option<u64>,
+    /// Last block wanted, when known (replays). A fastnear stream fetches nothing past it ahead of time
+    /// (only when `until` itself is missing does it go on to the next block). Other sources ignore it.
+    pub until: Option<u64>,
+}
+
+impl Fetch {
+    /// Reads `preload` blocks ahead, default concurrency, no end.
+    pub fn ahead(preload: usize) -> Self {
+        Self {
+            preload,
+            concurrency: None,
+            until: None,
+        }
+    }
+}
+
+/// Streamers a fastnear source runs side by side while catching up, unless configured: two per core
+/// (near-lake-framework's own default for its `num_threads`).
+pub fn default_concurrency() -> u64 {
+    std::thread::available_parallelism().map_or(2, |n| n.get() as u64) * 2
+}
+
 /// Starts streaming blocks from `start` on.
 pub async fn start(
     source: &SourceConfig,
     start: u64,
-    preload: usize,
+    fetch: Fetch,
 ) -> Result<Stream, IndexerError> {
-    let preload = preload.max(1);
+    let preload = fetch.preload.max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("lake-streamer")
@@ -152,18 +182,16 @@ pub async fn start(
     let entered = runtime.enter();
     let (task, blocks) = match source {
         SourceConfig::Fastnear { endpoint } => {
-            let builder = FastNearConfigBuilder::default()
-                .start_block_height(start)
-                .blocks_preload_pool_size(preload);
-            let builder = match endpoint.as_str() {
-                "mainnet" => builder.mainnet(),
-                "testnet" => builder.testnet(),
-                url => builder.endpoint(url.trim_end_matches('/')),
-            };
-            let cfg = builder
-                .build()
-                .map_err(|e| IndexerError::Source(e.to_string()))?;
-            near_lake_framework::streamer(cfg)
+            let concurrency = fetch.concurrency.unwrap_or_else(default_concurrency);
+            let plan = crate::fastnear::Plan::new(
+                crate::runner::fastnear_url(endpoint),
+                concurrency,
+                preload,
+                fetch.until,
+            );
+            let (tx, rx) = tokio::sync::mpsc::channel(preload);
+            let task = tokio::spawn(async move { crate::fastnear::run(plan, start, tx).await });
+            (task, rx)
         }
         SourceConfig::S3 { bucket, region, .. } => {
             let mut builder = LakeConfigBuilder::default()
@@ -177,7 +205,7 @@ pub async fn start(
             let cfg = builder
                 .build()
                 .map_err(|e| IndexerError::Source(e.to_string()))?;
-            near_lake_framework::streamer(cfg)
+            lake(near_lake_framework::streamer(cfg))
         }
         SourceConfig::Dir { path } => {
             let cfg = LakeConfigBuilder::default()
@@ -188,14 +216,14 @@ pub async fn start(
                 .s3_client(DirS3Client::new(path))
                 .build()
                 .map_err(|e| IndexerError::Source(e.to_string()))?;
-            near_lake_framework::streamer(cfg)
+            lake(near_lake_framework::streamer(cfg))
         }
     };
     drop(entered);
     let task = tokio::spawn(async move {
         match task.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(e),
             Err(e) => Err(format!("streamer task stopped: {e}")),
         }
     });
@@ -204,6 +232,20 @@ pub async fn start(
         blocks,
         runtime: Some(runtime),
     })
+}
+
+/// The framework's streamer task, its error as text.
+fn lake<E: std::fmt::Display + Send + 'static>(
+    (task, blocks): (JoinHandle<Result<(), E>>, Receiver<StreamerMessage>),
+) -> (JoinHandle<Result<(), String>>, Receiver<StreamerMessage>) {
+    let task = tokio::spawn(async move {
+        match task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("streamer task stopped: {e}")),
+        }
+    });
+    (task, blocks)
 }
 
 /// Serves a local directory in the Lake S3 layout to near-lake-framework's S3 provider.

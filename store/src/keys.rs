@@ -56,10 +56,12 @@ pub async fn register_keys(
 }
 
 /// Leases up to `max` keys of `account` to `owner` for `ttl_ms`: free keys, expired leases, and the owner's own
-/// (renewed). Concurrent callers get disjoint keys.
+/// (renewed). Concurrent callers get disjoint keys. Only keys in `held` are candidates (`None`: any key of the
+/// account): a process leases only keys whose secret it has.
 pub async fn lease_keys(
     conn: &mut AsyncPgConnection,
     account: &str,
+    held: Option<&[String]>,
     owner: &str,
     max: i64,
     ttl_ms: i64,
@@ -70,6 +72,7 @@ pub async fn lease_keys(
          WHERE public_key IN ( \
              SELECT public_key FROM access_keys \
              WHERE account_id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at < now()) \
+               AND ($5::text[] IS NULL OR public_key = ANY($5)) \
              ORDER BY public_key LIMIT $3 FOR UPDATE SKIP LOCKED) \
          RETURNING *",
     )
@@ -77,6 +80,7 @@ pub async fn lease_keys(
     .bind::<Text, _>(owner)
     .bind::<BigInt, _>(max)
     .bind::<BigInt, _>(ttl_ms)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Array<Text>>, _>(held)
     .load(conn)
     .await?)
 }

@@ -6,6 +6,7 @@
 //! takes a `&mut AsyncPgConnection` so the caller can run it inside its own DB transaction.
 //! Errors are [`StoreError`]; callers decide what a client may see (never the SQL text).
 
+pub mod api_queries;
 pub mod claims;
 pub mod cluster;
 pub mod cursor;

@@ -207,3 +207,48 @@ pub async fn confirm_by_memo(
     .await?;
     Ok(moved == 1)
 }
+
+/// One successful `ft_transfer` carrying a claim memo, as the indexer saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoPayment<'a> {
+    /// The claim named by the memo.
+    pub claim_id: ClaimId,
+    /// Token contract.
+    pub token: &'a str,
+    /// Sender.
+    pub from: &'a str,
+    /// Receiver.
+    pub to: &'a str,
+    /// Amount.
+    pub amount: Yocto,
+}
+
+/// [`confirm_by_memo`] for many transfers in one statement (a block can carry thousands). Returns how many
+/// claims were confirmed.
+pub async fn confirm_by_memos(
+    conn: &mut AsyncPgConnection,
+    payments: &[MemoPayment<'_>],
+) -> Result<usize> {
+    use diesel::sql_types::Array;
+    if payments.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = payments.iter().map(|p| p.claim_id.0).collect();
+    let tokens: Vec<&str> = payments.iter().map(|p| p.token).collect();
+    let froms: Vec<&str> = payments.iter().map(|p| p.from).collect();
+    let tos: Vec<&str> = payments.iter().map(|p| p.to).collect();
+    let amounts: Vec<Yocto> = payments.iter().map(|p| p.amount).collect();
+    Ok(diesel::sql_query(
+        "UPDATE claims c SET status = 'confirmed', confirmed_at = now(), needs_isolation = false, split_group = NULL, updated_at = now() \
+         FROM transactions t, unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::numeric[]) AS m(id, token, sender, receiver, amount) \
+         WHERE c.id = m.id AND c.status = 'submitted' AND c.token_contract = m.token AND c.receiver_id = m.receiver \
+           AND c.amount = m.amount AND t.hash = c.current_tx_hash AND t.signer_id = m.sender",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Text>, _>(tokens)
+    .bind::<Array<Text>, _>(froms)
+    .bind::<Array<Text>, _>(tos)
+    .bind::<Array<Numeric>, _>(amounts)
+    .execute(conn)
+    .await?)
+}

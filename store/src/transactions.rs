@@ -223,3 +223,18 @@ pub async fn in_flight_by_key(conn: &mut AsyncPgConnection) -> Result<Vec<(Strin
         .load(conn)
         .await?)
 }
+
+/// The states of the transactions in `hashes` that exist.
+pub async fn tx_statuses(
+    conn: &mut AsyncPgConnection,
+    hashes: &[String],
+) -> Result<Vec<(String, TxStatus)>> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(transactions::table
+        .filter(transactions::hash.eq_any(hashes))
+        .select((transactions::hash, transactions::status))
+        .load(conn)
+        .await?)
+}

@@ -150,7 +150,7 @@ async fn migrate_applies_then_is_up_to_date_then_reverts() {
 
 #[test]
 fn unimplemented_roles_exit_non_zero() {
-    let out = payouts(&["bench"], &[]);
+    let out = payouts(&["run"], &[]);
     assert!(!out.status.success());
     assert!(assert_one_clean_line(&out).contains("not implemented"));
 }

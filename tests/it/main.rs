@@ -2,4 +2,5 @@
 
 mod cli;
 mod devnet;
+mod kill;
 mod replay;

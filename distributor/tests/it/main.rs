@@ -1,4 +1,6 @@
 //! Distributor tests against the devnet and a real PostgreSQL.
 
+mod payouts;
 mod prepare;
 mod signing;
+mod world;

@@ -38,7 +38,7 @@ async fn setup(
         .await
         .unwrap();
     assert_eq!(
-        lease_keys(conn, "treasury.devnet", "proc-a", 8, 60_000)
+        lease_keys(conn, "treasury.devnet", None, "proc-a", 8, 60_000)
             .await
             .unwrap()
             .len(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use payouts_indexer::apply::commit_blocks;
 use payouts_indexer::rules::{compile, RuleConfig};
 use payouts_indexer::scan::scan_block;
-use payouts_indexer::source::{self, SourceConfig};
+use payouts_indexer::source::{self, Fetch, SourceConfig};
 use payouts_store::testdb::TestDb;
 use payouts_store::Yocto;
 
@@ -42,7 +42,9 @@ async fn mainnet_block_yields_exactly_its_two_sweat_transfers() {
     let source = SourceConfig::Dir {
         path: fixture_dir(),
     };
-    let mut stream = source::start(&source, HEIGHT, 4).await.unwrap();
+    let mut stream = source::start(&source, HEIGHT, Fetch::ahead(4))
+        .await
+        .unwrap();
     let msg = tokio::time::timeout(Duration::from_secs(30), stream.blocks.recv())
         .await
         .unwrap()

@@ -3,3 +3,4 @@
 mod chain;
 mod devnet;
 mod fixture;
+mod scratch;

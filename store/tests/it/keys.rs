@@ -23,10 +23,10 @@ async fn two_processes_lease_disjoint_keys_and_expired_leases_free_up() {
         0
     );
 
-    let a = lease_keys(&mut conn, ACCOUNT, "proc-a", 5, 60_000)
+    let a = lease_keys(&mut conn, ACCOUNT, None, "proc-a", 5, 60_000)
         .await
         .unwrap();
-    let b = lease_keys(&mut conn, ACCOUNT, "proc-b", 5, 60_000)
+    let b = lease_keys(&mut conn, ACCOUNT, None, "proc-b", 5, 60_000)
         .await
         .unwrap();
     assert_eq!((a.len(), b.len()), (5, 3));
@@ -35,7 +35,7 @@ async fn two_processes_lease_disjoint_keys_and_expired_leases_free_up() {
         .all(|k| !b.iter().any(|o| o.public_key == k.public_key)));
     // Leasing again renews one's own keys and takes nothing from the other.
     assert_eq!(
-        lease_keys(&mut conn, ACCOUNT, "proc-a", 8, 60_000)
+        lease_keys(&mut conn, ACCOUNT, None, "proc-a", 8, 60_000)
             .await
             .unwrap()
             .len(),
@@ -44,7 +44,7 @@ async fn two_processes_lease_disjoint_keys_and_expired_leases_free_up() {
 
     // proc-b "crashes": its lease expires and proc-a can take its keys.
     assert_eq!(
-        lease_keys(&mut conn, ACCOUNT, "proc-b", 8, 1)
+        lease_keys(&mut conn, ACCOUNT, None, "proc-b", 8, 1)
             .await
             .unwrap()
             .len(),
@@ -59,7 +59,7 @@ async fn two_processes_lease_disjoint_keys_and_expired_leases_free_up() {
         "expired lease renewed"
     );
     assert_eq!(
-        lease_keys(&mut conn, ACCOUNT, "proc-a", 8, 60_000)
+        lease_keys(&mut conn, ACCOUNT, None, "proc-a", 8, 60_000)
             .await
             .unwrap()
             .len(),
@@ -67,6 +67,14 @@ async fn two_processes_lease_disjoint_keys_and_expired_leases_free_up() {
     );
 
     assert_eq!(release_leases(&mut conn, "proc-a").await.unwrap(), 8);
+    // A process leases only the keys whose secret it holds.
+    let held = vec![keys(8)[6].clone()];
+    let c = lease_keys(&mut conn, ACCOUNT, Some(&held), "proc-c", 8, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].public_key, held[0]);
+    assert_eq!(release_leases(&mut conn, "proc-c").await.unwrap(), 1);
     assert!(list_keys(&mut conn)
         .await
         .unwrap()
@@ -97,7 +105,7 @@ async fn nonces_only_move_forward_and_only_for_the_lease_holder() {
     let mut conn = db.conn().await;
     register_keys(&mut conn, ACCOUNT, &keys(1)).await.unwrap();
     let key = &keys(1)[0];
-    lease_keys(&mut conn, ACCOUNT, "proc-a", 1, 60_000)
+    lease_keys(&mut conn, ACCOUNT, None, "proc-a", 1, 60_000)
         .await
         .unwrap();
     use_nonce(&mut conn, key, "proc-a", 10).await.unwrap();

@@ -197,3 +197,39 @@ async fn memo_confirms_only_an_exact_payment_by_our_signer() {
         TxStatus::Final
     );
 }
+
+#[tokio::test]
+async fn many_memo_payments_confirm_in_one_statement_only_when_they_match() {
+    use payouts_store::reconcile::{confirm_by_memos, MemoPayment};
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let ids = submitted_batch(&mut conn, "tx1", 0, 3).await;
+    let pay = |id: ClaimId, from, amount| MemoPayment {
+        claim_id: id,
+        token: "token.devnet",
+        from,
+        to: "alice.devnet",
+        amount: Yocto(amount),
+    };
+    let payments = [
+        pay(ids[0], "treasury.devnet", 5),
+        pay(ids[1], "treasury.devnet", 4), // wrong amount
+        pay(ids[2], "mallory.devnet", 5),  // not our signer
+        pay(ids[0], "treasury.devnet", 5), // repeated
+    ];
+    assert_eq!(confirm_by_memos(&mut conn, &payments).await.unwrap(), 1);
+    let status = |c: Option<payouts_store::claims::Claim>| c.unwrap().status;
+    assert_eq!(
+        status(get_claim(&mut conn, ids[0]).await.unwrap()),
+        ClaimStatus::Confirmed
+    );
+    assert_eq!(
+        status(get_claim(&mut conn, ids[1]).await.unwrap()),
+        ClaimStatus::Submitted
+    );
+    assert_eq!(
+        status(get_claim(&mut conn, ids[2]).await.unwrap()),
+        ClaimStatus::Submitted
+    );
+    assert_eq!(confirm_by_memos(&mut conn, &payments).await.unwrap(), 0);
+}

@@ -1,0 +1,362 @@
+// near-payouts dashboard: polls /status and /claims every second and renders with DOM APIs only
+// (textContent, never innerHTML with data). No dependencies, no build step.
+"use strict";
+
+(function () {
+  const POLL_MS = 1000;
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    token: "",
+    search: { text: "", status: "" },
+    lastOk: 0,
+    inflight: false,
+    pendingKey: null, // Idempotency-Key kept for a retry of the same, unchanged form
+    pendingBody: null,
+  };
+
+  // ---------- helpers ----------
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (k === "class") e.className = v;
+        else if (k === "title") e.title = v;
+        else e.setAttribute(k, v);
+      }
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+  function setText(id, v) {
+    const e = $(id);
+    const s = String(v);
+    if (e && e.textContent !== s) e.textContent = s;
+  }
+  function fmtInt(n) {
+    return typeof n === "number" ? n.toLocaleString("en-US") : "–";
+  }
+  function fmtRate(x) {
+    if (typeof x !== "number") return "–";
+    return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+  }
+  // Amounts are decimal strings (u128): group digits without ever converting to a JS number.
+  function fmtAmount(s) {
+    return typeof s === "string" ? s.replace(/\B(?=(\d{3})+(?!\d))/g, "\u2009") : "–";
+  }
+  function ago(iso) {
+    if (!iso) return "";
+    const t = Date.parse(iso);
+    if (isNaN(t)) return "";
+    const s = Math.max(0, Math.round((Date.now() - t) / 1000));
+    if (s < 60) return s + " s ago";
+    if (s < 3600) return Math.floor(s / 60) + " min ago";
+    if (s < 86400) return Math.floor(s / 3600) + " h ago";
+    return new Date(t).toISOString().slice(0, 16).replace("T", " ");
+  }
+  function shortKey(k) {
+    return k && k.length > 22 ? k.slice(0, 14) + "…" + k.slice(-6) : k;
+  }
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+  function headers(extra) {
+    const h = Object.assign({ Accept: "application/json" }, extra || {});
+    if (state.token) h.Authorization = "Bearer " + state.token;
+    return h;
+  }
+  async function getJson(url) {
+    const r = await fetch(url, { headers: headers(), cache: "no-store" });
+    let body = null;
+    try { body = await r.json(); } catch (_) { body = null; }
+    return { ok: r.ok, status: r.status, body };
+  }
+  function errMessage(res) {
+    if (res && res.body && res.body.error) return res.body.error.message + " (" + res.body.error.code + ")";
+    return "HTTP " + (res ? res.status : "?");
+  }
+  function banner(msg) {
+    const b = $("banner");
+    if (msg) { b.textContent = msg; b.classList.remove("hidden"); }
+    else b.classList.add("hidden");
+  }
+  function replaceRows(tbody, rows, cols, emptyText) {
+    const frag = document.createDocumentFragment();
+    if (rows.length === 0) {
+      frag.append(el("tr", { class: "empty" }, el("td", { colspan: String(cols) }, emptyText)));
+    } else {
+      for (const r of rows) frag.append(r);
+    }
+    tbody.replaceChildren(frag);
+  }
+  function badge(status) {
+    return el("span", { class: "badge " + status }, status);
+  }
+
+  // ---------- chart ----------
+  function drawChart(series, bucketSecs) {
+    const box = $("chart");
+    const W = Math.max(200, box.clientWidth), H = Math.max(120, box.clientHeight);
+    const padL = 40, padR = 8, padT = 10, padB = 20;
+    const n = series.length || 1;
+    const max = Math.max(1, ...series);
+    const niceMax = niceCeil(max);
+    const x = (i) => padL + (i / Math.max(1, n - 1)) * (W - padL - padR);
+    const y = (v) => padT + (1 - v / niceMax) * (H - padT - padB);
+    const NS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", "confirmed transfers per second");
+    const mk = (tag, attrs, text) => {
+      const e = document.createElementNS(NS, tag);
+      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+      if (text !== undefined) e.textContent = text;
+      svg.append(e);
+      return e;
+    };
+    for (let i = 0; i <= 4; i++) {
+      const v = (niceMax * i) / 4;
+      mk("line", { class: "grid", x1: padL, x2: W - padR, y1: y(v), y2: y(v) });
+      mk("text", { class: "axis", x: padL - 6, y: y(v) + 4, "text-anchor": "end" }, fmtRate(v));
+    }
+    const span = n * bucketSecs;
+    const labels = [[0, "-" + Math.round(span / 60) + " min"], [Math.floor((n - 1) / 2), "-" + Math.round(span / 120) + " min"], [n - 1, "now"]];
+    for (const [i, t] of labels) {
+      mk("text", { class: "axis", x: x(i), y: H - 4, "text-anchor": i === 0 ? "start" : i === n - 1 ? "end" : "middle" }, t);
+    }
+    if (series.length > 1) {
+      let d = "";
+      series.forEach((v, i) => { d += (i ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1); });
+      mk("path", { class: "area", d: d + `L${x(n - 1).toFixed(1)} ${y(0)}L${x(0).toFixed(1)} ${y(0)}Z` });
+      mk("path", { class: "line", d });
+    }
+    box.replaceChildren(svg);
+  }
+  function niceCeil(v) {
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  // ---------- rendering ----------
+  function renderStatus(s) {
+    const c = s.claims.by_status;
+    setText("count-pending", fmtInt(c.pending));
+    setText("count-submitted", fmtInt(c.submitted));
+    setText("count-confirmed", fmtInt(c.confirmed));
+    setText("count-failed", fmtInt(c.failed));
+    const t = s.throughput;
+    setText("tps-1m", fmtRate(t.transfers_per_second_1m));
+    setText("tps-10m", fmtRate(t.transfers_per_second_10m));
+    setText("tps-1m-sub", fmtInt(t.confirmed_1m) + " confirmed");
+    setText("tps-10m-sub", fmtInt(t.confirmed_10m) + " confirmed");
+    drawChart(t.series, t.bucket_secs);
+
+    const ix = s.indexer;
+    setText("lag-blocks", ix.lag_blocks === null ? "–" : fmtInt(ix.lag_blocks) + " blk");
+    setText("lag-seconds", ix.lag_seconds === null ? (s.chain.error || "head unknown") : ix.lag_seconds.toFixed(1) + " s behind");
+    setText("head-height", s.chain.head_height === null ? "unknown" : fmtInt(s.chain.head_height));
+    $("pill-chain").title = s.chain.error ? "Chain head unknown: " + s.chain.error : "Chain head (" + s.chain.source + ")";
+    setText("indexed-height", ix.indexed_height === null ? "none" : fmtInt(ix.indexed_height));
+
+    // key pool
+    const kp = s.key_pool;
+    setText("keys-summary", kp.leased + "/" + kp.total + " leased · " + kp.in_flight + " in flight");
+    replaceRows($("keys-body"), kp.keys.map((k) => el("tr", null,
+      el("td", { class: "mono", title: k.public_key + " (" + k.account_id + ")" }, shortKey(k.public_key)),
+      el("td", { title: k.lease_owner || "" }, k.leased ? el("span", { class: "badge leased" }, "leased") : el("span", { class: "badge free" }, "free")),
+      el("td", { class: "num" }, k.last_nonce === null ? "–" : String(k.last_nonce)),
+      el("td", { class: "num" }, String(k.in_flight)),
+    )), 4, "no keys registered");
+
+    replaceRows($("tokens-body"), s.claims.by_token.map((t) => el("tr", null,
+      el("td", { title: t.token }, t.token),
+      el("td", { class: "num" }, fmtInt(t.by_status.pending)),
+      el("td", { class: "num" }, fmtInt(t.by_status.confirmed)),
+      el("td", { class: "num" }, fmtInt(t.by_status.failed)),
+    )), 4, "no claims yet");
+
+    // distributors
+    const list = $("dist-list");
+    const alive = s.distributors.filter((d) => d.alive);
+    const paused = alive.filter((d) => d.paused_reason);
+    setText("dist-state", alive.length === 0 ? "none" : paused.length ? "paused" : alive.length + " running");
+    const items = s.distributors.map((d) => el("div", { class: "dist" },
+      el("div", null, el("span", { class: "owner mono" }, d.owner), " ",
+        el("span", { class: "muted" }, d.stopped_at ? "stopped " + ago(d.stopped_at) : d.alive ? "heartbeat " + ago(d.heartbeat_at) : "silent since " + ago(d.heartbeat_at))),
+      d.paused_reason ? el("div", { class: "why" }, "paused: " + d.paused_reason) : null,
+      d.last_error ? el("div", { class: "err" }, "last error (" + ago(d.last_error_at) + "): " + d.last_error) : null,
+    ));
+    if (items.length === 0) items.push(el("div", { class: "muted" }, "no distributor has reported yet"));
+    list.replaceChildren(...items);
+
+    // token select of the send form
+    const sel = $("send-token");
+    const want = s.allowed_tokens.join("\n");
+    if (sel.dataset.tokens !== want) {
+      sel.dataset.tokens = want;
+      sel.replaceChildren(...s.allowed_tokens.map((t) => el("option", { value: t }, t)));
+      if (s.allowed_tokens.length === 0) sel.append(el("option", { value: "" }, "manual sends disabled"));
+    }
+  }
+
+  function claimRow(c) {
+    return el("tr", { "data-id": String(c.id) },
+      el("td", { class: "num mono" }, String(c.id)),
+      el("td", null, badge(c.status)),
+      el("td", null, c.source),
+      el("td", { title: c.receiver_id }, c.receiver_id),
+      el("td", { class: "num mono", title: c.amount }, fmtAmount(c.amount)),
+      el("td", { title: c.token }, c.token),
+      el("td", { title: c.updated_at }, ago(c.updated_at)),
+      el("td", { class: "err", title: c.last_error || "" }, c.last_error || ""),
+    );
+  }
+
+  function claimsUrl() {
+    const q = state.search.text.trim();
+    const p = new URLSearchParams();
+    if (q && !/^\d+$/.test(q)) p.set("receiver", q);
+    if (state.search.status) p.set("status", state.search.status);
+    p.set("limit", "50");
+    return "/claims?" + p.toString();
+  }
+
+  async function refreshClaims() {
+    const q = state.search.text.trim();
+    const note = $("claims-note");
+    if (/^\d+$/.test(q)) {
+      const r = await getJson("/claims/" + q);
+      if (r.ok) { replaceRows($("claims-body"), [claimRow(r.body)], 8, ""); setText("claims-note", "claim " + q); }
+      else { replaceRows($("claims-body"), [], 8, r.status === 404 ? "no claim " + q : errMessage(r)); setText("claims-note", ""); }
+      return;
+    }
+    const r = await getJson(claimsUrl());
+    if (!r.ok) { replaceRows($("claims-body"), [], 8, errMessage(r)); note.textContent = ""; return; }
+    replaceRows($("claims-body"), r.body.claims.map(claimRow), 8, "no claims match");
+    note.textContent = r.body.claims.length + " shown" + (r.body.next_cursor ? " (newest first; more exist)" : "");
+  }
+
+  async function refreshFailures() {
+    const r = await getJson("/claims?status=failed&limit=20");
+    if (!r.ok) return;
+    replaceRows($("failures-body"), r.body.claims.map((c) => el("tr", null,
+      el("td", { class: "num mono" }, String(c.id)),
+      el("td", { title: c.receiver_id }, c.receiver_id),
+      el("td", { class: "num mono", title: c.amount }, fmtAmount(c.amount)),
+      el("td", { class: "num" }, String(c.attempts)),
+      el("td", { class: "err", title: c.last_error || "" }, c.last_error || "(no reason recorded)"),
+      el("td", { title: c.updated_at }, ago(c.updated_at)),
+    )), 6, "no failures");
+  }
+
+  async function tick() {
+    if (state.inflight) return;
+    state.inflight = true;
+    try {
+      const s = await getJson("/status");
+      if (s.ok) {
+        renderStatus(s.body);
+        banner(null);
+        await Promise.all([refreshClaims(), refreshFailures()]);
+        state.lastOk = Date.now();
+      } else if (s.status === 401 || s.status === 403) {
+        banner("This server needs a token with the read scope to show its status: paste one in the API token field.");
+      } else {
+        banner("Status unavailable: " + errMessage(s));
+      }
+    } catch (e) {
+      banner("Cannot reach the API: " + (e && e.message ? e.message : e));
+    } finally {
+      state.inflight = false;
+      const fresh = Date.now() - state.lastOk < 5000;
+      $("conn-dot").className = "dot " + (fresh ? "ok" : "bad");
+      setText("updated", state.lastOk ? "updated " + new Date(state.lastOk).toLocaleTimeString() : "connecting…");
+    }
+  }
+
+  // ---------- manual send ----------
+  async function send(ev) {
+    ev.preventDefault();
+    const out = $("send-result");
+    const body = {
+      receiver_id: $("send-receiver").value.trim(),
+      amount: $("send-amount").value.trim(),
+    };
+    const token = $("send-token").value;
+    if (token) body.token = token;
+    const memo = $("send-memo").value;
+    if (memo) body.memo = memo;
+    const text = JSON.stringify(body);
+    // Same unchanged form after a failed attempt: same key, so a retry can never pay twice.
+    if (state.pendingBody !== text) { state.pendingKey = uuid(); state.pendingBody = text; }
+    const btn = $("send-submit");
+    btn.disabled = true;
+    out.className = "result";
+    out.textContent = "sending…";
+    try {
+      const r = await fetch("/send-ft", {
+        method: "POST",
+        headers: headers({ "Content-Type": "application/json", "Idempotency-Key": state.pendingKey }),
+        body: text,
+      });
+      let res = null;
+      try { res = await r.json(); } catch (_) { res = null; }
+      if (r.status === 202 || r.status === 200) {
+        out.className = "result ok";
+        out.textContent = (r.status === 202 ? "Claim " : "Already requested: claim ") + res.id + " (" + res.status + ") for " + res.receiver_id;
+        state.pendingKey = null; state.pendingBody = null;
+        $("send-amount").value = ""; $("send-memo").value = "";
+        tick();
+      } else {
+        out.className = "result bad";
+        out.textContent = errMessage({ status: r.status, body: res });
+        if (r.status < 500) { state.pendingKey = null; state.pendingBody = null; }
+      }
+    } catch (e) {
+      out.className = "result bad";
+      out.textContent = "Network error; submit again to retry safely (same Idempotency-Key).";
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  // ---------- wiring ----------
+  document.addEventListener("DOMContentLoaded", () => {
+    const tok = $("api-token");
+    try { tok.value = sessionStorage.getItem("payouts.token") || ""; } catch (_) { /* storage off */ }
+    state.token = tok.value.trim();
+    tok.addEventListener("input", () => {
+      state.token = tok.value.trim();
+      try { sessionStorage.setItem("payouts.token", state.token); } catch (_) { /* storage off */ }
+    });
+    $("send-form").addEventListener("submit", send);
+    $("search-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      state.search.text = $("search-text").value;
+      state.search.status = $("search-status").value;
+      tick();
+    });
+    $("search-status").addEventListener("change", () => {
+      state.search.status = $("search-status").value;
+      tick();
+    });
+    $("search-clear").addEventListener("click", () => {
+      $("search-text").value = ""; $("search-status").value = "";
+      state.search = { text: "", status: "" };
+      tick();
+    });
+    window.addEventListener("resize", () => tick());
+    tick();
+    setInterval(tick, POLL_MS);
+  });
+})();

@@ -1,0 +1,102 @@
+//! The chain head as the status page shows it: from the in-process indexer when this process runs one,
+//! otherwise from the configured NEAR JSON-RPC (`block` with finality `final`), with a short timeout and a
+//! cache so a busy dashboard costs at most one RPC call per cache period. An unreachable node shows as
+//! "unknown", never as an error of the page.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use near_jsonrpc_client::methods::block::RpcBlockRequest;
+use near_jsonrpc_client::JsonRpcClient;
+use near_primitives::types::{BlockId, BlockReference, Finality};
+use tokio::sync::Mutex;
+
+/// A block height and its timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockPoint {
+    /// Height.
+    pub height: u64,
+    /// Block timestamp, nanoseconds since the Unix epoch.
+    pub timestamp_nanos: u64,
+}
+
+type Cached<T> = Option<(Instant, T)>;
+
+/// Reads and caches the chain head and the timestamp of the indexed block.
+pub(crate) struct Chain {
+    client: Option<JsonRpcClient>,
+    timeout: Duration,
+    ttl: Duration,
+    head: Mutex<Cached<Result<BlockPoint, String>>>,
+    at_height: Mutex<Option<(u64, Option<BlockPoint>)>>,
+}
+
+impl Chain {
+    pub(crate) fn new(rpc_url: Option<&str>, timeout: Duration, ttl: Duration) -> Self {
+        Self {
+            client: rpc_url.map(JsonRpcClient::connect),
+            timeout,
+            ttl,
+            head: Mutex::new(None),
+            at_height: Mutex::new(None),
+        }
+    }
+
+    async fn block(&self, reference: BlockReference) -> Result<BlockPoint, String> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| "no RPC endpoint configured".to_string())?;
+        let call = client.call(RpcBlockRequest {
+            block_reference: reference,
+        });
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(format!(
+                "the NEAR RPC did not answer within {} ms",
+                self.timeout.as_millis()
+            )),
+            Ok(Err(e)) => {
+                // The transport error may name the URL; keep it in the debug log only.
+                tracing::debug!(error = %e, "chain head RPC call failed");
+                Err("the NEAR RPC call failed".to_string())
+            }
+            Ok(Ok(block)) => Ok(BlockPoint {
+                height: block.header.height,
+                timestamp_nanos: block.header.timestamp_nanosec,
+            }),
+        }
+    }
+
+    /// The final head, cached for the TTL (failures too, so an unreachable node is not hammered).
+    /// Concurrent callers share one RPC call.
+    pub(crate) async fn head(&self) -> Result<BlockPoint, String> {
+        let mut slot = self.head.lock().await;
+        if let Some((at, v)) = slot.as_ref() {
+            if at.elapsed() < self.ttl {
+                return v.clone();
+            }
+        }
+        let v = self.block(BlockReference::Finality(Finality::Final)).await;
+        *slot = Some((Instant::now(), v.clone()));
+        v
+    }
+
+    /// The timestamp of the block at `height` (cached for the last height asked); `None` when unknown.
+    pub(crate) async fn block_at(&self, height: u64) -> Option<BlockPoint> {
+        let mut slot = self.at_height.lock().await;
+        if let Some((h, v)) = slot.as_ref() {
+            if *h == height {
+                return *v;
+            }
+        }
+        let v = self
+            .block(BlockReference::BlockId(BlockId::Height(height)))
+            .await
+            .ok();
+        *slot = Some((height, v));
+        v
+    }
+}
+
+/// Shared handle.
+pub(crate) type SharedChain = Arc<Chain>;

@@ -1,0 +1,388 @@
+//! The JSON shapes of requests and answers. Money is always a decimal string (u128 end to end), never a
+//! JSON number.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use payouts_store::claims::Claim;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /send-ft` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendFtRequest {
+    /// NEAR account receiving the tokens, e.g. `alice.near`.
+    #[schema(example = "alice.devnet")]
+    #[serde(deserialize_with = "strings::receiver_id")]
+    pub receiver_id: String,
+    /// Amount in the token's smallest unit: a decimal string of digits only, more than 0, at most the
+    /// configured maximum.
+    #[schema(example = "1000000000000000000000000", pattern = "^[0-9]{1,39}$")]
+    #[serde(deserialize_with = "strings::amount")]
+    pub amount: String,
+    /// NEP-141 contract; one of the configured allowlist. Omitted: the first of the allowlist.
+    #[serde(default, deserialize_with = "strings::token")]
+    #[schema(example = "token.devnet")]
+    pub token: Option<String>,
+    /// Stored with the claim and appended to the `ft_transfer` memo. Printable text, bounded length.
+    #[serde(default, deserialize_with = "strings::memo")]
+    pub memo: Option<String>,
+}
+
+/// String fields whose type errors name the field (serde's own message does not).
+mod strings {
+    use std::fmt;
+
+    use serde::de::{Deserializer, Error, Visitor};
+
+    struct Named(&'static str);
+
+    impl<'de> Visitor<'de> for Named {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_string<E: Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+    }
+
+    struct OptNamed(&'static str);
+
+    impl<'de> Visitor<'de> for OptNamed {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_string(Named(self.0)).map(Some)
+        }
+    }
+
+    pub fn receiver_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        d.deserialize_string(Named("receiver_id as a JSON string (a NEAR account id)"))
+    }
+
+    pub fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        d.deserialize_string(Named(
+            "amount as a JSON string of digits (money is never a JSON number)",
+        ))
+    }
+
+    pub fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_option(OptNamed("token as a JSON string (a NEP-141 contract id)"))
+    }
+
+    pub fn memo<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_option(OptNamed("memo as a JSON string"))
+    }
+}
+
+/// A claim (one payout).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClaimView {
+    /// Claim id.
+    pub id: i64,
+    /// `event` (found on chain by an indexer rule) or `manual` (`POST /send-ft`).
+    pub source: String,
+    /// `pending`, `submitted`, `confirmed` or `failed`.
+    pub status: String,
+    /// NEP-141 contract paying it.
+    pub token: String,
+    /// Receiving account.
+    pub receiver_id: String,
+    /// Amount in the token's smallest unit (decimal string).
+    pub amount: String,
+    /// Memo.
+    pub memo: Option<String>,
+    /// Transactions carrying it that provably died.
+    pub attempts: i32,
+    /// Last failure message (the reason of a `failed` claim).
+    pub last_error: Option<String>,
+    /// Hash of the transaction carrying it now (or last).
+    pub tx_hash: Option<String>,
+    /// Event claims: the indexer rule.
+    pub rule: Option<String>,
+    /// Event claims: the receipt whose log held the event.
+    pub receipt_id: Option<String>,
+    /// Event claims: height of the block with the event.
+    pub trigger_block_height: Option<i64>,
+    /// Manual claims: the client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When it was confirmed.
+    pub confirmed_at: Option<DateTime<Utc>>,
+}
+
+impl From<Claim> for ClaimView {
+    fn from(c: Claim) -> Self {
+        Self {
+            id: c.id.0,
+            source: c.source.as_str().to_string(),
+            status: c.status.as_str().to_string(),
+            token: c.token_contract,
+            receiver_id: c.receiver_id,
+            amount: c.amount.to_string(),
+            memo: c.memo,
+            attempts: c.attempts,
+            last_error: c.last_error,
+            tx_hash: c.current_tx_hash,
+            rule: c.rule,
+            receipt_id: c.receipt_id,
+            trigger_block_height: c.trigger_block_height,
+            idempotency_key: c.idempotency_key,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            confirmed_at: c.confirmed_at,
+        }
+    }
+}
+
+/// One page of `GET /claims`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClaimPage {
+    /// Newest first.
+    pub claims: Vec<ClaimView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HealthView {
+    /// Always `ok`.
+    pub status: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// `GET /ready` when ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReadyView {
+    /// Always `ready`.
+    pub status: String,
+    /// Indexer lag in blocks, when it was checked.
+    pub lag_blocks: Option<u64>,
+}
+
+/// Where the chain head came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadSource {
+    /// The indexer running in this process.
+    Indexer,
+    /// The configured NEAR JSON-RPC.
+    Rpc,
+    /// Not known right now.
+    Unavailable,
+}
+
+/// The chain as seen now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChainView {
+    /// Final head height; `null` when unknown (RPC unreachable).
+    pub head_height: Option<u64>,
+    /// Its timestamp.
+    pub head_time: Option<DateTime<Utc>>,
+    /// Where the head came from.
+    pub source: HeadSource,
+    /// Why it is unknown.
+    pub error: Option<String>,
+}
+
+/// The indexer's progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IndexerView {
+    /// Cursor name.
+    pub stream: String,
+    /// Last fully processed block; `null` before the first.
+    pub indexed_height: Option<u64>,
+    /// Chain head minus indexed height.
+    pub lag_blocks: Option<u64>,
+    /// Seconds between now and the indexed block's timestamp.
+    pub lag_seconds: Option<f64>,
+    /// Whether the indexer runs in this process (then its counters are in `/metrics`).
+    pub in_process: bool,
+}
+
+/// Claims of one token, per status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenClaims {
+    /// NEP-141 contract.
+    pub token: String,
+    /// Count per status (`pending`, `submitted`, `confirmed`, `failed`).
+    pub by_status: BTreeMap<String, i64>,
+    /// All statuses.
+    pub total: i64,
+}
+
+/// Claim counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClaimsSummary {
+    /// Count per status; every status is present.
+    pub by_status: BTreeMap<String, i64>,
+    /// Per token.
+    pub by_token: Vec<TokenClaims>,
+    /// All claims.
+    pub total: i64,
+}
+
+/// Confirmed transfers per second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Throughput {
+    /// Over the last minute.
+    pub transfers_per_second_1m: f64,
+    /// Over the last 10 minutes.
+    pub transfers_per_second_10m: f64,
+    /// Confirmed in the last minute.
+    pub confirmed_1m: i64,
+    /// Confirmed in the last 10 minutes.
+    pub confirmed_10m: i64,
+    /// Width of one `series` bucket, seconds.
+    pub bucket_secs: u32,
+    /// Transfers/s per bucket over the last 10 minutes, oldest first (the last is the most recent).
+    pub series: Vec<f64>,
+}
+
+/// One key of the treasury pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyView {
+    /// `ed25519:…`.
+    pub public_key: String,
+    /// Treasury account.
+    pub account_id: String,
+    /// Last nonce used.
+    pub last_nonce: Option<i64>,
+    /// Process holding the lease, while the lease is live.
+    pub lease_owner: Option<String>,
+    /// When the lease lapses.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Whether the lease is live now.
+    pub leased: bool,
+    /// Open transactions signed with it.
+    pub in_flight: i64,
+}
+
+/// The key pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyPoolView {
+    /// Keys in the pool.
+    pub total: usize,
+    /// Keys with a live lease.
+    pub leased: usize,
+    /// Open transactions over all keys.
+    pub in_flight: i64,
+    /// Every key.
+    pub keys: Vec<KeyView>,
+}
+
+/// What one distributor process reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DistributorView {
+    /// Process (lease owner) id.
+    pub owner: String,
+    /// Why it is not sending; `null` while running normally.
+    pub paused_reason: Option<String>,
+    /// Last error it met.
+    pub last_error: Option<String>,
+    /// When.
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// Last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+    /// Set on graceful stop.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// Not stopped and heard from in the last 30 s.
+    pub alive: bool,
+}
+
+/// State of a replay started with `POST /admin/replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayState {
+    /// Running.
+    Running,
+    /// Finished.
+    Done,
+    /// Stopped with an error.
+    Failed,
+}
+
+/// A replay job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReplayView {
+    /// Job number (per process).
+    pub id: u64,
+    /// First block.
+    pub from: u64,
+    /// Last block (inclusive).
+    pub to: u64,
+    /// Writes rolled back.
+    pub dry_run: bool,
+    /// State.
+    pub state: ReplayState,
+    /// Last block committed so far.
+    pub progress_height: Option<u64>,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Blocks read.
+    pub blocks: u64,
+    /// Matching event items.
+    pub events: u64,
+    /// New claim rows (would-be, when dry).
+    pub new_claims: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// `POST /admin/replay` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// First block height.
+    pub from: u64,
+    /// Last block height (inclusive).
+    pub to: u64,
+    /// Roll every write back and only report.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `GET /status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatusView {
+    /// When these figures were read.
+    pub generated_at: DateTime<Utc>,
+    /// Chain head.
+    pub chain: ChainView,
+    /// Indexer progress.
+    pub indexer: IndexerView,
+    /// Claim counts.
+    pub claims: ClaimsSummary,
+    /// Transfers per second.
+    pub throughput: Throughput,
+    /// Treasury key pool.
+    pub key_pool: KeyPoolView,
+    /// Distributor processes, most recent heartbeat first.
+    pub distributors: Vec<DistributorView>,
+    /// Tokens `POST /send-ft` accepts; the first is the default.
+    pub allowed_tokens: Vec<String>,
+    /// The most recent replay started through the API in this process.
+    pub replay: Option<ReplayView>,
+}

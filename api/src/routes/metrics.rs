@@ -1,0 +1,88 @@
+//! `GET /metrics`: Prometheus text exposition.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use payouts_store::claims::count_by_status;
+use payouts_store::cursor::read_cursor;
+use payouts_store::ClaimStatus;
+
+use crate::metrics::{render_distributor, render_indexer, Prom};
+use crate::state::AppState;
+
+/// HTTP request counters and latency histograms, the in-process indexer's and distributor's metrics (when
+/// this process runs them), and gauges read from the database (claims per status, indexer cursor).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let inner = &state.inner;
+    let mut out = Prom::default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+
+    let db = async {
+        let mut conn = payouts_store::get(&inner.pool).await?;
+        let counts = count_by_status(&mut conn).await?;
+        let cursor = read_cursor(&mut conn, &inner.stream).await?;
+        Ok::<_, payouts_store::StoreError>((counts, cursor))
+    }
+    .await;
+    match db {
+        Ok((counts, cursor)) => {
+            out.single(
+                "payouts_database_up",
+                "gauge",
+                "1 when the database answered this scrape.",
+                1.0,
+            );
+            out.header("payouts_claims", "gauge", "Claims per status.");
+            for s in ClaimStatus::ALL {
+                let n = counts.iter().find(|(st, _)| st == s).map_or(0, |(_, n)| *n);
+                out.sample("payouts_claims", &[("status", s.as_str())], n as f64);
+            }
+            if let Some(c) = cursor {
+                out.header(
+                    "payouts_indexer_cursor_height",
+                    "gauge",
+                    "Indexer cursor (last fully processed block) in the database.",
+                );
+                out.sample(
+                    "payouts_indexer_cursor_height",
+                    &[("stream", &inner.stream)],
+                    c.block_height as f64,
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: database read failed");
+            out.single(
+                "payouts_database_up",
+                "gauge",
+                "1 when the database answered this scrape.",
+                0.0,
+            );
+        }
+    }
+    if let Some(m) = &inner.indexer_metrics {
+        render_indexer(&mut out, &m.snapshot(), now);
+    }
+    if let Some(m) = &inner.distributor_metrics {
+        render_distributor(&mut out, &m.snapshot());
+    }
+    inner.http.render(&mut out);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        out.finish(),
+    )
+        .into_response()
+}

@@ -1,0 +1,184 @@
+//! [`AppState`]: what every handler shares — the pool, the configuration, the token digests, the optional
+//! in-process indexer and distributor handles, and small caches.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use payouts_distributor::DistributorMetrics;
+use payouts_indexer::{IndexerConfig, IndexerMetrics};
+use payouts_store::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Tokens;
+use crate::chain::{Chain, SharedChain};
+use crate::config::ApiConfig;
+use crate::error::Error;
+use crate::metrics::HttpMetrics;
+use crate::model::ReplayView;
+
+/// Shared state of the router. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("listen", &self.inner.config.listen)
+            .field("tokens", &self.inner.tokens)
+            .field("indexer_in_process", &self.inner.indexer_metrics.is_some())
+            .field(
+                "distributor_in_process",
+                &self.inner.distributor_metrics.is_some(),
+            )
+            .finish()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: PgPool,
+    pub(crate) config: ApiConfig,
+    pub(crate) tokens: Tokens,
+    pub(crate) indexer_metrics: Option<Arc<IndexerMetrics>>,
+    pub(crate) distributor_metrics: Option<Arc<DistributorMetrics>>,
+    pub(crate) indexer: Option<IndexerConfig>,
+    pub(crate) stream: String,
+    pub(crate) chain: SharedChain,
+    pub(crate) http: HttpMetrics,
+    pub(crate) status_cache: tokio::sync::Mutex<Option<(Instant, axum::body::Bytes)>>,
+    pub(crate) replay: Mutex<Option<ReplayView>>,
+    pub(crate) replay_seq: std::sync::atomic::AtomicU64,
+    /// Group-commit workers of `POST /send-ft`, started on first use (inside the runtime).
+    pub(crate) batcher: std::sync::OnceLock<crate::batch::Batcher>,
+    /// Cancelled when the server shuts down: stops background work (replays).
+    pub(crate) background: CancellationToken,
+}
+
+/// Builds an [`AppState`].
+pub struct AppStateBuilder {
+    pool: PgPool,
+    config: ApiConfig,
+    indexer_metrics: Option<Arc<IndexerMetrics>>,
+    distributor_metrics: Option<Arc<DistributorMetrics>>,
+    indexer: Option<IndexerConfig>,
+    rpc_url: Option<String>,
+}
+
+impl std::fmt::Debug for AppStateBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppStateBuilder")
+            .field("listen", &self.config.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppStateBuilder {
+    /// The indexer running in this process: its counters go to `/metrics` and its head to `/status`.
+    pub fn indexer_metrics(mut self, m: Arc<IndexerMetrics>) -> Self {
+        self.indexer_metrics = Some(m);
+        self
+    }
+
+    /// The distributor running in this process: its counters and histograms go to `/metrics`.
+    pub fn distributor_metrics(mut self, m: Arc<DistributorMetrics>) -> Self {
+        self.distributor_metrics = Some(m);
+        self
+    }
+
+    /// The indexer settings: names the cursor `/status` reads and enables `POST /admin/replay`.
+    pub fn indexer_config(mut self, cfg: IndexerConfig) -> Self {
+        self.indexer = Some(cfg);
+        self
+    }
+
+    /// The NEAR JSON-RPC used for the chain head when no indexer runs in this process.
+    pub fn rpc_url(mut self, url: impl Into<String>) -> Self {
+        self.rpc_url = Some(url.into());
+        self
+    }
+
+    /// Validates the configuration and reads the token secrets.
+    pub fn build(self) -> Result<AppState, Error> {
+        self.config.validate().map_err(Error::Config)?;
+        let tokens = Tokens::load(&self.config)?;
+        let stream = self
+            .indexer
+            .as_ref()
+            .map_or_else(|| IndexerConfig::default().stream, |c| c.stream.clone());
+        let chain = Chain::new(
+            self.rpc_url.as_deref(),
+            Duration::from_millis(self.config.rpc_timeout_ms),
+            Duration::from_millis(self.config.status_cache_ms),
+        );
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                pool: self.pool,
+                config: self.config,
+                tokens,
+                indexer_metrics: self.indexer_metrics,
+                distributor_metrics: self.distributor_metrics,
+                indexer: self.indexer,
+                stream,
+                chain: Arc::new(chain),
+                http: HttpMetrics::default(),
+                status_cache: tokio::sync::Mutex::new(None),
+                replay: Mutex::new(None),
+                replay_seq: std::sync::atomic::AtomicU64::new(0),
+                batcher: std::sync::OnceLock::new(),
+                background: CancellationToken::new(),
+            }),
+        })
+    }
+}
+
+impl AppState {
+    /// Starts building a state on `pool` with `config`.
+    pub fn builder(pool: PgPool, config: ApiConfig) -> AppStateBuilder {
+        AppStateBuilder {
+            pool,
+            config,
+            indexer_metrics: None,
+            distributor_metrics: None,
+            indexer: None,
+            rpc_url: None,
+        }
+    }
+
+    /// A state with no in-process indexer or distributor and no RPC: reads everything from the database.
+    pub fn new(pool: PgPool, config: ApiConfig) -> Result<Self, Error> {
+        Self::builder(pool, config).build()
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    /// The HTTP request metrics.
+    pub fn http_metrics(&self) -> &HttpMetrics {
+        &self.inner.http
+    }
+
+    /// The manual-send insert workers (started on first use).
+    pub(crate) fn batcher(&self) -> &crate::batch::Batcher {
+        self.inner.batcher.get_or_init(|| {
+            let cfg = &self.inner.config;
+            crate::batch::Batcher::start(
+                self.inner.pool.clone(),
+                cfg.send_workers,
+                cfg.send_batch_max,
+            )
+        })
+    }
+
+    /// Stops background work started by requests (a running replay).
+    pub fn shutdown_background(&self) {
+        self.inner.background.cancel();
+    }
+}

@@ -1,0 +1,227 @@
+//! Read routes: `/claims` (filters, keyset pagination), `/claims/{id}`, `/health`, `/openapi.json`, the
+//! dashboard assets, axum's own 404/405 as JSON, and `read_requires_token`.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use payouts_store::claims::{update_claims, ClaimUpdate};
+use payouts_store::{ClaimId, ClaimStatus};
+
+use crate::support::{app, app_with, OPS, READER, SENDER, TOKEN_A, TOKEN_B};
+
+#[tokio::test]
+async fn claims_are_listed_newest_first_with_keyset_pagination() {
+    let app = app().await;
+    app.insert_event_claims(5, TOKEN_A, "alice.devnet", "a")
+        .await;
+    app.insert_event_claims(3, TOKEN_B, "bob.devnet", "b").await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/claims?limit=3&cursor={c}"),
+            None => "/claims?limit=3".to_string(),
+        };
+        let a = app.get(&path).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let v = a.json();
+        for c in v["claims"].as_array().unwrap() {
+            seen.push(c["id"].as_i64().unwrap());
+            assert!(c["amount"].is_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 8);
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seen:?}"
+    );
+
+    // Filters.
+    let v = app.get("/claims?receiver=bob.devnet").await.json();
+    assert_eq!(v["claims"].as_array().unwrap().len(), 3);
+    assert!(v["next_cursor"].is_null());
+    let v = app
+        .get(&format!("/claims?token={TOKEN_A}&limit=500"))
+        .await
+        .json();
+    assert_eq!(v["claims"].as_array().unwrap().len(), 5);
+    let first = seen[seen.len() - 1];
+    let mut conn = app.db.conn().await;
+    update_claims(
+        &mut conn,
+        &[ClaimId(first)],
+        ClaimStatus::Pending,
+        ClaimUpdate::Fail {
+            error: "receiver not registered",
+        },
+    )
+    .await
+    .unwrap();
+    let v = app.get("/claims?status=failed").await.json();
+    let list = v["claims"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["id"], first);
+    assert_eq!(list[0]["last_error"], "receiver not registered");
+    let v = app
+        .get("/claims?status=pending&receiver=alice.devnet&token=token.devnet")
+        .await
+        .json();
+    assert_eq!(v["claims"].as_array().unwrap().len(), 4);
+    // Empty values count as absent.
+    let v = app
+        .get("/claims?status=&receiver=&token=&cursor=&limit=")
+        .await
+        .json();
+    assert_eq!(v["claims"].as_array().unwrap().len(), 8);
+}
+
+#[tokio::test]
+async fn bad_claim_queries_are_400() {
+    let app = app().await;
+    for q in [
+        "status=paid",
+        "status=PENDING",
+        "limit=0",
+        "limit=-1",
+        "limit=abc",
+        "limit=501",
+        "limit=99999999999999999999",
+        "cursor=abc",
+        "cursor=0",
+        "cursor=-5",
+        "receiver=Not%20An%20Account",
+        "token=%00",
+        "unknown=1",
+        "status=pending&status=failed",
+    ] {
+        let a = app.get(&format!("/claims?{q}")).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {}", a.text);
+        assert_eq!(a.code(), "invalid_query", "{q}");
+    }
+}
+
+#[tokio::test]
+async fn one_claim_by_id() {
+    let app = app().await;
+    app.insert_event_claims(1, TOKEN_A, "alice.devnet", "x")
+        .await;
+    let list = app.get("/claims").await.json();
+    let id = list["claims"][0]["id"].as_i64().unwrap();
+    let a = app.get(&format!("/claims/{id}")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let v = a.json();
+    assert_eq!(v["id"], id);
+    assert_eq!(v["source"], "event");
+    assert_eq!(v["rule"], "claims");
+    assert_eq!(v["receipt_id"], "x-0");
+
+    let a = app.get(&format!("/claims/{}", id + 1000)).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.code(), "not_found");
+    for bad in ["abc", "-1", "0", "1.5", "99999999999999999999", "%20"] {
+        let a = app.get(&format!("/claims/{bad}")).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+        assert_eq!(a.code(), "invalid_id");
+    }
+}
+
+#[tokio::test]
+async fn health_openapi_and_dashboard() {
+    let app = app().await;
+    let a = app.get("/health").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["status"], "ok");
+
+    let a = app.get("/openapi.json").await;
+    assert_eq!(a.status, StatusCode::OK);
+    let doc = a.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/health",
+        "/ready",
+        "/status",
+        "/metrics",
+        "/send-ft",
+        "/claims",
+        "/claims/{id}",
+        "/admin/replay",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["schemas"]["SendFtRequest"].is_object());
+
+    let a = app.get("/").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(a.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert!(a.text.contains("id=\"send-form\""));
+    let a = app.get("/assets/app.js").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.text.contains("Idempotency-Key"));
+    assert!(a.text.contains("randomUUID"));
+    let a = app.get("/assets/app.css").await;
+    assert_eq!(a.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_json() {
+    let app = app().await;
+    for path in ["/nope", "/claims/1/x", "/admin", "/send-ft/", "/%ff"] {
+        let a = app.get(path).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(a.code(), "not_found");
+        assert_eq!(a.headers["content-type"], "application/json");
+    }
+    for (method, path) in [
+        (Method::GET, "/send-ft"),
+        (Method::DELETE, "/claims/1"),
+        (Method::POST, "/status"),
+        (Method::PUT, "/admin/replay"),
+    ] {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let a = app.call(req).await;
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(a.code(), "method_not_allowed");
+        assert!(a.headers.contains_key("allow"), "{:?}", a.headers);
+    }
+}
+
+#[tokio::test]
+async fn read_routes_can_require_a_read_token() {
+    let app = app_with(|c| c.read_requires_token = true, |b| b).await;
+    for path in ["/status", "/claims", "/claims/1"] {
+        let a = app.get(path).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
+        let a = app.get_auth(path, SENDER).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(a.message().contains("read"));
+    }
+    assert_eq!(app.get_auth("/status", READER).await.status, StatusCode::OK);
+    assert_eq!(app.get_auth("/claims", OPS).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/claims/1", READER).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Always open.
+    for path in ["/health", "/metrics", "/openapi.json", "/", "/ready"] {
+        assert_eq!(app.get(path).await.status, StatusCode::OK, "{path}");
+    }
+}

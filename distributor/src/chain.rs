@@ -1,0 +1,308 @@
+//! What the distributor asks of a NEAR node, over real JSON-RPC (near-jsonrpc-client). Every call has a
+//! deadline; errors are sorted into what the caller must do about them (see DESIGN "JSON-RPC facts").
+
+use std::time::Duration;
+
+use near_jsonrpc_client::errors::{JsonRpcError, JsonRpcServerError};
+use near_jsonrpc_client::{methods, JsonRpcClient};
+use near_jsonrpc_primitives::types::query::QueryResponseKind;
+use near_jsonrpc_primitives::types::transactions::{RpcTransactionError, TransactionInfo};
+use near_primitives::errors::{InvalidTxError, TxExecutionError};
+use near_primitives::hash::CryptoHash;
+use near_primitives::transaction::SignedTransaction;
+use near_primitives::types::{AccountId, BlockReference, Finality, FunctionArgs};
+use near_primitives::views::{
+    FinalExecutionOutcomeViewEnum, FinalExecutionStatus, QueryRequest, TxExecutionStatus,
+};
+
+/// A call that did not give an answer: timeout, transport error, 5xx. The request may or may not have been
+/// processed; only the answer is missing.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rpc {method}: {message}")]
+pub struct RpcFailure {
+    /// The method.
+    pub method: &'static str,
+    /// What went wrong (never contains secrets: requests carry none).
+    pub message: String,
+}
+
+/// What a broadcast learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// The node accepted it (and, for waiting calls, it was included or already known).
+    Accepted,
+    /// The node rejected it at submission: it was not added to the pool.
+    Rejected(InvalidTxError),
+}
+
+/// Where a transaction stands on chain, by the node's `tx` method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The node does not know it.
+    Unknown,
+    /// Known, not executed to the end yet.
+    Pending,
+    /// Executed: `Ok` when every receipt succeeded, else the failure message.
+    Done(Result<(), String>),
+}
+
+/// The node, with a deadline per call.
+#[derive(Clone)]
+pub struct Chain {
+    client: JsonRpcClient,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("rpc_url", &self.client.server_addr())
+            .finish()
+    }
+}
+
+fn failure<E: std::fmt::Debug>(method: &'static str, e: JsonRpcError<E>) -> RpcFailure {
+    let message = match &e {
+        JsonRpcError::TransportError(t) => format!("transport: {t}"),
+        JsonRpcError::ServerError(s) => match s {
+            JsonRpcServerError::HandlerError(h) => format!("{h:?}"),
+            other => format!("{other:?}"),
+        },
+    };
+    RpcFailure { method, message }
+}
+
+impl Chain {
+    /// A client of `rpc_url`; every call gives up after `timeout`.
+    pub fn new(rpc_url: &str, timeout: Duration) -> Self {
+        Self {
+            client: JsonRpcClient::connect(rpc_url),
+            timeout,
+        }
+    }
+
+    async fn call<M: methods::RpcMethod>(
+        &self,
+        name: &'static str,
+        req: M,
+    ) -> Result<Result<M::Response, JsonRpcError<M::Error>>, RpcFailure> {
+        tokio::time::timeout(self.timeout, self.client.call(req))
+            .await
+            .map_err(|_| RpcFailure {
+                method: name,
+                message: format!("no answer within {} ms", self.timeout.as_millis()),
+            })
+    }
+
+    /// The latest final block: (height, hash).
+    pub async fn final_block(&self) -> Result<(u64, CryptoHash), RpcFailure> {
+        let req = methods::block::RpcBlockRequest {
+            block_reference: BlockReference::Finality(Finality::Final),
+        };
+        let block = self
+            .call("block", req)
+            .await?
+            .map_err(|e| failure("block", e))?;
+        Ok((block.header.height, block.header.hash))
+    }
+
+    /// The nonce of an access key, `None` when the key does not exist.
+    pub async fn access_key_nonce(
+        &self,
+        account: &AccountId,
+        public_key: &near_crypto::PublicKey,
+    ) -> Result<Option<u64>, RpcFailure> {
+        let req = methods::query::RpcQueryRequest {
+            block_reference: BlockReference::Finality(Finality::Final),
+            request: QueryRequest::ViewAccessKey {
+                account_id: account.clone(),
+                public_key: public_key.clone(),
+            },
+        };
+        match self.call("query", req).await? {
+            Ok(r) => match r.kind {
+                QueryResponseKind::AccessKey(k) => Ok(Some(k.nonce)),
+                other => Err(RpcFailure {
+                    method: "query",
+                    message: format!("unexpected answer {other:?}"),
+                }),
+            },
+            // nearcore answers a missing key with an error (or a result carrying "error"; the client maps both).
+            Err(e) if format!("{e:?}").contains("UnknownAccessKey") => Ok(None),
+            Err(e) => Err(failure("query", e)),
+        }
+    }
+
+    /// An account's spendable NEAR balance (yocto).
+    pub async fn near_balance(&self, account: &AccountId) -> Result<u128, RpcFailure> {
+        let req = methods::query::RpcQueryRequest {
+            block_reference: BlockReference::Finality(Finality::Final),
+            request: QueryRequest::ViewAccount {
+                account_id: account.clone(),
+            },
+        };
+        let r = self
+            .call("query", req)
+            .await?
+            .map_err(|e| failure("query", e))?;
+        match r.kind {
+            QueryResponseKind::ViewAccount(a) => Ok(a.amount.as_yoctonear()),
+            other => Err(RpcFailure {
+                method: "query",
+                message: format!("unexpected answer {other:?}"),
+            }),
+        }
+    }
+
+    /// Calls a view method and parses its JSON result.
+    pub async fn view<T: serde::de::DeserializeOwned>(
+        &self,
+        contract: &AccountId,
+        method: &str,
+        args: serde_json::Value,
+    ) -> Result<T, RpcFailure> {
+        let req = methods::query::RpcQueryRequest {
+            block_reference: BlockReference::Finality(Finality::Final),
+            request: QueryRequest::CallFunction {
+                account_id: contract.clone(),
+                method_name: method.to_string(),
+                args: FunctionArgs::from(args.to_string().into_bytes()),
+            },
+        };
+        let r = self
+            .call("query", req)
+            .await?
+            .map_err(|e| failure("query", e))?;
+        match r.kind {
+            QueryResponseKind::CallResult(c) => {
+                serde_json::from_slice(&c.result).map_err(|e| RpcFailure {
+                    method: "query",
+                    message: format!("{contract}.{method} answered unreadable JSON: {e}"),
+                })
+            }
+            other => Err(RpcFailure {
+                method: "query",
+                message: format!("unexpected answer {other:?}"),
+            }),
+        }
+    }
+
+    /// `ft_balance_of` of `account` on `token`.
+    pub async fn ft_balance(
+        &self,
+        token: &AccountId,
+        account: &AccountId,
+    ) -> Result<u128, RpcFailure> {
+        let s: String = self
+            .view(
+                token,
+                "ft_balance_of",
+                serde_json::json!({ "account_id": account }),
+            )
+            .await?;
+        s.parse().map_err(|_| RpcFailure {
+            method: "query",
+            message: format!("{token}.ft_balance_of answered `{s}`, not an amount"),
+        })
+    }
+
+    /// The node's cap on a transaction's prepaid gas (300 Tgas before protocol 83, 1 PGas after).
+    pub async fn max_tx_gas(&self) -> Result<u64, RpcFailure> {
+        let req = methods::EXPERIMENTAL_protocol_config::RpcProtocolConfigRequest {
+            block_reference: BlockReference::Finality(Finality::Final),
+        };
+        let cfg = self
+            .call("EXPERIMENTAL_protocol_config", req)
+            .await?
+            .map_err(|e| failure("EXPERIMENTAL_protocol_config", e))?;
+        Ok(cfg
+            .runtime_config
+            .wasm_config
+            .limit_config
+            .max_total_prepaid_gas
+            .as_gas())
+    }
+
+    /// Hands the node a transaction without waiting (`wait_until: NONE`): fast, keeps nonce order, reports no
+    /// validation error.
+    pub async fn submit_async(&self, tx: &SignedTransaction) -> Result<(), RpcFailure> {
+        let req = methods::broadcast_tx_async::RpcBroadcastTxAsyncRequest {
+            signed_transaction: tx.clone(),
+        };
+        self.call("broadcast_tx_async", req)
+            .await?
+            .map(|_| ())
+            .map_err(|e| failure("broadcast_tx_async", e))
+    }
+
+    /// Sends a transaction and waits until it is included (`wait_until: INCLUDED`), which also reports
+    /// validation errors. A transaction the node already knows is answered with its status.
+    pub async fn send_included(&self, tx: &SignedTransaction) -> Result<Sent, RpcFailure> {
+        let req = methods::send_tx::RpcSendTransactionRequest {
+            signed_transaction: tx.clone(),
+            wait_until: TxExecutionStatus::Included,
+        };
+        match self.call("send_tx", req).await? {
+            Ok(_) => Ok(Sent::Accepted),
+            Err(e) => match e.handler_error() {
+                Some(RpcTransactionError::InvalidTransaction { context }) => {
+                    Ok(Sent::Rejected(context.clone()))
+                }
+                _ => Err(failure("send_tx", e)),
+            },
+        }
+    }
+
+    /// Looks a transaction up (`tx`, final): unknown, pending, or its result.
+    pub async fn lookup(&self, hash: CryptoHash, signer: &AccountId) -> Result<Lookup, RpcFailure> {
+        let req = methods::tx::RpcTransactionStatusRequest {
+            transaction_info: TransactionInfo::TransactionId {
+                tx_hash: hash,
+                sender_account_id: signer.clone(),
+            },
+            wait_until: TxExecutionStatus::None,
+        };
+        let r = match self.call("tx", req).await? {
+            Ok(r) => r,
+            Err(e) => {
+                return match e.handler_error() {
+                    Some(RpcTransactionError::UnknownTransaction { .. }) => Ok(Lookup::Unknown),
+                    _ => Err(failure("tx", e)),
+                }
+            }
+        };
+        let final_enough = matches!(
+            r.final_execution_status,
+            TxExecutionStatus::Final | TxExecutionStatus::Executed
+        );
+        let outcome = match r.final_execution_outcome {
+            Some(FinalExecutionOutcomeViewEnum::FinalExecutionOutcome(o)) => o,
+            Some(FinalExecutionOutcomeViewEnum::FinalExecutionOutcomeWithReceipt(o)) => {
+                o.final_outcome
+            }
+            None => return Ok(Lookup::Pending),
+        };
+        if !final_enough {
+            return Ok(Lookup::Pending);
+        }
+        Ok(match outcome.status {
+            FinalExecutionStatus::SuccessValue(_) => Lookup::Done(Ok(())),
+            FinalExecutionStatus::Failure(e) => Lookup::Done(Err(failure_message(&e))),
+            FinalExecutionStatus::NotStarted | FinalExecutionStatus::Started => Lookup::Pending,
+        })
+    }
+}
+
+/// A readable message for a failed execution (the contract's panic text when there is one).
+pub fn failure_message(err: &TxExecutionError) -> String {
+    use near_primitives::errors::{ActionErrorKind, FunctionCallError};
+    match err {
+        TxExecutionError::ActionError(a) => match &a.kind {
+            ActionErrorKind::FunctionCallError(FunctionCallError::ExecutionError(msg)) => {
+                msg.clone()
+            }
+            other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
+        },
+        TxExecutionError::InvalidTxError(e) => format!("invalid transaction: {e}"),
+    }
+}

@@ -1,0 +1,194 @@
+//! `[distributor]` configuration: where the treasury keys are, how batches are cut, how long to wait for what.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// One teragas.
+pub const TGAS: u64 = 1_000_000_000_000;
+
+/// Everything the distributor needs besides the database and the RPC endpoint. Every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistributorConfig {
+    /// near-cli JSON key files (`{"account_id","public_key","private_key"}`) of the treasury's full-access keys.
+    pub key_files: Vec<PathBuf>,
+    /// Name of an environment variable holding a JSON array of such key objects (instead of, or beside, files).
+    pub keys_env: Option<String>,
+    /// How many of the keys this process leases at most (several processes can share one pool).
+    pub max_keys: usize,
+    /// A stable id for this process's leases. Must be unique among running processes; default: host, pid and a
+    /// random suffix.
+    pub instance_id: Option<String>,
+    /// Upper bound on `ft_transfer` actions per transaction (NEAR caps a receipt at 100 actions; the prepaid gas
+    /// cap may allow fewer).
+    pub max_transfers_per_tx: usize,
+    /// Gas attached to each `ft_transfer` (and `storage_deposit`) action, in Tgas.
+    pub gas_per_transfer_tgas: u64,
+    /// Send a batch that is not full once its oldest claim waited this long (ms).
+    pub max_batch_wait_ms: u64,
+    /// Transactions in flight (stored, not settled) per key at most.
+    pub max_in_flight_per_key: usize,
+    /// Key lease time (ms); renewed every third of it. A crashed holder's keys free up after this.
+    pub lease_ttl_ms: u64,
+    /// Re-broadcast the same bytes when a transaction was neither included nor settled after this long (ms).
+    pub rebroadcast_after_ms: u64,
+    /// Ask the node (`tx`) about a transaction the indexed stream has not settled after this long (ms).
+    pub outcome_timeout_ms: u64,
+    /// Deadline of every RPC call (ms).
+    pub rpc_timeout_ms: u64,
+    /// How often a lane looks for work and for outcomes (ms).
+    pub poll_interval_ms: u64,
+    /// Add `storage_deposit` (registration only) before `ft_transfer` for receivers not registered.
+    pub register_receivers: bool,
+    /// Pause while the treasury's NEAR balance is below this (yocto, decimal string).
+    #[serde(deserialize_with = "yocto")]
+    pub min_near_balance: u128,
+    /// Optional per-token cap on what is sent per UTC day (token → yocto, decimal string).
+    #[serde(deserialize_with = "yocto_map")]
+    pub daily_caps: BTreeMap<String, u128>,
+    /// On SIGTERM/SIGINT, how long to keep finishing in-flight work before releasing the keys (ms).
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for DistributorConfig {
+    fn default() -> Self {
+        Self {
+            key_files: Vec::new(),
+            keys_env: None,
+            max_keys: 64,
+            instance_id: None,
+            max_transfers_per_tx: 100,
+            gas_per_transfer_tgas: 3,
+            max_batch_wait_ms: 2_000,
+            max_in_flight_per_key: 32,
+            lease_ttl_ms: 15_000,
+            rebroadcast_after_ms: 5_000,
+            outcome_timeout_ms: 30_000,
+            rpc_timeout_ms: 10_000,
+            poll_interval_ms: 100,
+            register_receivers: false,
+            min_near_balance: 1_000_000_000_000_000_000_000_000,
+            daily_caps: BTreeMap::new(),
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl DistributorConfig {
+    /// Checks values that parse but make no sense; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("max_keys", self.max_keys as u64),
+            ("max_transfers_per_tx", self.max_transfers_per_tx as u64),
+            ("gas_per_transfer_tgas", self.gas_per_transfer_tgas),
+            ("max_in_flight_per_key", self.max_in_flight_per_key as u64),
+            ("lease_ttl_ms", self.lease_ttl_ms),
+            ("rebroadcast_after_ms", self.rebroadcast_after_ms),
+            ("outcome_timeout_ms", self.outcome_timeout_ms),
+            ("rpc_timeout_ms", self.rpc_timeout_ms),
+            ("poll_interval_ms", self.poll_interval_ms),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(format!("distributor.{key}: must be greater than 0"));
+            }
+        }
+        if self.lease_ttl_ms < 3 * self.poll_interval_ms {
+            return Err("distributor.lease_ttl_ms: must be at least 3 × poll_interval_ms".into());
+        }
+        if self.gas_per_transfer_tgas > 1_000 {
+            return Err("distributor.gas_per_transfer_tgas: at most 1000".into());
+        }
+        for (token, cap) in &self.daily_caps {
+            if token.parse::<near_primitives::types::AccountId>().is_err() {
+                return Err(format!(
+                    "distributor.daily_caps: `{token}` is not a valid account id"
+                ));
+            }
+            if *cap == 0 {
+                return Err(format!(
+                    "distributor.daily_caps.{token}: must be greater than 0"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gas per action, in gas units.
+    pub fn gas_per_transfer(&self) -> u64 {
+        self.gas_per_transfer_tgas.saturating_mul(TGAS)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Amount {
+    Text(String),
+    Int(u64),
+}
+
+fn parse_amount(a: Amount) -> Result<u128, String> {
+    match a {
+        Amount::Int(n) => Ok(u128::from(n)),
+        Amount::Text(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
+            .parse()
+            .map_err(|_| format!("`{s}` does not fit in a u128")),
+        Amount::Text(s) => Err(format!("`{s}` is not a decimal amount in yocto units")),
+    }
+}
+
+fn yocto<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+    parse_amount(Amount::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn yocto_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u128>, D::Error> {
+    BTreeMap::<String, Amount>::deserialize(d)?
+        .into_iter()
+        .map(|(k, v)| Ok((k, parse_amount(v).map_err(serde::de::Error::custom)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_key() {
+        DistributorConfig::default().validate().unwrap();
+        let c = DistributorConfig {
+            max_in_flight_per_key: 0,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().contains("max_in_flight_per_key"));
+        let mut caps = BTreeMap::new();
+        caps.insert("Not Valid".to_string(), 5);
+        let c = DistributorConfig {
+            daily_caps: caps,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().contains("daily_caps"));
+    }
+
+    #[test]
+    fn amounts_are_decimal_strings() {
+        let c: DistributorConfig = serde_json::from_value(serde_json::json!({
+            "min_near_balance": "340282366920938463463374607431768211455",
+            "daily_caps": {"token.devnet": "1000"}
+        }))
+        .unwrap();
+        assert_eq!(c.min_near_balance, u128::MAX);
+        assert_eq!(c.daily_caps["token.devnet"], 1000);
+        for bad in [
+            "1.5",
+            "-1",
+            "abc",
+            "340282366920938463463374607431768211456",
+        ] {
+            let r: Result<DistributorConfig, _> =
+                serde_json::from_value(serde_json::json!({ "min_near_balance": bad }));
+            assert!(r.is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! One nonce lane: one leased key, its transactions in flight, in strict nonce order.
+//!
+//! The lane cuts batches ([`crate::prepare`]: stored and claims `submitted` in one DB transaction *before*
+//! anything is sent), hands them to the node in nonce order, re-broadcasts the same bytes when an answer is
+//! missing, and lets a transaction go only when it is settled (by the indexer's reconciliation, or by a `tx`
+//! lookup after `outcome_timeout`) or provably dead: rejected at submission *and* unknown to the node, in
+//! which case its claims go back to `pending`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use near_primitives::errors::InvalidTxError;
+use near_primitives::hash::CryptoHash;
+use near_primitives::transaction::SignedTransaction;
+use payouts_store::claims::peek_pending_receivers;
+use payouts_store::keys::list_keys;
+use payouts_store::reconcile::{settle, Settlement};
+use payouts_store::transactions::{bury, get_tx, mark_submitted, tx_statuses, unsettled_of_key};
+use payouts_store::{StoreError, TxStatus};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::{Lookup, RpcFailure, Sent};
+use crate::keyfile::TreasuryKey;
+use crate::metrics::add;
+use crate::prepare::{prepare, BatchOptions, LaneState, PrepareError, Prepared};
+use crate::runner::Shared;
+use crate::tx::Registrations;
+
+/// Why a lane ended.
+#[derive(Debug)]
+pub(crate) enum LaneEnd {
+    /// Stopped and drained (or told to stop at once).
+    Done,
+    /// The key's lease was lost: another process may hold it now.
+    LeaseLost,
+}
+
+struct InFlight {
+    tx: SignedTransaction,
+    hash: CryptoHash,
+    token: String,
+    total: u128,
+    stored_at: Instant,
+    last_sent: Option<Instant>,
+    last_lookup: Option<Instant>,
+    sending: bool,
+    looking: bool,
+    submitted: bool,
+    included: bool,
+}
+
+enum Why {
+    Rejected(String, bool),
+    Overdue,
+}
+
+enum Event {
+    Sent(CryptoHash, Instant, Result<Sent, RpcFailure>),
+    Looked(CryptoHash, Why, Result<Lookup, RpcFailure>),
+}
+
+pub(crate) struct Lane {
+    shared: Arc<Shared>,
+    key: TreasuryKey,
+    pk: String,
+    next_nonce: u64,
+    flight: BTreeMap<u64, InFlight>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Tokens held back by a guard, until when.
+    blocked: HashMap<String, Instant>,
+}
+
+fn decode(bytes: &[u8]) -> Result<SignedTransaction, StoreError> {
+    borsh::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("stored transaction: {e}")))
+}
+
+impl Lane {
+    pub(crate) fn new(shared: Arc<Shared>, key: TreasuryKey) -> Self {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let pk = key.public_key.to_string();
+        Self {
+            shared,
+            key,
+            pk,
+            next_nonce: 0,
+            flight: BTreeMap::new(),
+            events_tx,
+            events,
+            blocked: HashMap::new(),
+        }
+    }
+
+    /// Runs until `kill`, or until `stop` and nothing is in flight any more.
+    pub(crate) async fn run(mut self, stop: CancellationToken, kill: CancellationToken) -> LaneEnd {
+        let tick = Duration::from_millis(self.shared.cfg.poll_interval_ms);
+        // Start: what earlier holders of this key left in flight, and the nonce to go on from.
+        loop {
+            match self.start().await {
+                Ok(()) => break,
+                Err(e) => {
+                    self.shared.report_error(&format!("lane {}: {e}", self.pk));
+                    tokio::select! {
+                        _ = kill.cancelled() => return LaneEnd::Done,
+                        _ = tokio::time::sleep(tick * 10) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!(key = %self.pk, next_nonce = self.next_nonce, in_flight = self.flight.len(), "lane started");
+        loop {
+            if kill.is_cancelled() {
+                break;
+            }
+            if let Err(e) = self.step(stop.is_cancelled()).await {
+                if matches!(e, PrepareError::Store(StoreError::LeaseLost { .. })) {
+                    tracing::warn!(key = %self.pk, "lease lost: lane stops");
+                    self.shared
+                        .unreserve_all(self.flight.values().map(|f| (&f.token, f.total)));
+                    return LaneEnd::LeaseLost;
+                }
+                self.shared.report_error(&format!("lane {}: {e}", self.pk));
+            }
+            self.shared.set_lane_in_flight(&self.pk, self.flight.len());
+            if stop.is_cancelled() && self.flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = kill.cancelled() => break,
+                Some(ev) = self.events.recv() => self.handle(ev).await,
+                _ = tokio::time::sleep(tick) => {}
+            }
+            while let Ok(ev) = self.events.try_recv() {
+                self.handle(ev).await;
+            }
+        }
+        self.shared
+            .unreserve_all(self.flight.values().map(|f| (&f.token, f.total)));
+        self.shared.set_lane_in_flight(&self.pk, 0);
+        LaneEnd::Done
+    }
+
+    async fn start(&mut self) -> Result<(), PrepareError> {
+        let mut conn = self.shared.conn().await?;
+        for stored in unsettled_of_key(&mut conn, &self.pk).await? {
+            let tx = decode(&stored.signed_bytes)?;
+            // Amounts of transactions left by an earlier holder are not reserved (the guard is conservative
+            // enough with what this process sends).
+            let total = 0;
+            self.flight.insert(
+                stored.nonce as u64,
+                InFlight {
+                    hash: tx.get_hash(),
+                    tx,
+                    token: stored.token_contract,
+                    total,
+                    stored_at: Instant::now(),
+                    last_sent: None,
+                    last_lookup: None,
+                    sending: false,
+                    looking: false,
+                    submitted: stored.status == TxStatus::Submitted,
+                    included: false,
+                },
+            );
+        }
+        let db_nonce = list_keys(&mut conn)
+            .await?
+            .into_iter()
+            .find(|k| k.public_key == self.pk)
+            .and_then(|k| k.last_nonce)
+            .unwrap_or(0)
+            .max(0) as u64;
+        drop(conn);
+        let chain_nonce = self
+            .shared
+            .chain
+            .access_key_nonce(&self.key.account_id, &self.key.public_key)
+            .await
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "key {} is not an access key of {} on chain",
+                    self.pk, self.key.account_id
+                ))
+            })?;
+        let last_flight = self.flight.keys().next_back().copied().unwrap_or(0);
+        self.next_nonce = chain_nonce.max(db_nonce).max(last_flight) + 1;
+        Ok(())
+    }
+
+    /// One round: settle what the store says is settled, (re-)send what needs it, then cut new batches.
+    async fn step(&mut self, stopping: bool) -> Result<(), PrepareError> {
+        self.refresh().await?;
+        self.resend();
+        if !stopping {
+            self.fill().await?;
+        }
+        Ok(())
+    }
+
+    /// Drops transactions the store shows settled (by the indexer, or by us).
+    async fn refresh(&mut self) -> Result<(), PrepareError> {
+        if self.flight.is_empty() {
+            return Ok(());
+        }
+        let hashes: Vec<String> = self.flight.values().map(|f| f.hash.to_string()).collect();
+        let mut conn = self.shared.conn().await?;
+        let states: HashMap<String, TxStatus> =
+            tx_statuses(&mut conn, &hashes).await?.into_iter().collect();
+        drop(conn);
+        let metrics = &self.shared.metrics;
+        self.flight
+            .retain(|_, f| match states.get(&f.hash.to_string()) {
+                Some(TxStatus::Included) => {
+                    f.included = true;
+                    true
+                }
+                Some(TxStatus::Final | TxStatus::Failed | TxStatus::Dropped) | None => {
+                    metrics.settle_latency.observe(f.stored_at.elapsed());
+                    self.shared.unreserve(&f.token, f.total);
+                    false
+                }
+                Some(TxStatus::Signed | TxStatus::Submitted) => true,
+            });
+        Ok(())
+    }
+
+    /// Re-broadcasts (same bytes, nonce order) what got no answer in time; asks the node about what the
+    /// stream has not settled after `outcome_timeout`.
+    fn resend(&mut self) {
+        let cfg = &self.shared.cfg;
+        let again = Duration::from_millis(cfg.rebroadcast_after_ms);
+        let overdue = Duration::from_millis(cfg.outcome_timeout_ms);
+        let mut to_send = Vec::new();
+        let mut to_look = Vec::new();
+        for f in self.flight.values_mut() {
+            if f.sending || f.looking {
+                continue;
+            }
+            let due = f.last_sent.is_none_or(|t| t.elapsed() >= again);
+            if !f.included && due {
+                f.sending = true;
+                to_send.push(f.tx.clone());
+            } else if f.stored_at.elapsed() >= overdue
+                && f.last_lookup.is_none_or(|t| t.elapsed() >= again)
+            {
+                f.looking = true;
+                f.last_lookup = Some(Instant::now());
+                to_look.push(f.hash);
+            }
+        }
+        if !to_send.is_empty() {
+            add(&self.shared.metrics.rebroadcasts, to_send.len() as u64);
+            self.send_in_order(to_send);
+        }
+        for hash in to_look {
+            self.look(hash, Why::Overdue);
+        }
+    }
+
+    /// Hands transactions to the node in the given (nonce) order, then waits for each to be included.
+    fn send_in_order(&mut self, txs: Vec<SignedTransaction>) {
+        let now = Instant::now();
+        for tx in &txs {
+            if let Some(f) = self.flight.get_mut(&tx.transaction.nonce()) {
+                f.last_sent = Some(now);
+            }
+        }
+        let chain = self.shared.chain.clone();
+        let events = self.events_tx.clone();
+        let metrics = self.shared.metrics.clone();
+        tokio::spawn(async move {
+            // The async hand-over is quick and sequential: the node sees the nonces in order.
+            for tx in &txs {
+                if chain.submit_async(tx).await.is_err() {
+                    add(&metrics.rpc_errors, 1);
+                }
+            }
+            for tx in txs {
+                let chain = chain.clone();
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let r = chain.send_included(&tx).await;
+                    let _ = events.send(Event::Sent(tx.get_hash(), started, r));
+                });
+            }
+        });
+    }
+
+    fn look(&self, hash: CryptoHash, why: Why) {
+        let chain = self.shared.chain.clone();
+        let events = self.events_tx.clone();
+        let signer = self.key.account_id.clone();
+        tokio::spawn(async move {
+            let r = chain.lookup(hash, &signer).await;
+            let _ = events.send(Event::Looked(hash, why, r));
+        });
+    }
+
+    fn find(&mut self, hash: &CryptoHash) -> Option<(u64, &mut InFlight)> {
+        self.flight
+            .iter_mut()
+            .find(|(_, f)| f.hash == *hash)
+            .map(|(n, f)| (*n, f))
+    }
+
+    async fn handle(&mut self, ev: Event) {
+        if let Err(e) = self.try_handle(ev).await {
+            self.shared.report_error(&format!("lane {}: {e}", self.pk));
+        }
+    }
+
+    async fn try_handle(&mut self, ev: Event) -> Result<(), PrepareError> {
+        let metrics = self.shared.metrics.clone();
+        match ev {
+            Event::Sent(hash, started, result) => {
+                let Some((_, f)) = self.find(&hash) else {
+                    return Ok(());
+                };
+                f.sending = false;
+                match result {
+                    Ok(Sent::Accepted) => {
+                        metrics.broadcast_latency.observe(started.elapsed());
+                        add(&metrics.broadcasts, 1);
+                        if !f.submitted {
+                            f.submitted = true;
+                            let mut conn = self.shared.conn().await?;
+                            mark_submitted(&mut conn, &hash.to_string()).await?;
+                        }
+                    }
+                    Ok(Sent::Rejected(err)) => {
+                        let nonce_clash = matches!(err, InvalidTxError::InvalidNonce { .. });
+                        let reason = format!("rejected at submission: {err}");
+                        tracing::info!(tx = %hash, %reason, "transaction rejected");
+                        f.looking = true;
+                        self.look(hash, Why::Rejected(reason, nonce_clash));
+                    }
+                    Err(e) => {
+                        add(&metrics.rpc_errors, 1);
+                        tracing::debug!(tx = %hash, error = %e, "no answer to a broadcast; will re-broadcast");
+                    }
+                }
+            }
+            Event::Looked(hash, why, result) => {
+                let Some((nonce, f)) = self.find(&hash) else {
+                    return Ok(());
+                };
+                f.looking = false;
+                match (result, why) {
+                    (Err(e), _) => {
+                        add(&metrics.rpc_errors, 1);
+                        tracing::debug!(tx = %hash, error = %e, "lookup failed");
+                    }
+                    (Ok(Lookup::Unknown), Why::Rejected(reason, nonce_clash)) => {
+                        // Rejected and not on chain: provably dead. Its claims go back to pending.
+                        let (token, total) = (f.token.clone(), f.total);
+                        let mut conn = self.shared.conn().await?;
+                        let handed_back = bury(&mut conn, &hash.to_string(), &reason).await?;
+                        drop(conn);
+                        self.flight.remove(&nonce);
+                        self.shared.unreserve(&token, total);
+                        add(&metrics.txs_dead, 1);
+                        tracing::info!(tx = %hash, %reason, handed_back, "dead transaction: claims handed back");
+                        if nonce_clash {
+                            self.resync().await;
+                        }
+                    }
+                    (Ok(Lookup::Unknown), Why::Overdue) => {
+                        // Not known to the node: send it again (a rejection then proves it dead).
+                        f.last_sent = None;
+                    }
+                    (Ok(Lookup::Pending), _) => {
+                        f.submitted = true;
+                    }
+                    (Ok(Lookup::Done(outcome)), _) => {
+                        let mut conn = self.shared.conn().await?;
+                        if let Some(stored) = get_tx(&mut conn, &hash.to_string()).await? {
+                            let how = match &outcome {
+                                Ok(()) => Settlement::Success,
+                                Err(msg) => Settlement::Failure(msg),
+                            };
+                            let done = settle(&mut conn, &stored, how).await?;
+                            tracing::info!(tx = %hash, ?done, "settled from a tx lookup (the stream had not)");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After `InvalidNonce`: the chain's nonce is the truth; go on past it.
+    async fn resync(&mut self) {
+        match self
+            .shared
+            .chain
+            .access_key_nonce(&self.key.account_id, &self.key.public_key)
+            .await
+        {
+            Ok(Some(chain_nonce)) => {
+                add(&self.shared.metrics.nonce_resyncs, 1);
+                let before = self.next_nonce;
+                self.next_nonce = self.next_nonce.max(chain_nonce + 1);
+                tracing::info!(key = %self.pk, chain_nonce, before, after = self.next_nonce, "lane resynced");
+            }
+            Ok(None) => self
+                .shared
+                .report_error(&format!("key {} disappeared from the chain", self.pk)),
+            Err(e) => self.shared.report_error(&e.to_string()),
+        }
+    }
+
+    /// Cuts new batches while there is room in flight and work to do.
+    async fn fill(&mut self) -> Result<(), PrepareError> {
+        let max = self.shared.cfg.max_in_flight_per_key;
+        if self.flight.len() >= max || self.shared.near_paused().is_some() {
+            return Ok(());
+        }
+        let Some(block_hash) = self.shared.recent_block() else {
+            return Ok(());
+        };
+        let tokens = self.shared.pending_tokens().await?;
+        let mut sent = Vec::new();
+        for token in tokens {
+            if self
+                .blocked
+                .get(&token)
+                .is_some_and(|t| *t > Instant::now())
+            {
+                continue;
+            }
+            while self.flight.len() < max {
+                let opts = self.options(&token).await?;
+                let lane = LaneState {
+                    nonce: self.next_nonce,
+                    block_hash,
+                };
+                let mut conn = self.shared.conn().await?;
+                let limits = self.shared.limits;
+                let owner = self.shared.owner.clone();
+                let out =
+                    prepare(&mut conn, &owner, &self.key, &token, lane, &limits, &opts).await?;
+                drop(conn);
+                match out {
+                    Prepared::Batch(b) => {
+                        let m = &self.shared.metrics;
+                        add(&m.batches, 1);
+                        add(&m.transfers, b.claim_ids.len() as u64);
+                        add(&m.unpayable, b.unpayable as u64);
+                        self.shared.reserve(&token, b.total);
+                        self.shared.clear_blocked(&token);
+                        self.next_nonce += 1;
+                        sent.push(b.batch.signed.clone());
+                        self.flight.insert(
+                            b.batch.nonce,
+                            InFlight {
+                                hash: b.batch.hash,
+                                tx: b.batch.signed,
+                                token: token.clone(),
+                                total: b.total,
+                                stored_at: Instant::now(),
+                                last_sent: None,
+                                last_lookup: None,
+                                sending: true,
+                                looking: false,
+                                submitted: false,
+                                included: false,
+                            },
+                        );
+                    }
+                    Prepared::Idle | Prepared::Wait(_) => break,
+                    Prepared::Blocked(reason) => {
+                        self.shared.set_blocked(&token, &reason);
+                        self.blocked
+                            .insert(token.clone(), Instant::now() + Duration::from_secs(1));
+                        break;
+                    }
+                }
+            }
+        }
+        if !sent.is_empty() {
+            self.send_in_order(sent);
+        }
+        Ok(())
+    }
+
+    /// Guards and registrations for the next batch of `token`.
+    async fn options(&self, token: &str) -> Result<BatchOptions, PrepareError> {
+        let cfg = &self.shared.cfg;
+        let registrations = if cfg.register_receivers {
+            let receivers = {
+                let mut conn = self.shared.conn().await?;
+                let n = i64::try_from(self.shared.limits.transfers_per_tx()).unwrap_or(100);
+                peek_pending_receivers(&mut conn, token, n).await?
+            };
+            self.shared.unregistered(token, receivers).await
+        } else {
+            Registrations::default()
+        };
+        Ok(BatchOptions {
+            max_wait: Duration::from_millis(cfg.max_batch_wait_ms),
+            budget: self.shared.budget(token).await,
+            daily_cap: cfg.daily_caps.get(token).copied(),
+            registrations,
+        })
+    }
+}

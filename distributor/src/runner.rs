@@ -1,0 +1,525 @@
+//! The distributor process: loads the treasury keys, leases as many as it may (renewing the leases), runs one
+//! [`Lane`](crate::lane) per leased key, keeps a recent block hash and the guards (balances, caps) fresh, reports
+//! its state for the status page, and shuts down gracefully: stop taking claims, finish in-flight work up to a
+//! deadline, release the keys.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use near_primitives::hash::CryptoHash;
+use near_primitives::types::AccountId;
+use payouts_store::keys::{lease_keys, register_keys, release_leases, renew_leases};
+use payouts_store::status::{report_error, report_heartbeat, report_started, report_stopped};
+use payouts_store::{PgPool, PooledConn, StoreError};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::Chain;
+use crate::config::DistributorConfig;
+use crate::keyfile::{load_keys, KeyFileError, TreasuryKey};
+use crate::lane::{Lane, LaneEnd};
+use crate::metrics::DistributorMetrics;
+use crate::plan::Limits;
+use crate::tx::Registrations;
+
+/// Why the distributor cannot start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributorError {
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(String),
+    /// Key files.
+    #[error(transparent)]
+    Keys(#[from] KeyFileError),
+    /// Database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node could not be asked something needed to start.
+    #[error("{0}")]
+    Rpc(#[from] crate::chain::RpcFailure),
+}
+
+#[derive(Default)]
+struct GuardState {
+    near_paused: Option<String>,
+    balances: HashMap<String, (u128, Instant)>,
+    reserved: HashMap<String, u128>,
+    blocked: HashMap<String, String>,
+    storage_deposit: HashMap<String, u128>,
+    registered: HashSet<(String, String)>,
+    in_flight: HashMap<String, usize>,
+    last_error: Option<String>,
+    pending_tokens: Option<(Vec<String>, Instant)>,
+}
+
+/// What the lanes of one process share.
+pub(crate) struct Shared {
+    pub(crate) pool: PgPool,
+    pub(crate) chain: Chain,
+    pub(crate) cfg: DistributorConfig,
+    pub(crate) owner: String,
+    pub(crate) limits: Limits,
+    pub(crate) metrics: Arc<DistributorMetrics>,
+    treasury: AccountId,
+    head: watch::Receiver<Option<CryptoHash>>,
+    state: Mutex<GuardState>,
+}
+
+impl Shared {
+    pub(crate) async fn conn(&self) -> Result<PooledConn, StoreError> {
+        payouts_store::get(&self.pool).await
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn report_error(&self, error: &str) {
+        tracing::warn!(%error, "distributor error");
+        self.lock().last_error = Some(error.to_string());
+    }
+
+    /// Tokens with pending claims, asked of the database at most every poll interval for all lanes together.
+    pub(crate) async fn pending_tokens(&self) -> Result<Vec<String>, StoreError> {
+        let fresh = Duration::from_millis(self.cfg.poll_interval_ms);
+        let cached = self.lock().pending_tokens.clone();
+        if let Some((tokens, at)) = cached {
+            if at.elapsed() < fresh {
+                return Ok(tokens);
+            }
+        }
+        let mut conn = self.conn().await?;
+        let tokens = payouts_store::claims::pending_tokens(&mut conn).await?;
+        self.lock().pending_tokens = Some((tokens.clone(), Instant::now()));
+        Ok(tokens)
+    }
+
+    pub(crate) fn recent_block(&self) -> Option<CryptoHash> {
+        *self.head.borrow()
+    }
+
+    pub(crate) fn near_paused(&self) -> Option<String> {
+        self.lock().near_paused.clone()
+    }
+
+    pub(crate) fn reserve(&self, token: &str, amount: u128) {
+        let mut s = self.lock();
+        let r = s.reserved.entry(token.to_string()).or_default();
+        *r = r.saturating_add(amount);
+    }
+
+    pub(crate) fn unreserve(&self, token: &str, amount: u128) {
+        let mut s = self.lock();
+        if let Some(r) = s.reserved.get_mut(token) {
+            *r = r.saturating_sub(amount);
+        }
+    }
+
+    pub(crate) fn unreserve_all<'a>(&self, items: impl Iterator<Item = (&'a String, u128)>) {
+        for (token, amount) in items {
+            self.unreserve(token, amount);
+        }
+    }
+
+    pub(crate) fn set_lane_in_flight(&self, pk: &str, n: usize) {
+        let mut s = self.lock();
+        s.in_flight.insert(pk.to_string(), n);
+        let total: usize = s.in_flight.values().sum();
+        self.metrics
+            .in_flight
+            .store(total as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_blocked(&self, token: &str, reason: &str) {
+        let mut s = self.lock();
+        if s.blocked.get(token).map(String::as_str) != Some(reason) {
+            tracing::warn!(token, reason, "payouts of a token paused by a guard");
+            s.blocked.insert(token.to_string(), reason.to_string());
+        }
+    }
+
+    pub(crate) fn clear_blocked(&self, token: &str) {
+        self.lock().blocked.remove(token);
+    }
+
+    /// Why sending is paused, if it is (NEAR balance, or a token's guard).
+    pub(crate) fn pause_reason(&self) -> Option<String> {
+        let s = self.lock();
+        let mut reasons: Vec<String> = s.near_paused.iter().cloned().collect();
+        reasons.extend(s.blocked.values().cloned());
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// The most the next batch of `token` may pay: the treasury's token balance (refreshed at most every
+    /// second) minus what is in flight.
+    pub(crate) async fn budget(&self, token: &str) -> Option<u128> {
+        let cached = self.lock().balances.get(token).copied();
+        let balance = match cached {
+            Some((b, at)) if at.elapsed() < Duration::from_secs(1) => b,
+            _ => {
+                let Ok(contract) = token.parse::<AccountId>() else {
+                    return Some(0);
+                };
+                match self.chain.ft_balance(&contract, &self.treasury).await {
+                    Ok(b) => {
+                        self.lock()
+                            .balances
+                            .insert(token.to_string(), (b, Instant::now()));
+                        b
+                    }
+                    Err(e) => {
+                        crate::metrics::add(&self.metrics.rpc_errors, 1);
+                        tracing::debug!(error = %e, token, "token balance unknown; using the last one");
+                        cached.map(|(b, _)| b)?
+                    }
+                }
+            }
+        };
+        let reserved = self.lock().reserved.get(token).copied().unwrap_or(0);
+        Some(balance.saturating_sub(reserved))
+    }
+
+    /// Of `receivers`, those not known to be registered with `token` (asked with `storage_balance_of`;
+    /// registered ones are cached for good).
+    pub(crate) async fn unregistered(&self, token: &str, receivers: Vec<String>) -> Registrations {
+        let Ok(contract) = token.parse::<AccountId>() else {
+            return Registrations::default();
+        };
+        let known = self.lock().storage_deposit.get(token).copied();
+        let deposit = match known {
+            Some(d) => d,
+            None => {
+                #[derive(serde::Deserialize)]
+                struct Bounds {
+                    min: String,
+                }
+                match self
+                    .chain
+                    .view::<Bounds>(&contract, "storage_balance_bounds", serde_json::json!({}))
+                    .await
+                    .ok()
+                    .and_then(|b| b.min.parse::<u128>().ok())
+                {
+                    Some(d) => {
+                        self.lock().storage_deposit.insert(token.to_string(), d);
+                        d
+                    }
+                    None => return Registrations::default(),
+                }
+            }
+        };
+        let mut out = Registrations {
+            deposit,
+            ..Default::default()
+        };
+        let unknown: Vec<String> = {
+            let s = self.lock();
+            let mut seen = HashSet::new();
+            receivers
+                .into_iter()
+                .filter(|r| !s.registered.contains(&(token.to_string(), r.clone())))
+                .filter(|r| seen.insert(r.clone()))
+                .collect()
+        };
+        let checks = unknown.iter().map(|r| {
+            let contract = contract.clone();
+            async move {
+                let v: Result<Option<serde_json::Value>, _> = self
+                    .chain
+                    .view(
+                        &contract,
+                        "storage_balance_of",
+                        serde_json::json!({ "account_id": r }),
+                    )
+                    .await;
+                (r.clone(), v)
+            }
+        });
+        for (receiver, answer) in futures_util::future::join_all(checks).await {
+            match answer {
+                Ok(Some(_)) => {
+                    self.lock().registered.insert((token.to_string(), receiver));
+                }
+                // Not registered, or unknown: registering an account twice only refunds the deposit.
+                Ok(None) | Err(_) => {
+                    out.receivers.insert(receiver);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A distributor process.
+pub struct Distributor {
+    shared: Arc<Shared>,
+    keys: Vec<TreasuryKey>,
+    head_tx: watch::Sender<Option<CryptoHash>>,
+}
+
+impl Distributor {
+    /// Loads the keys, registers them in the key pool, and reads the node's gas cap.
+    pub async fn new(
+        pool: PgPool,
+        cfg: DistributorConfig,
+        rpc_url: &str,
+        metrics: Arc<DistributorMetrics>,
+    ) -> Result<Self, DistributorError> {
+        cfg.validate().map_err(DistributorError::Config)?;
+        let keys = load_keys(&cfg.key_files, cfg.keys_env.as_deref())?;
+        let treasury = keys[0].account_id.clone();
+        let chain = Chain::new(rpc_url, Duration::from_millis(cfg.rpc_timeout_ms));
+        let max_tx_gas = chain.max_tx_gas().await?;
+        let limits = Limits {
+            max_transfers_per_tx: cfg.max_transfers_per_tx,
+            gas_per_transfer: cfg.gas_per_transfer(),
+            max_tx_gas,
+        };
+        if limits.transfers_per_tx() == 0 {
+            return Err(DistributorError::Config(format!(
+                "distributor.gas_per_transfer_tgas: {} Tgas does not fit the node's {} Tgas per transaction",
+                cfg.gas_per_transfer_tgas,
+                max_tx_gas / crate::config::TGAS
+            )));
+        }
+        let pks: Vec<String> = keys.iter().map(|k| k.public_key.to_string()).collect();
+        {
+            let mut conn = payouts_store::get(&pool).await?;
+            register_keys(&mut conn, treasury.as_str(), &pks).await?;
+        }
+        let owner = cfg.instance_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "host".into());
+            format!(
+                "{host}-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            )
+        });
+        let (head_tx, head) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            pool,
+            chain,
+            cfg,
+            owner,
+            limits,
+            metrics,
+            treasury,
+            head,
+            state: Mutex::new(GuardState::default()),
+        });
+        Ok(Self {
+            shared,
+            keys,
+            head_tx,
+        })
+    }
+
+    /// This process's lease owner id.
+    pub fn owner(&self) -> &str {
+        &self.shared.owner
+    }
+
+    /// Batch limits in force (with the node's gas cap).
+    pub fn limits(&self) -> Limits {
+        self.shared.limits
+    }
+
+    /// Runs until `shutdown` fires, then drains in-flight work (up to `shutdown_grace_ms`) and releases the keys.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), DistributorError> {
+        let shared = self.shared.clone();
+        let cfg = &shared.cfg;
+        {
+            let mut conn = shared.conn().await?;
+            report_started(&mut conn, &shared.owner).await?;
+        }
+        tracing::info!(owner = %shared.owner, keys = self.keys.len(), per_tx = shared.limits.transfers_per_tx(), "distributor started");
+        let background = CancellationToken::new();
+        tokio::spawn(follow_head(
+            shared.clone(),
+            self.head_tx,
+            background.clone(),
+        ));
+        tokio::spawn(watch_near_balance(shared.clone(), background.clone()));
+
+        let by_pk: HashMap<String, TreasuryKey> = self
+            .keys
+            .iter()
+            .map(|k| (k.public_key.to_string(), k.clone()))
+            .collect();
+        let held_candidates: Vec<String> = by_pk.keys().cloned().collect();
+        let stop = shutdown.child_token();
+        let mut lanes: HashMap<String, CancellationToken> = HashMap::new();
+        let mut tasks: JoinSet<(String, LaneEnd)> = JoinSet::new();
+        let renew_every = Duration::from_millis(cfg.lease_ttl_ms / 3);
+        let ttl = i64::try_from(cfg.lease_ttl_ms).unwrap_or(i64::MAX);
+        let max_keys = i64::try_from(cfg.max_keys).unwrap_or(i64::MAX);
+        loop {
+            // Leases: renew what we hold, take what is free (or expired), stop lanes whose lease lapsed.
+            match shared.conn().await {
+                Ok(mut conn) => {
+                    let held: HashSet<String> =
+                        match renew_leases(&mut conn, &shared.owner, ttl).await {
+                            Ok(h) => h.into_iter().collect(),
+                            Err(e) => {
+                                shared.report_error(&format!("renewing leases: {e}"));
+                                lanes.keys().cloned().collect()
+                            }
+                        };
+                    for (pk, kill) in &lanes {
+                        if !held.contains(pk) {
+                            tracing::warn!(key = %pk, "lease lapsed: stopping its lane");
+                            kill.cancel();
+                        }
+                    }
+                    if lanes.len() < cfg.max_keys {
+                        match lease_keys(
+                            &mut conn,
+                            shared.treasury.as_str(),
+                            Some(&held_candidates),
+                            &shared.owner,
+                            max_keys,
+                            ttl,
+                        )
+                        .await
+                        {
+                            Ok(leased) => {
+                                for k in leased {
+                                    if lanes.contains_key(&k.public_key) {
+                                        continue;
+                                    }
+                                    let Some(key) = by_pk.get(&k.public_key) else {
+                                        continue;
+                                    };
+                                    let kill = CancellationToken::new();
+                                    lanes.insert(k.public_key.clone(), kill.clone());
+                                    let lane = Lane::new(shared.clone(), key.clone());
+                                    let (stop, pk) = (stop.clone(), k.public_key.clone());
+                                    tasks.spawn(async move { (pk, lane.run(stop, kill).await) });
+                                }
+                            }
+                            Err(e) => shared.report_error(&format!("leasing keys: {e}")),
+                        }
+                    }
+                    let pause = shared.pause_reason();
+                    shared.metrics.paused.store(
+                        u64::from(pause.is_some()),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    shared
+                        .metrics
+                        .keys_held
+                        .store(lanes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    let _ = report_heartbeat(&mut conn, &shared.owner, pause.as_deref()).await;
+                    let last_error = shared.lock().last_error.take();
+                    if let Some(e) = last_error {
+                        let _ = report_error(&mut conn, &shared.owner, &e).await;
+                    }
+                }
+                Err(e) => shared.report_error(&format!("database: {e}")),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok((pk, end)) = done {
+                        tracing::info!(key = %pk, ?end, "lane ended");
+                        lanes.remove(&pk);
+                    }
+                }
+                _ = tokio::time::sleep(renew_every) => {}
+            }
+        }
+
+        // Graceful shutdown: lanes stop taking claims and drain; past the grace period they are stopped.
+        tracing::info!(
+            in_flight = shared
+                .metrics
+                .in_flight
+                .load(std::sync::atomic::Ordering::Relaxed),
+            "draining in-flight transactions"
+        );
+        let grace = Duration::from_millis(cfg.shutdown_grace_ms);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => if next.is_none() { break },
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!("grace period over: stopping lanes with work in flight (it resumes on restart)");
+                    for kill in lanes.values() {
+                        kill.cancel();
+                    }
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+                // Keep the leases alive while draining.
+                _ = tokio::time::sleep(renew_every) => {
+                    if let Ok(mut conn) = shared.conn().await {
+                        let _ = renew_leases(&mut conn, &shared.owner, ttl).await;
+                    }
+                }
+            }
+        }
+        background.cancel();
+        let mut conn = shared.conn().await?;
+        let released = release_leases(&mut conn, &shared.owner).await?;
+        report_stopped(&mut conn, &shared.owner).await?;
+        tracing::info!(released, "distributor stopped; keys released");
+        Ok(())
+    }
+}
+
+/// Keeps a recent final block hash for new transactions.
+async fn follow_head(
+    shared: Arc<Shared>,
+    head: watch::Sender<Option<CryptoHash>>,
+    stop: CancellationToken,
+) {
+    loop {
+        match shared.chain.final_block().await {
+            Ok((_, hash)) => {
+                let _ = head.send(Some(hash));
+            }
+            Err(e) => {
+                crate::metrics::add(&shared.metrics.rpc_errors, 1);
+                tracing::debug!(error = %e, "reading the chain head failed");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Pauses sending while the treasury's NEAR balance is below the configured minimum.
+async fn watch_near_balance(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        match shared.chain.near_balance(&shared.treasury).await {
+            Ok(b) => {
+                let min = shared.cfg.min_near_balance;
+                let reason = (b < min).then(|| {
+                    format!(
+                        "NEAR balance of {} too low: {b} yocto, minimum {min}",
+                        shared.treasury
+                    )
+                });
+                let mut s = shared.lock();
+                if reason.is_some() && s.near_paused.is_none() {
+                    tracing::warn!(balance = %b, minimum = %min, "paused: NEAR balance too low");
+                }
+                s.near_paused = reason;
+            }
+            Err(e) => {
+                crate::metrics::add(&shared.metrics.rpc_errors, 1);
+                tracing::debug!(error = %e, "reading the NEAR balance failed");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

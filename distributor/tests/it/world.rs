@@ -1,0 +1,224 @@
+//! A whole payout system in one test: the devnet, a real PostgreSQL, the indexer (real lake stream) reconciling
+//! outcomes, and distributor instances, plus the checks every payout test makes: exactly once, exact balances.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use near_primitives::types::AccountId;
+use payouts_devnet::{Devnet, DevnetConfig, DevnetHandle};
+use payouts_distributor::{Distributor, DistributorConfig, DistributorMetrics};
+use payouts_indexer::source::SourceConfig;
+use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
+use payouts_store::claims::{count_by_status, get_claim, insert_claims, NewClaim};
+use payouts_store::memo::claim_id_from_memo;
+use payouts_store::testdb::TestDb;
+use payouts_store::{ClaimId, ClaimStatus, PgPool, Yocto};
+use tokio_util::sync::CancellationToken;
+
+pub struct World {
+    pub devnet: DevnetHandle,
+    pub db: TestDb,
+    pub pool: PgPool,
+    indexer_stop: CancellationToken,
+    _keys: tempfile::TempDir,
+}
+
+pub struct Running {
+    pub stop: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<(), payouts_distributor::DistributorError>>,
+    pub metrics: Arc<DistributorMetrics>,
+    pub owner: String,
+}
+
+impl World {
+    pub async fn start(tune: impl FnOnce(&mut DevnetConfig)) -> World {
+        let keys = tempfile::tempdir().unwrap();
+        let mut cfg = DevnetConfig::for_tests();
+        cfg.key_dir = Some(keys.path().to_path_buf());
+        tune(&mut cfg);
+        let devnet = Devnet::start(cfg).await.unwrap();
+        let db = TestDb::new().await;
+        let pool = db.pool().await;
+        let icfg = IndexerConfig {
+            source: SourceConfig::Fastnear {
+                endpoint: devnet.rpc_url(),
+            },
+            start_block_height: Some(1),
+            ..IndexerConfig::default()
+        };
+        let indexer =
+            Indexer::new(pool.clone(), icfg, Arc::new(IndexerMetrics::default())).unwrap();
+        let indexer_stop = CancellationToken::new();
+        tokio::spawn(indexer.run(indexer_stop.clone()));
+        World {
+            devnet,
+            db,
+            pool,
+            indexer_stop,
+            _keys: keys,
+        }
+    }
+
+    /// A distributor configuration for tests: fast polls and timeouts, keys `keys` of the devnet treasury.
+    pub fn config(&self, keys: std::ops::Range<usize>) -> DistributorConfig {
+        DistributorConfig {
+            key_files: self.devnet.treasury_key_files()[keys].to_vec(),
+            poll_interval_ms: 20,
+            max_batch_wait_ms: 200,
+            lease_ttl_ms: 3_000,
+            rebroadcast_after_ms: 1_000,
+            outcome_timeout_ms: 8_000,
+            rpc_timeout_ms: 3_000,
+            shutdown_grace_ms: 5_000,
+            ..DistributorConfig::default()
+        }
+    }
+
+    pub async fn spawn(&self, cfg: DistributorConfig) -> Running {
+        let metrics = Arc::new(DistributorMetrics::default());
+        let d = Distributor::new(
+            self.pool.clone(),
+            cfg,
+            &self.devnet.rpc_url(),
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
+        let owner = d.owner().to_string();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(d.run(stop.clone()));
+        Running {
+            stop,
+            task,
+            metrics,
+            owner,
+        }
+    }
+
+    /// Inserts manual claims (receiver, amount); returns their ids in order.
+    pub async fn claims(&self, tag: &str, items: &[(String, u128)]) -> Vec<ClaimId> {
+        let rows: Vec<NewClaim> = items
+            .iter()
+            .enumerate()
+            .map(|(i, (r, a))| {
+                NewClaim::manual(
+                    &format!("{tag}-{i}"),
+                    "d",
+                    "token.devnet",
+                    r,
+                    Yocto(*a),
+                    None,
+                )
+            })
+            .collect();
+        let mut conn = payouts_store::get(&self.pool).await.unwrap();
+        for chunk in rows.chunks(1000) {
+            insert_claims(&mut conn, chunk).await.unwrap();
+        }
+        let mut ids = Vec::new();
+        for i in 0..items.len() {
+            let key = format!("{tag}-{i}");
+            ids.push(claim_by_key(&self.pool, &key).await);
+        }
+        ids
+    }
+
+    pub fn balance(&self, account: &str) -> u128 {
+        let id: AccountId = account.parse().unwrap();
+        self.devnet.ft_balance(&id).unwrap_or(0)
+    }
+
+    /// Waits until no claim is pending or submitted (deadline), returning the counts per status.
+    pub async fn wait_settled(&self, within: Duration) -> HashMap<ClaimStatus, i64> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mut conn = payouts_store::get(&self.pool).await.unwrap();
+            let counts: HashMap<ClaimStatus, i64> = count_by_status(&mut conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+            let open = counts.get(&ClaimStatus::Pending).copied().unwrap_or(0)
+                + counts.get(&ClaimStatus::Submitted).copied().unwrap_or(0);
+            if open == 0 {
+                return counts;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "claims still open after {within:?}: {counts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Transfers applied on chain per claim id (from the memo).
+    pub fn transfers_per_claim(&self) -> HashMap<ClaimId, Vec<(String, u128)>> {
+        let mut out: HashMap<ClaimId, Vec<(String, u128)>> = HashMap::new();
+        for t in self.devnet.ft_transfers() {
+            if let Some(id) = t.event.memo.as_deref().and_then(claim_id_from_memo) {
+                out.entry(id)
+                    .or_default()
+                    .push((t.event.receiver.to_string(), t.event.amount));
+            }
+        }
+        out
+    }
+
+    /// Every confirmed claim was paid exactly once, with its amount to its receiver; nothing else was paid.
+    pub async fn assert_exactly_once(&self, ids: &[ClaimId]) {
+        let paid = self.transfers_per_claim();
+        let mut conn = payouts_store::get(&self.pool).await.unwrap();
+        for id in ids {
+            let c = get_claim(&mut conn, *id).await.unwrap().unwrap();
+            let transfers = paid.get(id).cloned().unwrap_or_default();
+            match c.status {
+                ClaimStatus::Confirmed => assert_eq!(
+                    transfers,
+                    vec![(c.receiver_id.clone(), c.amount.0)],
+                    "claim {id:?} not paid exactly once"
+                ),
+                _ => assert!(
+                    transfers.is_empty(),
+                    "claim {id:?} ({:?}) was paid",
+                    c.status
+                ),
+            }
+        }
+        let unknown: Vec<_> = paid.keys().filter(|k| !ids.contains(k)).collect();
+        assert!(
+            unknown.is_empty(),
+            "transfers for unknown claims {unknown:?}"
+        );
+    }
+
+    pub async fn stop(self) {
+        self.indexer_stop.cancel();
+        self.devnet.shutdown().await;
+    }
+}
+
+async fn claim_by_key(pool: &PgPool, key: &str) -> ClaimId {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use payouts_store::schema::claims;
+    let mut conn = payouts_store::get(pool).await.unwrap();
+    claims::table
+        .filter(claims::idempotency_key.eq(key))
+        .select(claims::id)
+        .first(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Registered (even-numbered) devnet users.
+pub fn registered_user(i: usize) -> String {
+    format!("user-{}.devnet", 2 * (i % 500))
+}
+
+impl Running {
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}

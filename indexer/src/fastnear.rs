@@ -1,0 +1,245 @@
+//! The fastnear source: near-lake-framework's FastNear provider, fetching several stretches of a backlog at
+//! once.
+//!
+//! The provider fetches with `num_threads` tasks, but a task holding a block that is not next in line polls
+//! with `sleep(distance in ms)` until it is: however many tasks run, a backlog moves at most about one block
+//! per millisecond, and on a fast endpoint (the local devnet answers in well under a millisecond) fewer
+//! than one: measured on the devnet, 1 task moved ~1,100 blocks/s, 2 to 8 tasks ~560-620 blocks/s. With one
+//! task it never sleeps, but then it parses one block at a time (JSON to `StreamerMessage`, ~0.45 ms a block
+//! of the devnet's), on one core.
+//!
+//! So while the stream is more than two segments behind the final head (or behind the end of a replayed
+//! range), it runs `concurrency` streamers of one task each side by side, every one on a consecutive
+//! segment of heights, on its own thread, and delivers the segments in order. Each is an ordinary
+//! near-lake-framework streamer: same requests, same parsing, same skipping of missing heights. Close to
+//! the head it hands over to one streamer for good.
+
+use std::collections::VecDeque;
+
+use near_lake_framework::fastnear::fetchers::fetch_block_by_finality;
+use near_lake_framework::near_indexer_primitives::types::Finality;
+use near_lake_framework::near_indexer_primitives::StreamerMessage;
+use near_lake_framework::{FastNearClient, FastNearConfig, FastNearConfigBuilder};
+use tokio::sync::{mpsc, oneshot};
+
+/// Fewest blocks in one segment.
+const MIN_SEGMENT: u64 = 25;
+
+/// How the fastnear stream fetches.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// Base URL (`https://mainnet.neardata.xyz`, the devnet's, ...).
+    pub(crate) url: String,
+    /// Streamers side by side while catching up (and `num_threads` of the one at the head).
+    pub(crate) concurrency: u64,
+    /// Blocks per segment; every running segment holds up to this many blocks ahead.
+    pub(crate) segment: u64,
+    /// Channel size of the streamer at the head.
+    pub(crate) preload: usize,
+    /// Last block wanted, when known: nothing is fetched in segments past it.
+    pub(crate) until: Option<u64>,
+}
+
+impl Plan {
+    /// `preload` blocks ahead in all, split between `concurrency` segments (at least [`MIN_SEGMENT`] each).
+    pub(crate) fn new(url: String, concurrency: u64, preload: usize, until: Option<u64>) -> Self {
+        let concurrency = concurrency.max(1);
+        let preload_blocks = u64::try_from(preload.max(1)).unwrap_or(u64::MAX);
+        Self {
+            url,
+            concurrency,
+            segment: std::env::var("SEG").ok().and_then(|v| v.parse().ok()).unwrap_or(preload_blocks.div_ceil(concurrency).max(MIN_SEGMENT)),
+            preload: preload.max(1),
+            until,
+        }
+    }
+}
+
+fn lake_config(
+    url: &str,
+    start: u64,
+    threads: u64,
+    preload: usize,
+) -> Result<FastNearConfig, String> {
+    FastNearConfigBuilder::default()
+        .endpoint(url)
+        .start_block_height(start)
+        .num_threads(threads.max(1))
+        .blocks_preload_pool_size(preload.max(1))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// What catching up ended with.
+enum Flow {
+    /// Every segment delivered; the highest height sent, if any.
+    Done(Option<u64>),
+    /// Nobody receives any more.
+    Closed,
+}
+
+/// Streams from `from` on into `out`, in height order. Ends only on error or once `out` is closed.
+pub(crate) async fn run(
+    plan: Plan,
+    from: u64,
+    out: mpsc::Sender<StreamerMessage>,
+) -> Result<(), String> {
+    let mut next = from;
+    let mut delivered = None;
+    if plan.concurrency > 1 {
+        let client = FastNearClient::new(plan.url.clone(), None);
+        loop {
+            if plan.until.is_some_and(|u| next > u) {
+                break;
+            }
+            let head = fetch_block_by_finality(&client, Finality::Final)
+                .await
+                .header
+                .height;
+            let target = plan.until.map_or(head, |u| u.min(head));
+            // Not worth splitting: the single streamer takes over.
+            if target.saturating_add(1).saturating_sub(next) < 2 * plan.segment {
+                break;
+            }
+            match catch_up(&plan, next, target, &out).await? {
+                Flow::Closed => return Ok(()),
+                Flow::Done(last) => delivered = last.or(delivered),
+            }
+            next = target + 1;
+        }
+    }
+    if let (Some(until), Some(last)) = (plan.until, delivered) {
+        if last >= until {
+            // Everything wanted is delivered: fetch nothing more, end only when dropped.
+            out.closed().await;
+            return Ok(());
+        }
+    }
+    let (task, mut blocks) = near_lake_framework::streamer(lake_config(
+        &plan.url,
+        next,
+        plan.concurrency,
+        plan.preload,
+    )?);
+    loop {
+        let msg = tokio::select! {
+            _ = out.closed() => return Ok(()),
+            m = blocks.recv() => m,
+        };
+        let Some(msg) = msg else {
+            return Err(match task.await {
+                Ok(Ok(())) => "the streamer ended".into(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("streamer task stopped: {e}"),
+            });
+        };
+        if out.send(msg).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Streams `from..=to` as consecutive segments fetched side by side, delivered in order.
+async fn catch_up(
+    plan: &Plan,
+    from: u64,
+    to: u64,
+    out: &mpsc::Sender<StreamerMessage>,
+) -> Result<Flow, String> {
+    tracing::debug!(
+        from,
+        to,
+        streamers = plan.concurrency,
+        segment = plan.segment,
+        "catching up in segments"
+    );
+    let mut running: VecDeque<Segment> = VecDeque::new();
+    let mut next = from;
+    let mut last = None;
+    loop {
+        while running.len() < usize::try_from(plan.concurrency).unwrap_or(usize::MAX) && next <= to
+        {
+            let end = next.saturating_add(plan.segment - 1).min(to);
+            running.push_back(Segment::start(&plan.url, next, end)?);
+            next = end + 1;
+        }
+        let Some(mut segment) = running.pop_front() else {
+            return Ok(Flow::Done(last));
+        };
+        while let Some(msg) = segment.blocks.recv().await {
+            let height = msg.block.header.height;
+            if out.send(msg).await.is_err() {
+                return Ok(Flow::Closed);
+            }
+            last = Some(height);
+        }
+        match segment.done.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a fetch thread stopped".into()),
+        }
+    }
+}
+
+/// One segment: a near-lake-framework streamer of one task on a thread and runtime of its own, stopped
+/// (runtime dropped, so its fetch task goes with it) once it has delivered `to` or gone past it.
+struct Segment {
+    blocks: mpsc::Receiver<StreamerMessage>,
+    done: oneshot::Receiver<Result<(), String>>,
+}
+
+impl Segment {
+    fn start(url: &str, from: u64, to: u64) -> Result<Self, String> {
+        let size = usize::try_from(to - from + 1).unwrap_or(usize::MAX);
+        let (tx, blocks) = mpsc::channel(size.max(1));
+        let (done_tx, done) = oneshot::channel();
+        let cfg = lake_config(url, from, 1, 2)?;
+        std::thread::Builder::new()
+            .name("lake-segment".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => {
+                        let result = rt.block_on(forward(cfg, to, tx));
+                        let _ = done_tx.send(result);
+                        drop(rt);
+                    }
+                    Err(e) => {
+                        let _ = done_tx.send(Err(format!("cannot start a fetch runtime: {e}")));
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start a fetch thread: {e}"))?;
+        Ok(Self { blocks, done })
+    }
+}
+
+/// Runs on the segment's own runtime: passes blocks up to `to` on, then returns (which ends `block_on`,
+/// so the framework's tasks are never polled again and are dropped with the runtime).
+async fn forward(
+    cfg: FastNearConfig,
+    to: u64,
+    tx: mpsc::Sender<StreamerMessage>,
+) -> Result<(), String> {
+    let (task, mut blocks) = near_lake_framework::streamer(cfg);
+    loop {
+        let msg = tokio::select! {
+            _ = tx.closed() => return Ok(()),
+            m = blocks.recv() => m,
+        };
+        let Some(msg) = msg else {
+            return Err(match task.await {
+                Ok(Ok(())) => "the streamer ended".into(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("streamer task stopped: {e}"),
+            });
+        };
+        let height = msg.block.header.height;
+        // A missing height `to` shows as the next block: that one belongs to the next segment.
+        if height > to || tx.send(msg).await.is_err() || height == to {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS claims_confirmed_at;

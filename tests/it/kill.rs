@@ -1,0 +1,180 @@
+//! `kill -9` of `payouts distributor` at random moments, restarted each time, during a 5,000-claim run: the
+//! final balances are exact, nothing is paid twice, nothing is lost.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use payouts_devnet::{Devnet, DevnetConfig};
+use payouts_indexer::source::SourceConfig;
+use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
+use payouts_store::claims::{count_by_status, insert_claims, NewClaim};
+use payouts_store::memo::claim_id_from_memo;
+use payouts_store::testdb::TestDb;
+use payouts_store::{ClaimStatus, PgPool, Yocto};
+use tokio_util::sync::CancellationToken;
+
+const CLAIMS: usize = 5_000;
+
+fn spawn_distributor(config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_payouts"))
+        .arg("distributor")
+        .arg("--config")
+        .arg(config)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn counts(pool: &PgPool) -> HashMap<ClaimStatus, i64> {
+    let mut conn = payouts_store::get(pool).await.unwrap();
+    count_by_status(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn open(c: &HashMap<ClaimStatus, i64>) -> i64 {
+    c.get(&ClaimStatus::Pending).copied().unwrap_or(0)
+        + c.get(&ClaimStatus::Submitted).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DevnetConfig::for_tests();
+    cfg.key_dir = Some(dir.path().to_path_buf());
+    let devnet = Devnet::start(cfg).await.unwrap();
+    let db = TestDb::new().await;
+    let pool = db.pool().await;
+    let icfg = IndexerConfig {
+        source: SourceConfig::Fastnear {
+            endpoint: devnet.rpc_url(),
+        },
+        start_block_height: Some(1),
+        ..IndexerConfig::default()
+    };
+    let indexer = Indexer::new(pool.clone(), icfg, Arc::new(IndexerMetrics::default())).unwrap();
+    let stop_indexer = CancellationToken::new();
+    tokio::spawn(indexer.run(stop_indexer.clone()));
+
+    // 5,000 claims over the 500 registered users.
+    let items: Vec<(String, u128)> = (0..CLAIMS)
+        .map(|i| (format!("user-{}.devnet", 2 * (i % 500)), 1 + i as u128))
+        .collect();
+    let mut expected: HashMap<String, u128> = HashMap::new();
+    for (r, a) in &items {
+        let id: near_primitives::types::AccountId = r.parse().unwrap();
+        let start = *expected
+            .entry(r.clone())
+            .or_insert_with(|| devnet.ft_balance(&id).unwrap());
+        expected.insert(r.clone(), start + a);
+    }
+    {
+        let rows: Vec<NewClaim> = items
+            .iter()
+            .enumerate()
+            .map(|(i, (r, a))| {
+                NewClaim::manual(
+                    &format!("kill-{i}"),
+                    "d",
+                    "token.devnet",
+                    r,
+                    Yocto(*a),
+                    None,
+                )
+            })
+            .collect();
+        let mut conn = payouts_store::get(&pool).await.unwrap();
+        for chunk in rows.chunks(1000) {
+            insert_claims(&mut conn, chunk).await.unwrap();
+        }
+    }
+
+    // The real binary, configured by file; small batches so the run spans many kills. A stable instance id:
+    // a restarted process takes its own keys back at once.
+    let keys: Vec<String> = devnet
+        .treasury_key_files()
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
+        .collect();
+    let config = dir.path().join("payouts.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = {:?}\n\n[network]\nchain_id = \"devnet\"\nrpc_url = {:?}\n\n[log]\nlevel = \"warn\"\n\n\
+             [distributor]\nkey_files = [{}]\ninstance_id = \"kill-test\"\nmax_transfers_per_tx = 5\n\
+             max_in_flight_per_key = 4\npoll_interval_ms = 20\nmax_batch_wait_ms = 100\nlease_ttl_ms = 3000\n\
+             rebroadcast_after_ms = 1000\noutcome_timeout_ms = 8000\nrpc_timeout_ms = 3000\n",
+            db.url().expose(),
+            devnet.rpc_url(),
+            keys.join(", ")
+        ),
+    )
+    .unwrap();
+
+    // Kill at random moments (a seeded LCG: reproducible), at least 10 times while claims are still open.
+    let mut seed: u64 = 0x5eed_1234;
+    let mut kills_while_open = 0;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while kills_while_open < 10 {
+        assert!(Instant::now() < deadline, "kill loop never finished");
+        let mut child = spawn_distributor(&config);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let alive_ms = 300 + (seed >> 33) % 1200;
+        tokio::time::sleep(Duration::from_millis(alive_ms)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let c = counts(&pool).await;
+        if open(&c) > 0 {
+            kills_while_open += 1;
+        }
+        eprintln!("kill after {alive_ms} ms: {c:?}");
+    }
+
+    // A last process runs to the end, then stops gracefully (SIGTERM).
+    let mut child = spawn_distributor(&config);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let c = counts(&pool).await;
+        if open(&c) == 0 {
+            assert_eq!(
+                c.get(&ClaimStatus::Confirmed).copied(),
+                Some(CLAIMS as i64),
+                "{c:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "claims still open: {c:?}");
+        assert!(child.try_wait().unwrap().is_none(), "distributor exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    // Exactly once: one transfer per claim memo, and exact balances.
+    let mut per_claim: HashMap<i64, usize> = HashMap::new();
+    for t in devnet.ft_transfers() {
+        if let Some(id) = t.event.memo.as_deref().and_then(claim_id_from_memo) {
+            *per_claim.entry(id.0).or_default() += 1;
+        }
+    }
+    assert_eq!(per_claim.len(), CLAIMS, "claims paid");
+    let dups: Vec<_> = per_claim.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "paid twice: {dups:?}");
+    for (r, want) in expected {
+        let id: near_primitives::types::AccountId = r.parse().unwrap();
+        assert_eq!(devnet.ft_balance(&id).unwrap(), want, "balance of {r}");
+    }
+    stop_indexer.cancel();
+    devnet.shutdown().await;
+}
