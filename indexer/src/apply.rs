@@ -4,7 +4,8 @@
 use payouts_store::claims::{insert_claims, NewClaim};
 use payouts_store::cursor::advance_cursor;
 use payouts_store::reconcile::{
-    confirm_by_memo, open_txs_by_hash, open_txs_by_receipt, record_inclusion, settle, Settlement,
+    confirm_by_memos, open_txs_by_hash, open_txs_by_receipt, record_inclusion, settle, MemoPayment,
+    Settlement,
 };
 use payouts_store::{AsyncConnection, AsyncPgConnection, StoreError};
 
@@ -132,11 +133,19 @@ async fn confirm_memos(
     block: &BlockFindings,
     stats: &mut CommitStats,
 ) -> Result<(), StoreError> {
-    for t in &block.memo_transfers {
-        if confirm_by_memo(c, t.claim_id, &t.token, &t.from, &t.to, t.amount).await? {
-            stats.confirmed += 1;
-        }
-    }
+    // One statement for the whole block: a busy block carries thousands of transfers.
+    let payments: Vec<MemoPayment<'_>> = block
+        .memo_transfers
+        .iter()
+        .map(|t| MemoPayment {
+            claim_id: t.claim_id,
+            token: &t.token,
+            from: &t.from,
+            to: &t.to,
+            amount: t.amount,
+        })
+        .collect();
+    stats.confirmed += confirm_by_memos(c, &payments).await? as u64;
     Ok(())
 }
 

@@ -48,7 +48,10 @@ impl Plan {
         Self {
             url,
             concurrency,
-            segment: std::env::var("SEG").ok().and_then(|v| v.parse().ok()).unwrap_or(preload_blocks.div_ceil(concurrency).max(MIN_SEGMENT)),
+            segment: std::env::var("SEG")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(preload_blocks.div_ceil(concurrency).max(MIN_SEGMENT)),
             preload: preload.max(1),
             until,
         }

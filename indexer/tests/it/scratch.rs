@@ -12,7 +12,7 @@ async fn scratch_segments() {
     cfg.block_time_ms = 2;
     cfg.load.claims_per_second = 2000.0;
     let devnet = Devnet::start(cfg).await.unwrap();
-    devnet.wait_for_height(1010, Duration::from_secs(60)).await;
+    while !devnet.wait_for_height(5010, Duration::from_secs(5)).await {}
     devnet.set_load_rate(0.0);
     let src = SourceConfig::Fastnear {
         endpoint: devnet.rpc_url(),
@@ -29,16 +29,21 @@ async fn scratch_segments() {
             Fetch {
                 preload: 100,
                 concurrency: Some(c),
-                until: Some(1000),
+                until: Some(5000),
             },
         )
         .await
         .unwrap();
         let mut last = Instant::now();
+        let mut txs = 0usize;
         while let Some(m) = stream.blocks.recv().await {
             let h = m.block.header.height;
+            txs += m.shards[0]
+                .chunk
+                .as_ref()
+                .map_or(0, |c| c.transactions.len());
             let gap = last.elapsed();
-            if gap > Duration::from_millis(20) {
+            if gap > Duration::from_millis(60) {
                 println!(
                     "round {round}: block {h} after a gap of {gap:?} (at {:?})",
                     t.elapsed()
@@ -49,7 +54,7 @@ async fn scratch_segments() {
                 break;
             }
         }
-        println!("round {round}: {:?}", t.elapsed());
+        println!("round {round}: {:?} txs {txs}", t.elapsed());
     }
     devnet.shutdown().await;
 }
@@ -75,8 +80,20 @@ async fn scratch_dump() {
     cfg.load.claims_per_second = 2000.0;
     let devnet = Devnet::start(cfg).await.unwrap();
     devnet.wait_for_height(700, Duration::from_secs(60)).await;
-    let src = SourceConfig::Fastnear { endpoint: devnet.rpc_url() };
-    let mut stream = source::start(&src, 600, Fetch { preload: 10, concurrency: Some(1), until: Some(600) }).await.unwrap();
+    let src = SourceConfig::Fastnear {
+        endpoint: devnet.rpc_url(),
+    };
+    let mut stream = source::start(
+        &src,
+        600,
+        Fetch {
+            preload: 10,
+            concurrency: Some(1),
+            until: Some(600),
+        },
+    )
+    .await
+    .unwrap();
     let m = stream.blocks.recv().await.unwrap();
     std::fs::write("/tmp/block600.json", serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     devnet.shutdown().await;
