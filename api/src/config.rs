@@ -150,7 +150,7 @@ mod defaults {
         256
     }
     pub fn send_workers() -> usize {
-        4
+        2
     }
     pub fn request_timeout_ms() -> u64 {
         10_000

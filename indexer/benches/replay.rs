@@ -79,6 +79,7 @@ async fn main() {
             memo: None,
         }],
         fetch_concurrency: concurrency,
+        max_blocks_per_commit: env("BENCH_BLOCKS_PER_COMMIT", 50) as usize,
         ..IndexerConfig::default()
     };
     let report = replay(&pool, &cfg, 2, last, false, |_| {})
@@ -99,6 +100,12 @@ async fn main() {
         "replay:                 {:.0} blocks/s ({:.2} s)",
         report.blocks_per_second(),
         report.elapsed.as_secs_f64()
+    );
+    println!(
+        "  time in scan:         {:.2} s, in DB commits: {:.2} s ({} commits)",
+        report.scan_time.as_secs_f64(),
+        report.commit_time.as_secs_f64(),
+        report.commits
     );
     println!(
         "replay again (0 new):   {:.0} blocks/s, {} new rows",

@@ -4,8 +4,8 @@
 use payouts_store::claims::{insert_claims, NewClaim};
 use payouts_store::cursor::advance_cursor;
 use payouts_store::reconcile::{
-    confirm_by_memos, open_txs_by_hash, open_txs_by_receipt, record_inclusion, settle, MemoPayment,
-    Settlement,
+    any_open_tx, confirm_by_memos, open_txs_by_hash, open_txs_by_receipt, record_inclusion, settle,
+    MemoPayment, Settlement,
 };
 use payouts_store::{AsyncConnection, AsyncPgConnection, StoreError};
 
@@ -19,43 +19,53 @@ pub async fn commit_blocks(
     stream: Option<&str>,
     blocks: &[BlockFindings],
 ) -> Result<CommitStats, StoreError> {
+    if blocks.is_empty() {
+        return Ok(CommitStats::default());
+    }
+    conn.transaction(async |c| write_blocks(c, stream, blocks).await)
+        .await
+}
+
+/// [`commit_blocks`] inside a transaction the caller holds (and commits or rolls back).
+pub async fn write_blocks(
+    c: &mut AsyncPgConnection,
+    stream: Option<&str>,
+    blocks: &[BlockFindings],
+) -> Result<CommitStats, StoreError> {
     let Some(last) = blocks.last() else {
         return Ok(CommitStats::default());
     };
-    conn.transaction(async |c| {
-        let mut stats = CommitStats {
-            last_height: last.height,
-            last_timestamp_nanos: last.timestamp_nanos,
-            blocks: blocks.len() as u64,
-            ..Default::default()
-        };
-        for block in blocks {
-            stats.events += block.claims.len() as u64;
-            stats.malformed += block.malformed.len() as u64;
+    let mut stats = CommitStats {
+        last_height: last.height,
+        last_timestamp_nanos: last.timestamp_nanos,
+        blocks: blocks.len() as u64,
+        ..Default::default()
+    };
+    for block in blocks {
+        stats.events += block.claims.len() as u64;
+        stats.malformed += block.malformed.len() as u64;
+    }
+    // The whole batch's claims in one statement: each row's unique key makes it insert-or-nothing, so
+    // neither their order nor the batch's grouping matters.
+    stats.inserted += match blocks {
+        [one] => insert_claims(c, &one.claims).await?,
+        _ => {
+            let claims: Vec<NewClaim> = blocks
+                .iter()
+                .flat_map(|b| b.claims.iter().cloned())
+                .collect();
+            insert_claims(c, &claims).await?
         }
-        // The whole batch's claims in one statement (per 1,000 rows): each row's unique key makes it
-        // insert-or-nothing, so neither their order nor the batch's grouping matters.
-        stats.inserted += match blocks {
-            [one] => insert_claims(c, &one.claims).await?,
-            _ => {
-                let claims: Vec<NewClaim> = blocks
-                    .iter()
-                    .flat_map(|b| b.claims.iter().cloned())
-                    .collect();
-                insert_claims(c, &claims).await?
-            }
-        } as u64;
-        reconcile_batch(c, blocks, &mut stats).await?;
-        if let Some(stream) = stream {
-            advance_cursor(c, stream, last.height, Some(&last.hash)).await?;
-        }
-        Ok(stats)
-    })
-    .await
+    } as u64;
+    reconcile_batch(c, blocks, &mut stats).await?;
+    if let Some(stream) = stream {
+        advance_cursor(c, stream, last.height, Some(&last.hash)).await?;
+    }
+    Ok(stats)
 }
 
-/// Reconciles `blocks` in height order. Usually none of a batch's transactions or receipts is ours: two
-/// look-ups for the whole batch show it, and only then does each block get its own (same writes, same
+/// Reconciles `blocks` in height order. Usually none of a batch's transactions or receipts is ours: one
+/// look-up for the whole batch shows it, and only then does each block get its own (same writes, same
 /// order as block by block: with nothing of ours open, a block's look-ups find nothing either).
 async fn reconcile_batch(
     c: &mut AsyncPgConnection,
@@ -66,14 +76,11 @@ async fn reconcile_batch(
         .iter()
         .flat_map(|b| b.transactions.iter().map(|t| t.tx_hash.clone()))
         .collect();
-    let mut ours = !open_txs_by_hash(c, &hashes).await?.is_empty();
-    if !ours {
-        let receipts: Vec<String> = blocks
-            .iter()
-            .flat_map(|b| b.receipt_outcomes.iter().map(|r| r.receipt_id.clone()))
-            .collect();
-        ours = !open_txs_by_receipt(c, &receipts).await?.is_empty();
-    }
+    let receipts: Vec<String> = blocks
+        .iter()
+        .flat_map(|b| b.receipt_outcomes.iter().map(|r| r.receipt_id.clone()))
+        .collect();
+    let ours = any_open_tx(c, &hashes, &receipts).await?;
     for block in blocks {
         if ours {
             reconcile(c, block, stats).await?;

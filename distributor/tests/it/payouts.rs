@@ -126,6 +126,9 @@ async fn two_distributors_on_one_database_use_disjoint_keys_and_pay_once() {
     // Both may use every key; each leases at most 4.
     let mut a = world.config(0..8);
     a.max_keys = 4;
+    // Small batches, few in flight: one process alone cannot hold all 600 claims at once, so both work.
+    a.max_transfers_per_tx = 10;
+    a.max_in_flight_per_key = 2;
     let b = a.clone();
     let da = world.spawn(a).await;
     let db = world.spawn(b).await;
@@ -145,7 +148,8 @@ async fn two_distributors_on_one_database_use_disjoint_keys_and_pay_once() {
             .count()
     };
     assert_eq!((of(&da.owner), of(&db.owner)), (4, 4), "{keys:?}");
-    assert!(da.metrics.snapshot().batches > 0 && db.metrics.snapshot().batches > 0);
+    let (ma, mb) = (da.metrics.snapshot(), db.metrics.snapshot());
+    assert!(ma.batches > 0 && mb.batches > 0, "{ma:?} {mb:?}");
     da.shutdown().await;
     db.shutdown().await;
     world.stop().await;

@@ -3,4 +3,3 @@
 mod chain;
 mod devnet;
 mod fixture;
-mod scratch;
