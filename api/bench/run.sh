@@ -2,7 +2,7 @@
 # Benchmark (not a test) of POST /send-ft: the release `payouts api` on a throwaway PostgreSQL (or the server in
 # DATABASE_URL), loaded by wrk with a distinct Idempotency-Key per request — every request inserts one claim.
 #
-#   api/bench/run.sh                      # 20 s, 2 wrk threads, 32 connections, durable Postgres defaults
+#   api/bench/run.sh                      # 20 s, 2 wrk threads, 48 connections, durable Postgres defaults
 #   DURATION=60s CONNECTIONS=128 api/bench/run.sh
 #   DURABLE=0 api/bench/run.sh            # fsync/synchronous_commit off (the test clusters' settings)
 #   BUILD=0 api/bench/run.sh              # skip `cargo build --release`
@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 DURATION="${DURATION:-20s}"
 THREADS="${THREADS:-2}"
-CONNECTIONS="${CONNECTIONS:-32}"
+CONNECTIONS="${CONNECTIONS:-48}"
 SEND_WORKERS="${SEND_WORKERS:-2}"
 DB_CONNECTIONS="${DB_CONNECTIONS:-16}"
 PORT="${PORT:-18089}"
