@@ -63,6 +63,13 @@ pub struct Claim {
     pub confirmed_at: Option<DateTime<Utc>>,
 }
 
+/// One `RETURNING id` row of a raw statement.
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
 /// A claim to insert.
 #[derive(Debug, Clone, PartialEq, Eq, Insertable)]
 #[diesel(table_name = claims)]
@@ -408,15 +415,24 @@ pub async fn update_claims(
         let now = diesel::dsl::now;
         let moved: Vec<i64> = match update {
             ClaimUpdate::Submit { tx_hash } => {
-                diesel::update(target)
-                    .set((
-                        claims::status.eq(to),
-                        claims::current_tx_hash.eq(tx_hash),
-                        claims::updated_at.eq(now),
-                    ))
-                    .returning(claims::id)
-                    .get_results(conn)
-                    .await?
+                // The stored transaction's hash, looked up once per statement: NULL when it is not
+                // stored, which `claims_submitted_has_tx` refuses (migration 5 explains why this
+                // replaced a per-row foreign key check).
+                diesel::sql_query(
+                    "UPDATE claims SET status = $1, \
+                       current_tx_hash = (SELECT hash FROM transactions WHERE hash = $2), \
+                       updated_at = CURRENT_TIMESTAMP \
+                     WHERE id = ANY($3) AND status = $4 RETURNING id",
+                )
+                .bind::<diesel::sql_types::Text, _>(to.as_str())
+                .bind::<diesel::sql_types::Text, _>(tx_hash)
+                .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&wanted)
+                .bind::<diesel::sql_types::Text, _>(from.as_str())
+                .load::<IdRow>(conn)
+                .await?
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
             }
             ClaimUpdate::Confirm => {
                 diesel::update(target)

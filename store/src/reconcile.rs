@@ -142,6 +142,28 @@ pub async fn settle(
     if moved == 0 {
         return Ok(Settled::default());
     }
+    if let Settlement::Success = how {
+        // Every claim it still carries is paid: one statement, no look-up first.
+        let confirmed = diesel::update(
+            claims::table
+                .filter(claims::id.eq_any(&tx.claim_ids))
+                .filter(claims::status.eq(ClaimStatus::Submitted))
+                .filter(claims::current_tx_hash.eq(&tx.hash)),
+        )
+        .set((
+            claims::status.eq(ClaimStatus::Confirmed),
+            claims::confirmed_at.eq(diesel::dsl::now),
+            claims::needs_isolation.eq(false),
+            claims::split_group.eq(None::<String>),
+            claims::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+        return Ok(Settled {
+            confirmed,
+            ..Settled::default()
+        });
+    }
     // The claims this transaction still carries (a claim may have moved on, e.g. confirmed by memo).
     let carried: Vec<ClaimId> = claims::table
         .filter(claims::id.eq_any(&tx.claim_ids))
