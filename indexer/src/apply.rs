@@ -4,10 +4,14 @@
 use payouts_store::claims::{insert_claims, NewClaim};
 use payouts_store::cursor::advance_cursor;
 use payouts_store::reconcile::{
-    any_open_tx, confirm_by_memos, open_txs_by_hash, open_txs_by_receipt, record_inclusion, settle,
+    confirm_by_memos, open_tx_ids, open_txs_by_hash, open_txs_by_receipt, record_inclusion, settle,
     MemoPayment, Settlement,
 };
 use payouts_store::{AsyncConnection, AsyncPgConnection, StoreError};
+
+use std::collections::HashSet;
+
+use near_lake_framework::near_indexer_primitives::CryptoHash;
 
 use crate::metrics::CommitStats;
 use crate::scan::BlockFindings;
@@ -64,26 +68,30 @@ pub async fn write_blocks(
     Ok(stats)
 }
 
-/// Reconciles `blocks` in height order. Usually none of a batch's transactions or receipts is ours: one
-/// look-up for the whole batch shows it, and only then does each block get its own (same writes, same
-/// order as block by block: with nothing of ours open, a block's look-ups find nothing either).
+/// Reconciles `blocks` in height order. Usually none of a batch's transactions or receipts is ours: the
+/// open transactions (a handful) are read once and matched in memory, and only a block holding one of
+/// them gets the look-ups and writes (the same as block by block: with nothing of ours open, a block's
+/// look-ups find nothing either).
 async fn reconcile_batch(
     c: &mut AsyncPgConnection,
     blocks: &[BlockFindings],
     stats: &mut CommitStats,
 ) -> Result<(), StoreError> {
-    let hashes: Vec<String> = blocks
-        .iter()
-        .flat_map(|b| b.transactions.iter().map(|t| t.tx_hash.clone()))
+    let mut open: HashSet<CryptoHash> = open_tx_ids(c)
+        .await?
+        .into_iter()
+        .flat_map(|(hash, receipt)| std::iter::once(hash).chain(receipt))
+        .filter_map(|id| id.parse::<CryptoHash>().ok())
         .collect();
-    let receipts: Vec<String> = blocks
-        .iter()
-        .flat_map(|b| b.receipt_outcomes.iter().map(|r| r.receipt_id.clone()))
-        .collect();
-    let ours = any_open_tx(c, &hashes, &receipts).await?;
     for block in blocks {
+        let ours = !open.is_empty()
+            && (block.transactions.iter().any(|t| open.contains(&t.tx_hash))
+                || block
+                    .receipt_outcomes
+                    .iter()
+                    .any(|r| open.contains(&r.receipt_id)));
         if ours {
-            reconcile(c, block, stats).await?;
+            reconcile(c, block, &mut open, stats).await?;
         } else {
             confirm_memos(c, block, stats).await?;
         }
@@ -94,35 +102,45 @@ async fn reconcile_batch(
 async fn reconcile(
     c: &mut AsyncPgConnection,
     block: &BlockFindings,
+    open: &mut HashSet<CryptoHash>,
     stats: &mut CommitStats,
 ) -> Result<(), StoreError> {
     let hashes: Vec<String> = block
         .transactions
         .iter()
-        .map(|t| t.tx_hash.clone())
+        .filter(|t| open.contains(&t.tx_hash))
+        .map(|t| t.tx_hash.to_string())
         .collect();
     for ours in open_txs_by_hash(c, &hashes).await? {
-        let Some(seen) = block.transactions.iter().find(|t| t.tx_hash == ours.hash) else {
+        let Some(seen) = block
+            .transactions
+            .iter()
+            .find(|t| t.tx_hash.to_string() == ours.hash)
+        else {
             continue;
         };
         match (&seen.failure, &seen.receipt_id) {
             (Some(msg), _) => add(stats, settle(c, &ours, Settlement::Failure(msg)).await?),
             (None, Some(receipt)) => {
-                record_inclusion(c, &ours.hash, block.height, receipt).await?;
+                record_inclusion(c, &ours.hash, block.height, &receipt.to_string()).await?;
+                // Its outcome may come in a later block of this batch: match it there too.
+                open.insert(*receipt);
             }
             (None, None) => {}
         }
     }
+    // Receipts of open transactions, including those recorded just above.
     let receipts: Vec<String> = block
         .receipt_outcomes
         .iter()
-        .map(|r| r.receipt_id.clone())
+        .filter(|r| open.contains(&r.receipt_id))
+        .map(|r| r.receipt_id.to_string())
         .collect();
     for ours in open_txs_by_receipt(c, &receipts).await? {
         let Some(outcome) = block
             .receipt_outcomes
             .iter()
-            .find(|r| Some(&r.receipt_id) == ours.receipt_id.as_ref())
+            .find(|r| ours.receipt_id.as_deref() == Some(r.receipt_id.to_string().as_str()))
         else {
             continue;
         };

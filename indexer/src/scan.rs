@@ -8,7 +8,7 @@ use near_lake_framework::near_indexer_primitives::near_primitives::errors::{
 use near_lake_framework::near_indexer_primitives::views::{
     ExecutionOutcomeView, ExecutionStatusView,
 };
-use near_lake_framework::near_indexer_primitives::StreamerMessage;
+use near_lake_framework::near_indexer_primitives::{CryptoHash, StreamerMessage};
 use payouts_store::claims::{EventKey, NewClaim};
 use payouts_store::memo::claim_id_from_memo;
 use payouts_store::{ClaimId, Yocto};
@@ -30,10 +30,11 @@ pub struct MalformedLog {
 /// A chunk transaction and the receipt it converted into.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxReceipt {
-    /// Transaction hash.
-    pub tx_hash: String,
+    /// Transaction hash (kept binary: reconciliation compares it with the few open transactions of ours,
+    /// so most blocks' hashes are never base58-encoded).
+    pub tx_hash: CryptoHash,
     /// The receipt created by converting it, when conversion succeeded.
-    pub receipt_id: Option<String>,
+    pub receipt_id: Option<CryptoHash>,
     /// Why conversion failed, when it did.
     pub failure: Option<String>,
 }
@@ -42,7 +43,7 @@ pub struct TxReceipt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptOutcome {
     /// Receipt id.
-    pub receipt_id: String,
+    pub receipt_id: CryptoHash,
     /// `Ok` on success, else the failure message.
     pub result: Result<(), String>,
 }
@@ -124,26 +125,25 @@ pub fn scan_block(msg: &StreamerMessage, rules: &[Rule]) -> BlockFindings {
                     _ => None,
                 };
                 found.transactions.push(TxReceipt {
-                    tx_hash: tx.transaction.hash.to_string(),
-                    receipt_id: outcome.receipt_ids.first().map(ToString::to_string),
+                    tx_hash: tx.transaction.hash,
+                    receipt_id: outcome.receipt_ids.first().copied(),
                     failure,
                 });
             }
         }
         for ro in &shard.receipt_execution_outcomes {
             let with_id = &ro.execution_outcome;
-            let receipt_id = with_id.id.to_string();
             let Some(result) = outcome_result(&with_id.outcome) else {
                 continue;
             };
             let succeeded = result.is_ok();
             found.receipt_outcomes.push(ReceiptOutcome {
-                receipt_id: receipt_id.clone(),
+                receipt_id: with_id.id,
                 result,
             });
             // Only a successful receipt's events happened: a failed one keeps its logs but reverted them.
-            if succeeded {
-                scan_logs(&mut found, rules, &receipt_id, &with_id.outcome);
+            if succeeded && !with_id.outcome.logs.is_empty() {
+                scan_logs(&mut found, rules, &with_id.id.to_string(), &with_id.outcome);
             }
         }
     }

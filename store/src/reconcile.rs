@@ -29,28 +29,14 @@ pub async fn open_txs_by_hash(
         .await?)
 }
 
-/// Whether any open transaction of ours is among `hashes` or has its receipt among `receipt_ids`: one
-/// look-up for a whole batch of blocks, which is usually answered "no".
-pub async fn any_open_tx(
-    conn: &mut AsyncPgConnection,
-    hashes: &[String],
-    receipt_ids: &[String],
-) -> Result<bool> {
-    if hashes.is_empty() && receipt_ids.is_empty() {
-        return Ok(false);
-    }
-    let found: Option<String> = transactions::table
+/// Hash and receipt id (once known) of every open transaction of ours: a handful (keys × transactions in
+/// flight), against which the indexer matches each block's transactions and receipts in memory.
+pub async fn open_tx_ids(conn: &mut AsyncPgConnection) -> Result<Vec<(String, Option<String>)>> {
+    Ok(transactions::table
         .filter(transactions::status.eq_any(OPEN))
-        .filter(
-            transactions::hash
-                .eq_any(hashes)
-                .or(transactions::receipt_id.eq_any(receipt_ids)),
-        )
-        .select(transactions::hash)
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(found.is_some())
+        .select((transactions::hash, transactions::receipt_id))
+        .load(conn)
+        .await?)
 }
 
 /// Open transactions of ours whose receipt is one of `receipt_ids`.
