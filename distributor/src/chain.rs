@@ -7,13 +7,14 @@ use near_jsonrpc_client::errors::{JsonRpcError, JsonRpcServerError};
 use near_jsonrpc_client::{methods, JsonRpcClient};
 use near_jsonrpc_primitives::types::query::QueryResponseKind;
 use near_jsonrpc_primitives::types::transactions::{RpcTransactionError, TransactionInfo};
-use near_primitives::errors::{InvalidTxError, TxExecutionError};
+use near_primitives::errors::InvalidTxError;
 use near_primitives::hash::CryptoHash;
 use near_primitives::transaction::SignedTransaction;
 use near_primitives::types::{AccountId, BlockReference, Finality, FunctionArgs};
 use near_primitives::views::{
     FinalExecutionOutcomeViewEnum, FinalExecutionStatus, QueryRequest, TxExecutionStatus,
 };
+use payouts_indexer::scan::failure_message;
 
 /// A call that did not give an answer: timeout, transport error, 5xx. The request may or may not have been
 /// processed; only the answer is missing.
@@ -290,19 +291,5 @@ impl Chain {
             FinalExecutionStatus::Failure(e) => Lookup::Done(Err(failure_message(&e))),
             FinalExecutionStatus::NotStarted | FinalExecutionStatus::Started => Lookup::Pending,
         })
-    }
-}
-
-/// A readable message for a failed execution (the contract's panic text when there is one).
-pub fn failure_message(err: &TxExecutionError) -> String {
-    use near_primitives::errors::{ActionErrorKind, FunctionCallError};
-    match err {
-        TxExecutionError::ActionError(a) => match &a.kind {
-            ActionErrorKind::FunctionCallError(FunctionCallError::ExecutionError(msg)) => {
-                msg.clone()
-            }
-            other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
-        },
-        TxExecutionError::InvalidTxError(e) => format!("invalid transaction: {e}"),
     }
 }

@@ -122,28 +122,8 @@ pub(crate) async fn run(
             return Ok(());
         }
     }
-    let (task, mut blocks) = near_lake_framework::streamer(lake_config(
-        &plan.url,
-        next,
-        plan.concurrency,
-        plan.preload,
-    )?);
-    loop {
-        let msg = tokio::select! {
-            _ = out.closed() => return Ok(()),
-            m = blocks.recv() => m,
-        };
-        let Some(msg) = msg else {
-            return Err(match task.await {
-                Ok(Ok(())) => "the streamer ended".into(),
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => format!("streamer task stopped: {e}"),
-            });
-        };
-        if out.send(msg).await.is_err() {
-            return Ok(());
-        }
-    }
+    let cfg = lake_config(&plan.url, next, plan.concurrency, plan.preload)?;
+    forward(cfg, None, out).await
 }
 
 /// Streams `from..=to` as consecutive segments fetched side by side, delivered in order.
@@ -208,7 +188,7 @@ impl Segment {
                     .build()
                 {
                     Ok(rt) => {
-                        let result = rt.block_on(forward(cfg, to, tx));
+                        let result = rt.block_on(forward(cfg, Some(to), tx));
                         let _ = done_tx.send(result);
                         drop(rt);
                     }
@@ -222,11 +202,12 @@ impl Segment {
     }
 }
 
-/// Runs on the segment's own runtime: passes blocks up to `to` on, then returns (which ends `block_on`,
-/// so the framework's tasks are never polled again and are dropped with the runtime).
+/// Runs a near-lake-framework streamer and passes its blocks on, up to `to` when given (a segment, on its
+/// own runtime: returning ends `block_on`, so the framework's tasks are never polled again and are dropped
+/// with the runtime), else for as long as anyone receives. Ends with an error only when the streamer does.
 async fn forward(
     cfg: FastNearConfig,
-    to: u64,
+    to: Option<u64>,
     tx: mpsc::Sender<StreamerMessage>,
 ) -> Result<(), String> {
     let (task, mut blocks) = near_lake_framework::streamer(cfg);
@@ -244,7 +225,10 @@ async fn forward(
         };
         let height = msg.block.header.height;
         // A missing height `to` shows as the next block: that one belongs to the next segment.
-        if height > to || tx.send(msg).await.is_err() || height == to {
+        if to.is_some_and(|to| height > to) {
+            return Ok(());
+        }
+        if tx.send(msg).await.is_err() || to == Some(height) {
             return Ok(());
         }
     }
