@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use payouts_devnet::{Devnet, DevnetConfig};
 use payouts_distributor::{Distributor, DistributorConfig, DistributorMetrics};
-use payouts_indexer::source::SourceConfig;
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::claims::{count_by_status, insert_claims, payout_timing, NewClaim};
 use payouts_store::testdb::TestDb;
@@ -100,11 +99,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let pool = db.pool().await;
 
     let icfg = IndexerConfig {
-        source: SourceConfig::Fastnear {
-            endpoint: devnet.rpc_url(),
-        },
         start_block_height: Some(1),
-        ..IndexerConfig::default()
+        ..IndexerConfig::fastnear(devnet.rpc_url())
     };
     let imetrics = Arc::new(IndexerMetrics::default());
     let indexer = Indexer::new(pool.clone(), icfg, imetrics.clone())?;

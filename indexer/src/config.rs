@@ -59,6 +59,17 @@ impl Default for IndexerConfig {
 }
 
 impl IndexerConfig {
+    /// Follows the neardata endpoint `endpoint` (`mainnet`, `testnet` or a URL such as the devnet's), every
+    /// other setting at its default.
+    pub fn fastnear(endpoint: impl Into<String>) -> Self {
+        Self {
+            source: SourceConfig::Fastnear {
+                endpoint: endpoint.into(),
+            },
+            ..Self::default()
+        }
+    }
+
     /// How the stream reads ahead; `until`: the last block wanted, when known.
     pub fn fetch(&self, until: Option<u64>) -> Fetch {
         Fetch {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use payouts_devnet::{Devnet, DevnetConfig};
-use payouts_indexer::source::SourceConfig;
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::claims::{count_by_status, insert_claims, NewClaim};
 use payouts_store::memo::claim_id_from_memo;
@@ -52,11 +51,8 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     let db = TestDb::new().await;
     let pool = db.pool().await;
     let icfg = IndexerConfig {
-        source: SourceConfig::Fastnear {
-            endpoint: devnet.rpc_url(),
-        },
         start_block_height: Some(1),
-        ..IndexerConfig::default()
+        ..IndexerConfig::fastnear(devnet.rpc_url())
     };
     let indexer = Indexer::new(pool.clone(), icfg, Arc::new(IndexerMetrics::default())).unwrap();
     let stop_indexer = CancellationToken::new();

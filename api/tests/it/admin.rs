@@ -5,7 +5,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use payouts_devnet::{Devnet, DevnetConfig};
-use payouts_indexer::source::SourceConfig;
 use payouts_indexer::IndexerConfig;
 use serde_json::json;
 
@@ -73,12 +72,7 @@ async fn replay_runs_in_the_background_one_at_a_time() {
     cfg.key_dir = Some(keys.path().to_path_buf());
     let devnet = Devnet::start(cfg).await.unwrap();
     assert!(devnet.wait_for_height(6, Duration::from_secs(30)).await);
-    let indexer = IndexerConfig {
-        source: SourceConfig::Fastnear {
-            endpoint: devnet.rpc_url(),
-        },
-        ..IndexerConfig::default()
-    };
+    let indexer = IndexerConfig::fastnear(devnet.rpc_url());
     let app = app_with(|_| {}, |b| b.indexer_config(indexer)).await;
 
     let a = replay(&app, Some(OPS), &json!({"from": 1, "to": 5}).to_string()).await;

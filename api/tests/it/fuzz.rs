@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request};
-use payouts_indexer::source::SourceConfig;
 use payouts_indexer::{IndexerConfig, IndexerMetrics};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -259,12 +258,7 @@ fn ten_thousand_malformed_requests_never_5xx_nor_panic() {
         .enable_all()
         .build()
         .unwrap();
-    let indexer = IndexerConfig {
-        source: SourceConfig::Fastnear {
-            endpoint: "http://127.0.0.1:1".into(),
-        },
-        ..IndexerConfig::default()
-    };
+    let indexer = IndexerConfig::fastnear("http://127.0.0.1:1");
     let app = rt.block_on(app_with(
         |c| c.status_cache_ms = 200,
         |b| {

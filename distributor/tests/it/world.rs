@@ -8,7 +8,6 @@ use std::time::Duration;
 use near_primitives::types::AccountId;
 use payouts_devnet::{Devnet, DevnetConfig, DevnetHandle};
 use payouts_distributor::{Distributor, DistributorConfig, DistributorMetrics};
-use payouts_indexer::source::SourceConfig;
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::claims::{count_by_status, get_claim, insert_claims, NewClaim};
 use payouts_store::memo::claim_id_from_memo;
@@ -41,11 +40,8 @@ impl World {
         let db = TestDb::new().await;
         let pool = db.pool().await;
         let icfg = IndexerConfig {
-            source: SourceConfig::Fastnear {
-                endpoint: devnet.rpc_url(),
-            },
             start_block_height: Some(1),
-            ..IndexerConfig::default()
+            ..IndexerConfig::fastnear(devnet.rpc_url())
         };
         let indexer =
             Indexer::new(pool.clone(), icfg, Arc::new(IndexerMetrics::default())).unwrap();

@@ -10,7 +10,6 @@ use near_primitives::views::FinalExecutionOutcomeView;
 use payouts_devnet::{Devnet, DevnetConfig, DevnetHandle};
 use payouts_indexer::replay::replay;
 use payouts_indexer::rules::RuleConfig;
-use payouts_indexer::source::SourceConfig;
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::claims::{
     get_claim, insert_manual_claim, lock_pending, update_claims, ClaimUpdate, NewClaim,
@@ -45,9 +44,6 @@ async fn devnet() -> Net {
 
 fn indexer_config(net: &Net) -> IndexerConfig {
     IndexerConfig {
-        source: SourceConfig::Fastnear {
-            endpoint: net.devnet.rpc_url(),
-        },
         start_block_height: Some(1),
         rules: vec![RuleConfig {
             name: "claims".into(),
@@ -60,7 +56,7 @@ fn indexer_config(net: &Net) -> IndexerConfig {
             token: "token.devnet".into(),
             memo: Some("campaign".into()),
         }],
-        ..IndexerConfig::default()
+        ..IndexerConfig::fastnear(net.devnet.rpc_url())
     }
 }
 
