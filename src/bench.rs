@@ -50,6 +50,19 @@ pub struct BenchArgs {
     /// (e.g. 83 × 3 Tgas: four per 1,000 Tgas block) fill blocks better than full ones (three of 300 Tgas).
     #[arg(long, default_value_t = 100)]
     pub per_tx: usize,
+    /// Also deliver webhooks of every event type to a local receiver that answers `ok` (200) or `hang`s
+    /// (never answers): the distributor's throughput must not depend on it.
+    #[arg(long, value_enum)]
+    pub webhook: Option<WebhookMode>,
+}
+
+/// How the bench's webhook receiver behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WebhookMode {
+    /// Answers 200 at once.
+    Ok,
+    /// Never answers (each request times out).
+    Hang,
 }
 
 async fn counts(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
@@ -97,6 +110,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let devnet = Devnet::start(dcfg).await.context("starting the devnet")?;
     let db = TestDb::new().await;
     let pool = db.pool().await;
+    let stop_token_for_webhooks = CancellationToken::new();
+
+    // Webhooks first: the endpoint must be registered before the first claim changes.
+    let mut webhook = None;
+    if let Some(mode) = args.webhook {
+        webhook = Some(start_webhooks(&pool, mode, stop_token_for_webhooks.clone()).await?);
+    }
 
     let icfg = IndexerConfig {
         start_block_height: Some(1),
@@ -239,9 +259,85 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             100.0 * achieved / ceiling
         );
     }
+    if let Some((receiver, metrics, task)) = webhook {
+        let mut conn = payouts_store::get(&pool).await?;
+        let s = payouts_store::webhooks::endpoint_summaries(&mut conn).await?;
+        let pending: i64 = s.iter().map(|e| e.pending).sum();
+        use std::sync::atomic::Ordering::Relaxed;
+        println!(
+            "webhooks ({:?} receiver): {} requests received, {} delivered, {} failed attempts, {pending} still pending",
+            args.webhook.unwrap_or(WebhookMode::Ok),
+            receiver.received().len(),
+            metrics.delivered.load(Relaxed),
+            metrics.failed_attempts.load(Relaxed),
+        );
+        stop_token_for_webhooks.cancel();
+        task.await??;
+    }
     stop.cancel();
     distributor_task.await??;
     indexer_task.await??;
     devnet.shutdown().await;
     Ok(())
+}
+
+type WebhookRun = (
+    payouts_webhooks::receiver::Receiver,
+    Arc<payouts_webhooks::WebhookMetrics>,
+    tokio::task::JoinHandle<Result<(), payouts_webhooks::WebhookError>>,
+);
+
+/// A local receiver and the webhook worker delivering every event type to it.
+async fn start_webhooks(
+    pool: &PgPool,
+    mode: WebhookMode,
+    stop: CancellationToken,
+) -> anyhow::Result<WebhookRun> {
+    use payouts_webhooks::receiver::{Mode, Receiver};
+    use payouts_webhooks::{EndpointConfig, EventType, WebhookMetrics, Webhooks, WebhooksConfig};
+    const ENV: &str = "PAYOUTS_BENCH_WEBHOOK_SECRET";
+    let secret = format!("bench-{:032x}", rand_u128());
+    std::env::set_var(ENV, &secret);
+    let rx_mode = match mode {
+        WebhookMode::Ok => Mode::Accept,
+        WebhookMode::Hang => Mode::Hang,
+    };
+    let receiver = Receiver::start(([127, 0, 0, 1], 0).into(), secret.as_bytes(), rx_mode).await?;
+    let cfg = WebhooksConfig {
+        endpoints: vec![EndpointConfig {
+            name: "bench".into(),
+            url: receiver.url(),
+            secret_env: ENV.into(),
+            events: EventType::ALL.to_vec(),
+            max_in_flight: 1,
+        }],
+        ..WebhooksConfig::default()
+    };
+    let metrics = Arc::new(WebhookMetrics::default());
+    let worker = Webhooks::new(pool.clone(), cfg, metrics.clone())?;
+    let task = tokio::spawn(worker.run(stop));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut conn = payouts_store::get(pool).await?;
+        if !payouts_store::webhooks::endpoint_summaries(&mut conn)
+            .await?
+            .is_empty()
+        {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "webhook endpoint not registered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok((receiver, metrics, task))
+}
+
+fn rand_u128() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    u128::from(h.finish()) << 64 | u128::from(std::process::id())
 }

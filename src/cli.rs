@@ -21,7 +21,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Indexer + distributor + API against the configured network.
+    /// Indexer + distributor + API (+ webhook delivery when endpoints are configured) in one process,
+    /// against the configured network.
     Run,
     /// Only the indexer: follow the chain, write claims, reconcile outcomes.
     Indexer,
@@ -29,6 +30,8 @@ pub enum Command {
     Distributor,
     /// Only the HTTP API and dashboard.
     Api,
+    /// Only the webhook delivery worker.
+    Webhooks,
     /// A local NEAR-compatible chain for development, tests and benchmarks.
     Devnet,
     /// Everything at once on this machine: throwaway Postgres, devnet, indexer, distributor, API.
@@ -63,6 +66,7 @@ impl Command {
             Command::Indexer => "indexer",
             Command::Distributor => "distributor",
             Command::Api => "api",
+            Command::Webhooks => "webhooks",
             Command::Devnet => "devnet",
             Command::Dev => "dev",
             Command::Migrate { .. } => "migrate",

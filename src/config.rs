@@ -11,6 +11,7 @@ use payouts_devnet::DevnetConfig;
 use payouts_distributor::DistributorConfig;
 use payouts_indexer::IndexerConfig;
 use payouts_store::DbConfig;
+use payouts_webhooks::WebhooksConfig;
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -38,6 +39,9 @@ pub struct Config {
     /// `[distributor]`: treasury keys, batching, guards.
     #[serde(default)]
     pub distributor: DistributorConfig,
+    /// `[webhooks]` (with `[[webhooks.endpoints]]`): signed notifications of claim events.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
 }
 
 /// `[network]`: which NEAR network to talk to.
@@ -188,6 +192,7 @@ impl Config {
         self.indexer.validate().map_err(ConfigError)?;
         self.api.validate().map_err(ConfigError)?;
         self.distributor.validate().map_err(ConfigError)?;
+        self.webhooks.validate().map_err(ConfigError)?;
         Ok(())
     }
 }

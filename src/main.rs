@@ -95,6 +95,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.log_summary();
             roles::api(config).await
         }
+        Command::Webhooks => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            config.log_summary();
+            roles::webhooks(config).await
+        }
+        Command::Run => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            config.log_summary();
+            roles::run(config).await
+        }
         Command::Bench(args) => {
             let config = Config::load(cli.config.as_deref())?;
             logging::init(&config.log);

@@ -126,6 +126,125 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `payouts webhooks`: delivers the outbox to the configured endpoints until SIGINT/SIGTERM.
+pub async fn webhooks(config: Config) -> anyhow::Result<()> {
+    let webhooks = webhooks_worker(&config, None).await?;
+    webhooks.run(shutdown_on_signals()).await?;
+    Ok(())
+}
+
+/// The webhook worker of `config`: secrets are read (a missing one is a configuration error) before the
+/// database is touched; `pool` is opened (with migrations) when not given.
+async fn webhooks_worker(
+    config: &Config,
+    pool: Option<PgPool>,
+) -> anyhow::Result<payouts_webhooks::Webhooks> {
+    for e in &config.webhooks.endpoints {
+        e.secret().map_err(ConfigError)?;
+    }
+    let pool = match pool {
+        Some(p) => p,
+        None => prepare_database(config).await?,
+    };
+    Ok(payouts_webhooks::Webhooks::new(
+        pool,
+        config.webhooks.clone(),
+        Arc::new(payouts_webhooks::WebhookMetrics::default()),
+    )?)
+}
+
+/// `payouts run`: the indexer, the distributor, the API and (with endpoints configured) webhook delivery in
+/// one process on one pool, until SIGINT/SIGTERM. If one part fails, the others are stopped and the error
+/// is reported; each part is also its own role (`indexer`, `distributor`, `api`, `webhooks`) for separate
+/// deployment.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let config_error = |e: payouts_api::Error| match e {
+        payouts_api::Error::Config(msg) => anyhow::Error::new(ConfigError(msg)),
+        other => anyhow::Error::new(other),
+    };
+    payouts_api::auth::Tokens::load(&config.api).map_err(config_error)?;
+    for e in &config.webhooks.endpoints {
+        e.secret().map_err(ConfigError)?;
+    }
+    let pool = prepare_database(&config).await?;
+    let shutdown = shutdown_on_signals();
+    let stop = shutdown.child_token();
+    let indexer_metrics = Arc::new(IndexerMetrics::default());
+    let distributor_metrics = Arc::new(payouts_distributor::DistributorMetrics::default());
+    let webhook_metrics = Arc::new(payouts_webhooks::WebhookMetrics::default());
+
+    // The webhook worker registers its endpoints before anything else changes a claim.
+    let webhooks = payouts_webhooks::Webhooks::new(
+        pool.clone(),
+        config.webhooks.clone(),
+        webhook_metrics.clone(),
+    )?;
+    let indexer = Indexer::new(
+        pool.clone(),
+        config.indexer.clone(),
+        indexer_metrics.clone(),
+    )?;
+    let distributor = payouts_distributor::Distributor::new(
+        pool.clone(),
+        config.distributor.clone(),
+        &config.network.rpc_url,
+        distributor_metrics.clone(),
+    )
+    .await?;
+    let state = payouts_api::AppState::builder(pool.clone(), config.api.clone())
+        .rpc_url(config.network.rpc_url.clone())
+        .indexer_config(config.indexer.clone())
+        .indexer_metrics(indexer_metrics)
+        .distributor_metrics(distributor_metrics)
+        .webhook_metrics(webhook_metrics)
+        .build()
+        .map_err(config_error)?;
+    let listener = payouts_api::bind(config.api.listen).await?;
+    tracing::info!(api = %config.api.listen, rpc = %config.network.rpc_url, "payouts run: starting");
+
+    let mut parts: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)> =
+        tokio::task::JoinSet::new();
+    let token = stop.clone();
+    parts.spawn(async move { ("webhooks", webhooks.run(token).await.map_err(Into::into)) });
+    let token = stop.clone();
+    parts.spawn(async move { ("indexer", indexer.run(token).await.map_err(Into::into)) });
+    let token = stop.clone();
+    parts.spawn(async move {
+        (
+            "distributor",
+            distributor.run(token).await.map_err(Into::into),
+        )
+    });
+    let token = stop.clone();
+    parts.spawn(async move {
+        let served = payouts_api::serve(listener, state, token).await;
+        ("api", served.map_err(Into::into))
+    });
+    let mut first_error: Option<anyhow::Error> = None;
+    while let Some(joined) = parts.join_next().await {
+        let (part, result) = match joined {
+            Ok(r) => r,
+            Err(e) => ("task", Err(anyhow::anyhow!("a part panicked: {e}"))),
+        };
+        match result {
+            Ok(()) if stop.is_cancelled() || part == "webhooks" => {}
+            Ok(()) => {
+                tracing::warn!(part, "stopped on its own; stopping the others");
+                stop.cancel();
+            }
+            Err(e) => {
+                tracing::error!(part, error = %format!("{e:#}"), "failed; stopping the others");
+                stop.cancel();
+                first_error.get_or_insert(e.context(format!("{part} failed")));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// `payouts devnet`
 pub async fn devnet(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals();

@@ -199,6 +199,8 @@
     if (items.length === 0) items.push(el("div", { class: "muted" }, "no distributor has reported yet"));
     list.replaceChildren(...items);
 
+    renderWebhooks(s.webhooks);
+
     // token select of the send form
     const sel = $("send-token");
     const want = s.allowed_tokens.join("\n");
@@ -207,6 +209,38 @@
       sel.replaceChildren(...s.allowed_tokens.map((t) => el("option", { value: t }, t)));
       if (s.allowed_tokens.length === 0) sel.append(el("option", { value: "" }, "manual sends disabled"));
     }
+  }
+
+  // Webhook endpoints (by name: the URL is never in /status) and the most recent dead deliveries.
+  function renderWebhooks(w) {
+    const endpoints = (w && w.endpoints) || [];
+    const dead = (w && w.dead) || [];
+    const enabled = endpoints.filter((e) => e.enabled);
+    const deadTotal = endpoints.reduce((n, e) => n + e.dead, 0);
+    setText("webhooks-summary", endpoints.length === 0 ? "" :
+      enabled.length + " endpoint" + (enabled.length === 1 ? "" : "s") + " · " + fmtInt(deadTotal) + " dead");
+    replaceRows($("webhook-endpoints-body"), endpoints.map((e) => {
+      const behind = e.oldest_pending_at ? "oldest pending " + ago(e.oldest_pending_at) : "nothing pending";
+      return el("tr", { class: e.enabled ? "" : "disabled" },
+        el("td", { title: e.name + " · " + e.events.join(", ") + (e.enabled ? "" : " (disabled: no longer configured)") },
+          e.name, e.enabled ? null : el("span", { class: "muted" }, " (disabled)")),
+        el("td", { class: "num", title: behind + (e.head_error ? " · last error: " + e.head_error : "") }, fmtInt(e.pending)),
+        el("td", { class: "num" + (e.dead > 0 ? " alert" : "") }, fmtInt(e.dead)),
+        el("td", { class: "num", title: e.last_delivered_at ? "last delivered " + ago(e.last_delivered_at) : "never delivered" }, fmtInt(e.delivered_total)),
+      );
+    }), 4, "no webhook endpoints configured");
+    replaceRows($("webhook-dead-body"), dead.map((d) => {
+      const why = (d.last_http_status ? "HTTP " + d.last_http_status + ": " : "") + (d.last_error || "");
+      return el("tr", { "data-id": String(d.id) },
+        el("td", { class: "num mono", title: "event " + d.event_id }, String(d.id)),
+        el("td", { title: d.endpoint }, d.endpoint),
+        el("td", null, d.event_type),
+        el("td", { class: "num mono" }, d.claim_id === null ? "–" : String(d.claim_id)),
+        el("td", { class: "num" }, String(d.attempts)),
+        el("td", { class: "err", title: why }, why || "(no error recorded)"),
+        el("td", { title: d.dead_at || "" }, ago(d.dead_at)),
+      );
+    }), 7, endpoints.length === 0 ? "no webhook endpoints configured" : "no dead deliveries");
   }
 
   function claimRow(c) {

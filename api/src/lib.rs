@@ -2,7 +2,8 @@
 //! dashboard. It only reads state and inserts manual claims; it never signs or broadcasts.
 //!
 //! Routes: `GET /health`, `GET /ready`, `GET /status`, `GET /metrics`, `POST /send-ft`, `GET /claims`,
-//! `GET /claims/{id}`, `POST|GET /admin/replay`, `GET /openapi.json`, the dashboard at `/`.
+//! `GET /claims/{id}`, `POST|GET /admin/replay`, `POST /admin/webhooks/{id}/redeliver`, `GET /openapi.json`,
+//! the dashboard at `/`.
 //!
 //! ```no_run
 //! # async fn demo(pool: payouts_store::PgPool) -> Result<(), payouts_api::Error> {

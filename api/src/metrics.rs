@@ -1,14 +1,18 @@
-//! Prometheus text exposition (format 0.0.4), written by hand: HTTP request metrics kept here, the indexer's
-//! and distributor's in-process metrics when this process runs them, and gauges read from the database.
+//! Prometheus text exposition (format 0.0.4), written by hand: HTTP request metrics kept here, the indexer's,
+//! distributor's and webhook worker's in-process metrics when this process runs them, and gauges read from
+//! the database.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use payouts_distributor::metrics::{HistogramSnapshot, LATENCY_BUCKETS};
 use payouts_distributor::DistributorSnapshot;
 use payouts_indexer::MetricsSnapshot;
+use payouts_store::webhooks::EndpointSummary;
+use payouts_webhooks::WebhookMetrics;
 
 /// Upper bounds (seconds) of the HTTP latency buckets; `+Inf` is implied.
 pub const HTTP_BUCKETS: [f64; 12] = [
@@ -399,6 +403,62 @@ pub fn render_distributor(out: &mut Prom, s: &DistributorSnapshot) {
         "Time from storing a transaction to seeing it settled.",
         &s.settle_latency,
     );
+}
+
+/// Writes the webhook delivery worker's in-process counters.
+pub fn render_webhooks(out: &mut Prom, m: &WebhookMetrics) {
+    let c = |out: &mut Prom, name: &str, help: &str, v: u64| {
+        out.single(name, "counter", help, v as f64);
+    };
+    c(
+        out,
+        "payouts_webhook_deliveries_total",
+        "Webhook deliveries answered with a 2xx.",
+        m.delivered.load(Ordering::Relaxed),
+    );
+    c(
+        out,
+        "payouts_webhook_failed_attempts_total",
+        "Webhook requests that failed (non-2xx, timeout, connection error).",
+        m.failed_attempts.load(Ordering::Relaxed),
+    );
+    c(
+        out,
+        "payouts_webhook_dead_total",
+        "Webhook deliveries that ran out of attempts.",
+        m.dead.load(Ordering::Relaxed),
+    );
+}
+
+/// Writes the per-endpoint outbox gauges read from the database (nothing when no endpoint is configured).
+pub fn render_webhook_endpoints(out: &mut Prom, endpoints: &[EndpointSummary]) {
+    if endpoints.is_empty() {
+        return;
+    }
+    out.header(
+        "payouts_webhook_pending",
+        "gauge",
+        "Webhook deliveries waiting, including retries in back-off, per endpoint.",
+    );
+    for e in endpoints {
+        out.sample(
+            "payouts_webhook_pending",
+            &[("endpoint", &e.name)],
+            e.pending as f64,
+        );
+    }
+    out.header(
+        "payouts_webhook_dead",
+        "gauge",
+        "Webhook deliveries that ran out of attempts and were not redelivered, per endpoint.",
+    );
+    for e in endpoints {
+        out.sample(
+            "payouts_webhook_dead",
+            &[("endpoint", &e.name)],
+            e.dead as f64,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use payouts_store::claims::Claim;
+use payouts_store::webhooks::{Delivery, EndpointSummary};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -385,4 +386,102 @@ pub struct StatusView {
     pub allowed_tokens: Vec<String>,
     /// The most recent replay started through the API in this process.
     pub replay: Option<ReplayView>,
+    /// Webhook endpoints and the most recent dead deliveries.
+    pub webhooks: WebhooksView,
+}
+
+/// One webhook endpoint's state. Its URL is never shown (it may carry credentials): the name only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpointView {
+    /// `[[webhooks.endpoints]] name`.
+    pub name: String,
+    /// Whether the configuration still lists it (a removed endpoint stays, disabled, with its deliveries).
+    pub enabled: bool,
+    /// Event types it wants (`claim.created`, `claim.submitted`, `claim.confirmed`, `claim.failed`,
+    /// `distributor.paused`).
+    pub events: Vec<String>,
+    /// Deliveries waiting, including retries in back-off.
+    pub pending: i64,
+    /// Deliveries that ran out of attempts (until redelivered).
+    pub dead: i64,
+    /// Deliveries answered with a 2xx since the endpoint was first configured.
+    pub delivered_total: i64,
+    /// Last 2xx answer.
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    /// Creation time of the oldest pending delivery (how far behind the endpoint is).
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    /// Last error of the oldest pending delivery, if it failed before (it blocks the ones behind it).
+    pub head_error: Option<String>,
+}
+
+impl From<EndpointSummary> for WebhookEndpointView {
+    fn from(e: EndpointSummary) -> Self {
+        Self {
+            name: e.name,
+            enabled: e.enabled,
+            events: e.events,
+            pending: e.pending,
+            dead: e.dead,
+            delivered_total: e.delivered_total,
+            last_delivered_at: e.last_delivered_at,
+            oldest_pending_at: e.oldest_pending_at,
+            head_error: e.head_error,
+        }
+    }
+}
+
+/// One webhook delivery (one event to one endpoint), without its payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDeliveryView {
+    /// Delivery id (creation order); the id `POST /admin/webhooks/{id}/redeliver` takes.
+    pub id: i64,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// The event's id (a UUID), shared by every endpoint told of the event; receivers deduplicate on it.
+    #[schema(example = "0b7e6f9e-3c1d-4f63-9a55-2f1c1f0e8d7a")]
+    pub event_id: String,
+    /// `claim.created`, `claim.submitted`, `claim.confirmed`, `claim.failed` or `distributor.paused`.
+    pub event_type: String,
+    /// The claim, for claim events.
+    pub claim_id: Option<i64>,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    /// Requests made so far (reset to 0 by a redelivery).
+    pub attempts: i32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// HTTP status of the last answer, if there was one.
+    pub last_http_status: Option<i32>,
+    /// When the state change happened.
+    pub created_at: DateTime<Utc>,
+    /// When it ran out of attempts; `null` unless dead.
+    pub dead_at: Option<DateTime<Utc>>,
+}
+
+impl From<Delivery> for WebhookDeliveryView {
+    fn from(d: Delivery) -> Self {
+        Self {
+            id: d.id,
+            endpoint: d.endpoint,
+            event_id: d.event_id.to_string(),
+            event_type: d.event_type,
+            claim_id: d.claim_id,
+            status: d.status,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            last_http_status: d.last_http_status,
+            created_at: d.created_at,
+            dead_at: d.dead_at,
+        }
+    }
+}
+
+/// Webhook delivery state, in `/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhooksView {
+    /// Every endpoint ever configured, by name (empty when webhooks are not used).
+    pub endpoints: Vec<WebhookEndpointView>,
+    /// The 20 most recent dead deliveries, newest first; `POST /admin/webhooks/{id}/redeliver` queues one
+    /// again.
+    pub dead: Vec<WebhookDeliveryView>,
 }

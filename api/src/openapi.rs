@@ -9,7 +9,8 @@ use crate::error::{ErrorBody, ErrorDetail};
 use crate::model::{
     ChainView, ClaimPage, ClaimView, ClaimsSummary, DistributorView, HeadSource, HealthView,
     IndexerView, KeyPoolView, KeyView, ReadyView, ReplayRequest, ReplayState, ReplayView,
-    SendFtRequest, StatusView, Throughput, TokenClaims,
+    SendFtRequest, StatusView, Throughput, TokenClaims, WebhookDeliveryView, WebhookEndpointView,
+    WebhooksView,
 };
 use crate::routes;
 
@@ -49,18 +50,20 @@ impl Modify for BearerAuth {
         routes::claims::get_one,
         routes::admin::start_replay,
         routes::admin::replay_status,
+        routes::admin::redeliver_webhook,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, SendFtRequest, ClaimView, ClaimPage, HealthView, ReadyView, StatusView,
         ChainView, HeadSource, IndexerView, ClaimsSummary, TokenClaims, Throughput, KeyPoolView, KeyView,
-        DistributorView, ReplayRequest, ReplayView, ReplayState,
+        DistributorView, ReplayRequest, ReplayView, ReplayState, WebhooksView, WebhookEndpointView,
+        WebhookDeliveryView,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "read", description = "Status and claims (open unless api.read_requires_token)"),
         (name = "send", description = "Manual payouts (scope `send`)"),
-        (name = "admin", description = "Operations (scope `admin`)"),
+        (name = "admin", description = "Operations: replays, webhook redelivery (scope `admin`)"),
     )
 )]
 pub struct ApiDoc;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use payouts_distributor::DistributorMetrics;
 use payouts_indexer::{IndexerConfig, IndexerMetrics};
 use payouts_store::PgPool;
+use payouts_webhooks::WebhookMetrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
@@ -32,6 +33,7 @@ impl std::fmt::Debug for AppState {
                 "distributor_in_process",
                 &self.inner.distributor_metrics.is_some(),
             )
+            .field("webhooks_in_process", &self.inner.webhook_metrics.is_some())
             .finish()
     }
 }
@@ -42,6 +44,7 @@ pub(crate) struct Inner {
     pub(crate) tokens: Tokens,
     pub(crate) indexer_metrics: Option<Arc<IndexerMetrics>>,
     pub(crate) distributor_metrics: Option<Arc<DistributorMetrics>>,
+    pub(crate) webhook_metrics: Option<Arc<WebhookMetrics>>,
     pub(crate) indexer: Option<IndexerConfig>,
     pub(crate) stream: String,
     pub(crate) chain: SharedChain,
@@ -61,6 +64,7 @@ pub struct AppStateBuilder {
     config: ApiConfig,
     indexer_metrics: Option<Arc<IndexerMetrics>>,
     distributor_metrics: Option<Arc<DistributorMetrics>>,
+    webhook_metrics: Option<Arc<WebhookMetrics>>,
     indexer: Option<IndexerConfig>,
     rpc_url: Option<String>,
 }
@@ -83,6 +87,12 @@ impl AppStateBuilder {
     /// The distributor running in this process: its counters and histograms go to `/metrics`.
     pub fn distributor_metrics(mut self, m: Arc<DistributorMetrics>) -> Self {
         self.distributor_metrics = Some(m);
+        self
+    }
+
+    /// The webhook delivery worker running in this process: its counters go to `/metrics`.
+    pub fn webhook_metrics(mut self, m: Arc<WebhookMetrics>) -> Self {
+        self.webhook_metrics = Some(m);
         self
     }
 
@@ -118,6 +128,7 @@ impl AppStateBuilder {
                 tokens,
                 indexer_metrics: self.indexer_metrics,
                 distributor_metrics: self.distributor_metrics,
+                webhook_metrics: self.webhook_metrics,
                 indexer: self.indexer,
                 stream,
                 chain: Arc::new(chain),
@@ -140,6 +151,7 @@ impl AppState {
             config,
             indexer_metrics: None,
             distributor_metrics: None,
+            webhook_metrics: None,
             indexer: None,
             rpc_url: None,
         }

@@ -22,6 +22,7 @@ pub mod testdb;
 pub mod transactions;
 pub mod types;
 pub mod url;
+pub mod webhooks;
 
 pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 pub use error::{Result, StoreError};

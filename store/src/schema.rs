@@ -84,3 +84,37 @@ diesel::table! {
 }
 
 diesel::joinable!(claims -> transactions (current_tx_hash));
+
+diesel::table! {
+    webhook_endpoints (name) {
+        name -> Text,
+        url -> Text,
+        events -> Array<Text>,
+        enabled -> Bool,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        delivered_total -> Int8,
+        last_delivered_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Int8,
+        endpoint -> Text,
+        event_id -> Uuid,
+        event_type -> Text,
+        claim_id -> Nullable<Int8>,
+        payload -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        last_http_status -> Nullable<Int4>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+        dead_at -> Nullable<Timestamptz>,
+    }
+}

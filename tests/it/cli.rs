@@ -150,9 +150,39 @@ async fn migrate_applies_then_is_up_to_date_then_reverts() {
 
 #[test]
 fn unimplemented_roles_exit_non_zero() {
-    let out = payouts(&["run"], &[]);
+    let out = payouts(&["dev"], &[]);
     assert!(!out.status.success());
     assert!(assert_one_clean_line(&out).contains("not implemented"));
+}
+
+#[test]
+fn a_missing_webhook_secret_is_a_config_error_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("payouts.toml");
+    std::fs::write(
+        &config,
+        "[database]\nurl = \"postgres://x@127.0.0.1:1/x\"\n\n[[webhooks.endpoints]]\nname = \"backend\"\n\
+         url = \"https://user:hunter2@hooks.example.com/in\"\nsecret_env = \"NO_SUCH_WEBHOOK_SECRET\"\n\
+         events = [\"claim.confirmed\"]\n",
+    )
+    .unwrap();
+    for role in ["webhooks", "run"] {
+        let out = payouts(&["--config", &config.to_string_lossy(), role], &[]);
+        assert_eq!(out.status.code(), Some(2), "{role}: {}", stderr(&out));
+        let line = assert_one_clean_line(&out);
+        assert!(line.contains("NO_SUCH_WEBHOOK_SECRET"), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+    // An unknown event type names the key.
+    std::fs::write(
+        &config,
+        "[[webhooks.endpoints]]\nname = \"b\"\nurl = \"https://h.example.com\"\nsecret_env = \"S\"\n\
+         events = [\"claim.paid\"]\n",
+    )
+    .unwrap();
+    let out = payouts(&["--config", &config.to_string_lossy(), "webhooks"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(assert_one_clean_line(&out).contains("webhooks.endpoints"));
 }
 
 #[test]

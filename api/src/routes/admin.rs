@@ -1,20 +1,23 @@
 //! `POST /admin/replay`: re-scan a block range in the background through the indexer's own replay path
 //! (idempotent: an indexed range adds no rows). One replay at a time; `GET /admin/replay` shows it.
+//!
+//! `POST /admin/webhooks/{id}/redeliver`: queue a dead (or delivered) webhook delivery again.
 
 use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use payouts_indexer::replay::replay;
+use payouts_store::webhooks::{redeliver, Redelivery};
 
 use crate::config::Scope;
 use crate::error::{ApiError, ErrorBody};
-use crate::model::{ReplayRequest, ReplayState, ReplayView};
+use crate::model::{ReplayRequest, ReplayState, ReplayView, WebhookDeliveryView};
 use crate::routes::send::{parse_body, require_json};
 use crate::state::AppState;
 
@@ -169,4 +172,73 @@ pub async fn replay_status(
         .clone();
     view.map(Json)
         .ok_or_else(|| ApiError::not_found("no replay was started in this process"))
+}
+
+/// Queues webhook delivery `id` again with a fresh set of attempts (needs the `admin` scope): it goes out
+/// next, in its creation order among the endpoint's pending deliveries. Meant for dead deliveries (listed in
+/// `/status`); a delivered one is sent again too. No request body.
+#[utoipa::path(
+    post,
+    path = "/admin/webhooks/{id}/redeliver",
+    tag = "admin",
+    params(("id" = i64, Path, description = "Delivery id (`webhooks.dead[].id` in `/status`)")),
+    responses(
+        (status = 202, description = "Queued again; the delivery as it is now (status `pending`)", body = WebhookDeliveryView),
+        (status = 400, description = "The id is not a positive whole number", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 409, description = "`already_pending`: the delivery is still waiting to go out", body = ErrorBody),
+        (status = 503, description = "Database busy or unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn redeliver_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.inner.tokens.authorize(&headers, Scope::Admin)?;
+    let Path(raw) = id.map_err(|e| ApiError::bad_request("invalid_id", e.body_text()))?;
+    let id = raw
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0 && raw.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_id", "delivery id must be a positive whole number")
+        })?;
+    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    let outcome = redeliver(&mut conn, id).await?;
+    drop(conn);
+    match outcome {
+        Redelivery::Queued(d) => {
+            tracing::info!(
+                by = %principal.name,
+                id,
+                endpoint = %d.endpoint,
+                event_type = %d.event_type,
+                "webhook redelivery queued"
+            );
+            // The next /status shows it pending, not dead.
+            crate::routes::status::invalidate(&state).await;
+            Ok((StatusCode::ACCEPTED, Json(WebhookDeliveryView::from(d))).into_response())
+        }
+        Redelivery::AlreadyPending(d) => {
+            tracing::info!(by = %principal.name, id, endpoint = %d.endpoint, "webhook redelivery requested: already pending");
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_pending",
+                format!(
+                    "delivery {id} to {} is still pending ({} attempts so far); it goes out on its own",
+                    d.endpoint, d.attempts
+                ),
+            ))
+        }
+        Redelivery::NotFound => {
+            tracing::info!(by = %principal.name, id, "webhook redelivery requested: no such delivery");
+            Err(ApiError::not_found(format!(
+                "webhook delivery {id} does not exist"
+            )))
+        }
+    }
 }

@@ -7,13 +7,17 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use payouts_store::claims::count_by_status;
 use payouts_store::cursor::read_cursor;
+use payouts_store::webhooks::endpoint_summaries;
 use payouts_store::ClaimStatus;
 
-use crate::metrics::{render_distributor, render_indexer, Prom};
+use crate::metrics::{
+    render_distributor, render_indexer, render_webhook_endpoints, render_webhooks, Prom,
+};
 use crate::state::AppState;
 
-/// HTTP request counters and latency histograms, the in-process indexer's and distributor's metrics (when
-/// this process runs them), and gauges read from the database (claims per status, indexer cursor).
+/// HTTP request counters and latency histograms, the in-process indexer's, distributor's and webhook
+/// worker's metrics (when this process runs them), and gauges read from the database (claims per status,
+/// indexer cursor, webhook deliveries pending and dead per endpoint).
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -31,11 +35,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let mut conn = payouts_store::get(&inner.pool).await?;
         let counts = count_by_status(&mut conn).await?;
         let cursor = read_cursor(&mut conn, &inner.stream).await?;
-        Ok::<_, payouts_store::StoreError>((counts, cursor))
+        let endpoints = endpoint_summaries(&mut conn).await?;
+        Ok::<_, payouts_store::StoreError>((counts, cursor, endpoints))
     }
     .await;
     match db {
-        Ok((counts, cursor)) => {
+        Ok((counts, cursor, endpoints)) => {
             out.single(
                 "payouts_database_up",
                 "gauge",
@@ -59,6 +64,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                     c.block_height as f64,
                 );
             }
+            render_webhook_endpoints(&mut out, &endpoints);
         }
         Err(e) => {
             tracing::warn!(error = %e, "metrics: database read failed");
@@ -75,6 +81,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     if let Some(m) = &inner.distributor_metrics {
         render_distributor(&mut out, &m.snapshot());
+    }
+    if let Some(m) = &inner.webhook_metrics {
+        render_webhooks(&mut out, m);
     }
     inner.http.render(&mut out);
     (

@@ -48,6 +48,10 @@ pub fn router(state: AppState) -> Router {
             "/admin/replay",
             post(admin::start_replay).get(admin::replay_status),
         )
+        .route(
+            "/admin/webhooks/{id}/redeliver",
+            post(admin::redeliver_webhook),
+        )
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(panic_response))

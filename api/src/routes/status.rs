@@ -14,13 +14,14 @@ use payouts_store::cursor::read_cursor;
 use payouts_store::keys::list_keys;
 use payouts_store::status::list_status;
 use payouts_store::transactions::in_flight_by_key;
+use payouts_store::webhooks::{endpoint_summaries, list_dead};
 use payouts_store::ClaimStatus;
 
 use crate::config::Scope;
 use crate::error::{ApiError, ErrorBody};
 use crate::model::{
     ChainView, ClaimsSummary, DistributorView, HeadSource, IndexerView, KeyPoolView, KeyView,
-    StatusView, Throughput, TokenClaims,
+    StatusView, Throughput, TokenClaims, WebhooksView,
 };
 use crate::routes::json_bytes;
 use crate::state::AppState;
@@ -31,6 +32,8 @@ const WINDOW_SECS: u32 = 600;
 const BUCKET_SECS: u32 = 5;
 /// A distributor not heard from for this long is shown as not alive.
 const ALIVE_SECS: i64 = 30;
+/// Dead webhook deliveries listed.
+const DEAD_SHOWN: i64 = 20;
 
 /// Checks the `read` scope when the configuration asks for it.
 pub(crate) fn authorize_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -123,6 +126,18 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
     let keys = list_keys(&mut conn).await?;
     let in_flight: HashMap<String, i64> = in_flight_by_key(&mut conn).await?.into_iter().collect();
     let distributors = list_status(&mut conn).await?;
+    let webhooks = WebhooksView {
+        endpoints: endpoint_summaries(&mut conn)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        dead: list_dead(&mut conn, DEAD_SHOWN)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    };
     drop(conn);
 
     let (chain, indexer) = position(state, cursor.map(|c| c.block_height)).await;
@@ -225,6 +240,7 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
         distributors,
         allowed_tokens: state.config().allowed_tokens.clone(),
         replay,
+        webhooks,
     })
 }
 
@@ -244,8 +260,14 @@ pub(crate) async fn cached(state: &AppState) -> Result<axum::body::Bytes, ApiErr
     Ok(bytes)
 }
 
+/// Drops the cached status document, so the next `/status` reads the database (after an admin change).
+pub(crate) async fn invalidate(state: &AppState) {
+    *state.inner.status_cache.lock().await = None;
+}
+
 /// Everything the dashboard shows: chain head, indexer lag, claims per status and token, transfers/s, key
-/// pool, distributor processes.
+/// pool, distributor processes, webhook endpoints (by name, never their URL) and the most recent dead
+/// deliveries.
 #[utoipa::path(
     get,
     path = "/status",

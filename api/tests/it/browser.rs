@@ -9,6 +9,7 @@ use payouts_store::api_queries::{list_claims, ClaimFilter};
 use payouts_store::claims::{update_claims, ClaimUpdate};
 use payouts_store::keys::{lease_keys, register_keys};
 use payouts_store::status::{report_heartbeat, report_started};
+use payouts_store::webhooks::{sync_endpoints, EndpointSpec};
 use payouts_store::{ClaimSource, ClaimStatus, Yocto};
 use serde_json::Value;
 
@@ -78,9 +79,20 @@ async fn wait_text(b: &mut Browser, id: &str, want: &str) {
 #[tokio::test]
 async fn dashboard_shows_live_numbers_and_sends_a_manual_payout() {
     let app = app_with(|c| c.status_cache_ms = 200, |b| b).await;
+    let mut conn = app.db.conn().await;
+    // A webhook endpoint: each new claim queues a delivery to it.
+    sync_endpoints(
+        &mut conn,
+        &[EndpointSpec {
+            name: "crm-hook".into(),
+            url: "https://user:secret@crm.example.com/hook".into(),
+            events: vec!["claim.created".into()],
+        }],
+    )
+    .await
+    .unwrap();
     app.insert_event_claims(10, TOKEN_A, "alice.devnet", "ui")
         .await;
-    let mut conn = app.db.conn().await;
     register_keys(
         &mut conn,
         "treasury.devnet",
@@ -109,6 +121,13 @@ async fn dashboard_shows_live_numbers_and_sends_a_manual_payout() {
     wait_text(&mut b, "count-pending", "10").await;
     wait_text(&mut b, "count-confirmed", "0").await;
     wait_text(&mut b, "tps-1m", "0.00").await;
+    wait_js(
+        &mut b,
+        "(() => { const t = document.getElementById('webhook-endpoints-body').textContent; \
+          return t.includes('crm-hook') && t.includes('10') && !t.includes('crm.example.com'); })()",
+        "the webhook endpoint with its 10 pending deliveries",
+    )
+    .await;
 
     // The distributor pays 6 claims (submitted, then confirmed) and one fails for good.
     let pending: Vec<_> = list_claims(

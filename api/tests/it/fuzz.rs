@@ -65,6 +65,7 @@ const ROUTES: &[&str] = &[
     "/claims",
     "/claims/1",
     "/admin/replay",
+    "/admin/webhooks/1/redeliver",
     "/assets/app.js",
     "/assets/app.css",
 ];

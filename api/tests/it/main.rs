@@ -1,6 +1,6 @@
 //! Integration tests of the API: real Postgres (one throwaway database per test), requests through the
-//! router (`tower::ServiceExt::oneshot`) or over a real socket, a property run of malformed requests, and
-//! the dashboard in headless Chromium.
+//! router (`tower::ServiceExt::oneshot`) or over a real socket, a property run of malformed requests, the
+//! dashboard in headless Chromium, and the webhook views and redelivery.
 
 mod admin;
 mod browser;
@@ -12,3 +12,4 @@ mod read;
 mod send;
 mod status;
 mod support;
+mod webhooks;

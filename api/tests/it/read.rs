@@ -149,6 +149,7 @@ async fn health_openapi_and_dashboard() {
         "/claims",
         "/claims/{id}",
         "/admin/replay",
+        "/admin/webhooks/{id}/redeliver",
     ] {
         assert!(
             doc["paths"][path].is_object(),

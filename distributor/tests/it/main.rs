@@ -3,4 +3,5 @@
 mod payouts;
 mod prepare;
 mod signing;
+mod webhooks;
 mod world;

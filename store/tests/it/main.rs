@@ -7,3 +7,4 @@ mod keys;
 mod migrations;
 mod reconcile;
 mod support;
+mod webhooks;

@@ -37,7 +37,7 @@ async fn up_down_up_on_a_fresh_database() {
     let db = TestDb::empty().await;
     let cfg = db.config();
     let applied = run_migrations(&cfg, Direction::Up).await.unwrap();
-    assert_eq!(applied.len(), 5, "{applied:?}");
+    assert_eq!(applied.len(), 6, "{applied:?}");
     assert_eq!(
         tables(&db).await,
         [
@@ -45,7 +45,9 @@ async fn up_down_up_on_a_fresh_database() {
             "claims",
             "distributor_status",
             "indexer_cursor",
-            "transactions"
+            "transactions",
+            "webhook_deliveries",
+            "webhook_endpoints"
         ]
     );
 
@@ -54,7 +56,7 @@ async fn up_down_up_on_a_fresh_database() {
     assert!(tables(&db).await.is_empty());
 
     assert_eq!(run_migrations(&cfg, Direction::Up).await.unwrap(), applied);
-    assert_eq!(tables(&db).await.len(), 5);
+    assert_eq!(tables(&db).await.len(), 7);
     // Running again is a no-op.
     assert!(run_migrations(&cfg, Direction::Up)
         .await
