@@ -296,7 +296,7 @@ async fn start_webhooks(
     use payouts_webhooks::receiver::{Mode, Receiver};
     use payouts_webhooks::{EndpointConfig, EventType, WebhookMetrics, Webhooks, WebhooksConfig};
     const ENV: &str = "PAYOUTS_BENCH_WEBHOOK_SECRET";
-    let secret = format!("bench-{:032x}", rand_u128());
+    let secret = format!("bench-{:032x}", rand::random::<u128>());
     std::env::set_var(ENV, &secret);
     let rx_mode = match mode {
         WebhookMode::Ok => Mode::Accept,
@@ -329,15 +329,4 @@ async fn start_webhooks(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok((receiver, metrics, task))
-}
-
-fn rand_u128() -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    u128::from(h.finish()) << 64 | u128::from(std::process::id())
 }

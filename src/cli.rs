@@ -35,7 +35,7 @@ pub enum Command {
     /// A local NEAR-compatible chain for development, tests and benchmarks.
     Devnet,
     /// Everything at once on this machine: throwaway Postgres, devnet, indexer, distributor, API.
-    Dev,
+    Dev(crate::dev::DevArgs),
     /// Apply database migrations and exit.
     Migrate {
         /// Revert every migration instead (drops all payouts tables and their data).
@@ -56,22 +56,4 @@ pub enum Command {
     },
     /// End-to-end benchmark against the devnet (pending claim → confirmed).
     Bench(crate::bench::BenchArgs),
-}
-
-impl Command {
-    /// The subcommand's name, for messages.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Run => "run",
-            Command::Indexer => "indexer",
-            Command::Distributor => "distributor",
-            Command::Api => "api",
-            Command::Webhooks => "webhooks",
-            Command::Devnet => "devnet",
-            Command::Dev => "dev",
-            Command::Migrate { .. } => "migrate",
-            Command::Replay { .. } => "replay",
-            Command::Bench(_) => "bench",
-        }
-    }
 }

@@ -159,6 +159,11 @@ impl Config {
         })
     }
 
+    /// Replaces `[database]` (used by `payouts dev` for its throwaway cluster).
+    pub fn set_database(&mut self, db: DbConfig) {
+        self.database = Some(db);
+    }
+
     /// Logs the effective settings (never secrets) at start-up.
     pub fn log_summary(&self) {
         tracing::debug!(

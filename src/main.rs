@@ -6,6 +6,7 @@
 mod bench;
 mod cli;
 mod config;
+mod dev;
 mod logging;
 mod roles;
 
@@ -101,6 +102,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.log_summary();
             roles::webhooks(config).await
         }
+        Command::Dev(args) => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            dev::dev(config, args).await
+        }
         Command::Run => {
             let config = Config::load(cli.config.as_deref())?;
             logging::init(&config.log);
@@ -112,6 +118,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&config.log);
             bench::run(args).await
         }
-        other => anyhow::bail!("`payouts {}` is not implemented yet", other.name()),
     }
 }

@@ -109,10 +109,7 @@ pub async fn distributor(config: Config) -> anyhow::Result<()> {
 /// `payouts api`: migrations, the pool, then the HTTP API and dashboard until SIGINT/SIGTERM. The chain head
 /// comes from `[network] rpc_url`; `POST /admin/replay` uses `[indexer]`.
 pub async fn api(config: Config) -> anyhow::Result<()> {
-    let config_error = |e: payouts_api::Error| match e {
-        payouts_api::Error::Config(msg) => anyhow::Error::new(ConfigError(msg)),
-        other => anyhow::Error::new(other),
-    };
+    let config_error = api_config_error;
     // Token secrets are part of the configuration: a missing one stops start-up before the database is touched.
     payouts_api::auth::Tokens::load(&config.api).map_err(config_error)?;
     let pool = prepare_database(&config).await?;
@@ -158,16 +155,35 @@ async fn webhooks_worker(
 /// is reported; each part is also its own role (`indexer`, `distributor`, `api`, `webhooks`) for separate
 /// deployment.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let config_error = |e: payouts_api::Error| match e {
+    check_secrets(&config)?;
+    let pool = prepare_database(&config).await?;
+    run_all(&config, pool, shutdown_on_signals(), || {}).await
+}
+
+fn api_config_error(e: payouts_api::Error) -> anyhow::Error {
+    match e {
         payouts_api::Error::Config(msg) => anyhow::Error::new(ConfigError(msg)),
         other => anyhow::Error::new(other),
-    };
-    payouts_api::auth::Tokens::load(&config.api).map_err(config_error)?;
+    }
+}
+
+/// API tokens and webhook secrets are configuration: a missing one stops start-up before the database is
+/// touched.
+fn check_secrets(config: &Config) -> anyhow::Result<()> {
+    payouts_api::auth::Tokens::load(&config.api).map_err(api_config_error)?;
     for e in &config.webhooks.endpoints {
         e.secret().map_err(ConfigError)?;
     }
-    let pool = prepare_database(&config).await?;
-    let shutdown = shutdown_on_signals();
+    Ok(())
+}
+
+/// The parts of `payouts run` on `pool` until `shutdown`; `ready` is called once the API listens.
+pub async fn run_all(
+    config: &Config,
+    pool: PgPool,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(),
+) -> anyhow::Result<()> {
     let stop = shutdown.child_token();
     let indexer_metrics = Arc::new(IndexerMetrics::default());
     let distributor_metrics = Arc::new(payouts_distributor::DistributorMetrics::default());
@@ -198,22 +214,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .distributor_metrics(distributor_metrics)
         .webhook_metrics(webhook_metrics)
         .build()
-        .map_err(config_error)?;
+        .map_err(api_config_error)?;
     let listener = payouts_api::bind(config.api.listen).await?;
     tracing::info!(api = %config.api.listen, rpc = %config.network.rpc_url, "payouts run: starting");
+    ready();
 
+    // Shutdown order: the API and the distributor first; the indexer (which settles the transactions the
+    // distributor drains) and webhook delivery once the distributor is done.
+    let late = CancellationToken::new();
     let mut parts: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)> =
         tokio::task::JoinSet::new();
-    let token = stop.clone();
+    let token = late.clone();
     parts.spawn(async move { ("webhooks", webhooks.run(token).await.map_err(Into::into)) });
-    let token = stop.clone();
+    let token = late.clone();
     parts.spawn(async move { ("indexer", indexer.run(token).await.map_err(Into::into)) });
     let token = stop.clone();
+    let after = late.clone();
     parts.spawn(async move {
-        (
-            "distributor",
-            distributor.run(token).await.map_err(Into::into),
-        )
+        let result = distributor.run(token).await.map_err(Into::into);
+        after.cancel();
+        ("distributor", result)
     });
     let token = stop.clone();
     parts.spawn(async move {
@@ -231,10 +251,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Ok(()) => {
                 tracing::warn!(part, "stopped on its own; stopping the others");
                 stop.cancel();
+                late.cancel();
             }
             Err(e) => {
                 tracing::error!(part, error = %format!("{e:#}"), "failed; stopping the others");
                 stop.cancel();
+                late.cancel();
                 first_error.get_or_insert(e.context(format!("{part} failed")));
             }
         }

@@ -51,8 +51,13 @@ pub struct PgCluster {
     watchdog: Mutex<Option<Child>>,
 }
 
-/// Finds the directory holding `initdb` and `pg_ctl`.
+/// Finds the directory holding `initdb` and `pg_ctl`: `$POSTGRES_BIN_DIR` when set (only there), else `PATH`,
+/// else the newest `/usr/lib/postgresql/*/bin`.
 pub fn find_pg_bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("POSTGRES_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        return (dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()).then_some(dir);
+    }
     let on_path = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default();

@@ -2,6 +2,7 @@
 
 mod cli;
 mod compose;
+mod dev;
 mod devnet;
 mod kill;
 mod replay;
