@@ -523,6 +523,9 @@ pub struct PayoutTiming {
     /// 95th percentile of the same.
     #[diesel(sql_type = diesel::sql_types::Double)]
     pub p95_seconds: f64,
+    /// 99th percentile of the same.
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub p99_seconds: f64,
     /// Mean seconds waiting for a batch (claim created → its transaction signed and stored).
     #[diesel(sql_type = diesel::sql_types::Double)]
     pub queue_seconds: f64,
@@ -544,6 +547,7 @@ pub async fn payout_timing(
            COALESCE(EXTRACT(EPOCH FROM max(c.confirmed_at) - min(c.created_at))::float8, 0) AS span_seconds, \
            COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM c.confirmed_at - c.created_at)), 0)::float8 AS p50_seconds, \
            COALESCE(percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM c.confirmed_at - c.created_at)), 0)::float8 AS p95_seconds, \
+           COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM c.confirmed_at - c.created_at)), 0)::float8 AS p99_seconds, \
            COALESCE(avg(EXTRACT(EPOCH FROM t.created_at - c.created_at)), 0)::float8 AS queue_seconds, \
            COALESCE(avg(EXTRACT(EPOCH FROM t.submitted_at - t.created_at)), 0)::float8 AS broadcast_seconds, \
            COALESCE(avg(EXTRACT(EPOCH FROM c.confirmed_at - t.created_at)), 0)::float8 AS settle_seconds \

@@ -48,6 +48,7 @@ pub struct PgCluster {
     bin_dir: PathBuf,
     run_as_postgres: bool,
     keep: bool,
+    durable: bool,
     watchdog: Mutex<Option<Child>>,
 }
 
@@ -91,7 +92,18 @@ fn free_port() -> std::io::Result<u16> {
 
 impl PgCluster {
     /// Starts a new cluster in a fresh temporary directory. Blocking: takes a second or two.
+    /// Tuned for tests: no fsync, asynchronous commit (a crash of the server may lose the last commits).
     pub fn start() -> Result<Self, ClusterError> {
+        Self::start_with(false)
+    }
+
+    /// [`PgCluster::start`] with the durability of a production server (fsync, synchronous commit), for tests
+    /// that crash the server and check that nothing committed is lost.
+    pub fn start_durable() -> Result<Self, ClusterError> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Self, ClusterError> {
         let bin_dir = find_pg_bin_dir().ok_or(ClusterError::NotInstalled)?;
         let run_as_postgres = is_root();
         if run_as_postgres && !user_exists("postgres") {
@@ -108,6 +120,7 @@ impl PgCluster {
             bin_dir,
             run_as_postgres,
             keep: false,
+            durable,
             watchdog: Mutex::new(None),
         };
         // The watchdog first, so even a failure below leaves nothing behind once we exit.
@@ -200,9 +213,13 @@ impl PgCluster {
 
     fn pg_ctl_start(&self) -> Result<(), ClusterError> {
         let log = self.root_dir.join("postgres.log");
+        let speed = if self.durable {
+            ""
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        };
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 {speed}-c max_connections=300 -c shared_buffers=64MB",
             self.port,
             self.root_dir.display()
         );
@@ -248,6 +265,18 @@ impl PgCluster {
             .spawn()?;
         self.watchdog = Mutex::new(Some(child));
         Ok(())
+    }
+
+    /// Stops the server and starts it again on the same port (clients see their connections drop).
+    /// `crash`: `immediate` mode, as if the server died (recovery from WAL at start); else a clean `fast` stop.
+    pub fn restart(&self, crash: bool) -> Result<(), ClusterError> {
+        let mode = if crash { "immediate" } else { "fast" };
+        let mut cmd = self.pg_command("pg_ctl");
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .args(["stop", "-m", mode, "-w", "-t", "60"]);
+        self.run("pg_ctl stop", &mut cmd)?;
+        self.pg_ctl_start()
     }
 
     /// Stops the server now (fast shutdown) and removes its files unless kept.

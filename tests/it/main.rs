@@ -4,6 +4,7 @@ mod cli;
 mod compose;
 mod dev;
 mod devnet;
+mod faults;
 mod kill;
 mod replay;
 mod run;
