@@ -2,7 +2,10 @@
 //! blocks in the same run. Not a test: `cargo bench -p payouts-indexer --bench replay`.
 //!
 //! Env: `BENCH_BLOCKS` (default 10000), `BENCH_CLAIMS_PER_SECOND` (load while the chain is built, default 2000),
-//! `BENCH_BLOCK_TIME_MS` (default 2), `DATABASE_URL` (else a throwaway cluster).
+//! `BENCH_BLOCK_TIME_MS` (default 2), `BENCH_FETCH_CONCURRENCY` (default: the indexer's),
+//! `BENCH_BLOCKS_PER_COMMIT` (default 50; a comma list: the runs take its values in turn), `BENCH_RUNS` (replays
+//! of the same chain, each into a fresh database and between two raw streams, default 1), `DATABASE_URL` (else a
+//! throwaway cluster).
 
 use std::time::{Duration, Instant};
 
@@ -60,10 +63,8 @@ async fn main() {
     let concurrency = std::env::var("BENCH_FETCH_CONCURRENCY")
         .ok()
         .and_then(|v| v.parse().ok());
-    let raw = raw_stream(&source, 2, last, concurrency).await;
+    let mut raw_before = raw_stream(&source, 2, last, concurrency).await;
 
-    let db = TestDb::new().await;
-    let pool = db.pool().await;
     let cfg = IndexerConfig {
         source: source.clone(),
         start_block_height: Some(2),
@@ -79,48 +80,70 @@ async fn main() {
             memo: None,
         }],
         fetch_concurrency: concurrency,
-        max_blocks_per_commit: env("BENCH_BLOCKS_PER_COMMIT", 50) as usize,
         ..IndexerConfig::default()
     };
-    let report = replay(&pool, &cfg, 2, last, false, |_| {})
-        .await
-        .expect("replay");
-    let again = replay(&pool, &cfg, 2, last, false, |_| {})
-        .await
-        .expect("second replay");
-    let raw_after = raw_stream(&source, 2, last, concurrency).await;
+    // One value, or a comma list the runs take in turn (compares batch sizes on the same chain).
+    let per_commit: Vec<usize> = std::env::var("BENCH_BLOCKS_PER_COMMIT")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![50]);
+    // Each run replays the same chain into a fresh database, between two raw streams of it.
+    let runs = env("BENCH_RUNS", 1).max(1);
+    for run in 1..=runs {
+        let cfg = IndexerConfig {
+            max_blocks_per_commit: per_commit[(run as usize - 1) % per_commit.len()],
+            ..cfg.clone()
+        };
+        if runs > 1 {
+            println!(
+                "run {run} of {runs} ({} blocks per commit):",
+                cfg.max_blocks_per_commit
+            );
+        }
+        let db = TestDb::new().await;
+        let pool = db.pool().await;
+        let report = replay(&pool, &cfg, 2, last, false, |_| {})
+            .await
+            .expect("replay");
+        let again = replay(&pool, &cfg, 2, last, false, |_| {})
+            .await
+            .expect("second replay");
+        let raw_after = raw_stream(&source, 2, last, concurrency).await;
 
-    let raw_best = blocks as f64 / raw.min(raw_after).as_secs_f64().max(1e-9);
-    println!("blocks replayed:        {}", report.blocks);
-    println!(
-        "claims inserted:        {} (events {})",
-        report.new_claims, report.events
-    );
-    println!(
-        "replay:                 {:.0} blocks/s ({:.2} s)",
-        report.blocks_per_second(),
-        report.elapsed.as_secs_f64()
-    );
-    println!(
-        "  time in scan:         {:.2} s, in DB commits: {:.2} s ({} commits)",
-        report.scan_time.as_secs_f64(),
-        report.commit_time.as_secs_f64(),
-        report.commits
-    );
-    println!(
-        "replay again (0 new):   {:.0} blocks/s, {} new rows",
-        again.blocks_per_second(),
-        again.new_claims
-    );
-    println!(
-        "raw stream, best of 2:  {raw_best:.0} blocks/s (before {:.2} s, after {:.2} s)",
-        raw.as_secs_f64(),
-        raw_after.as_secs_f64()
-    );
-    println!(
-        "replay / raw stream:    {:.2}",
-        report.blocks_per_second() / raw_best
-    );
+        let raw_best = blocks as f64 / raw_before.min(raw_after).as_secs_f64().max(1e-9);
+        println!("blocks replayed:        {}", report.blocks);
+        println!(
+            "claims inserted:        {} (events {})",
+            report.new_claims, report.events
+        );
+        println!(
+            "replay:                 {:.0} blocks/s ({:.2} s)",
+            report.blocks_per_second(),
+            report.elapsed.as_secs_f64()
+        );
+        println!(
+            "  time in scan:         {:.2} s, in DB commits: {:.2} s ({} commits)",
+            report.scan_time.as_secs_f64(),
+            report.commit_time.as_secs_f64(),
+            report.commits
+        );
+        println!(
+            "replay again (0 new):   {:.0} blocks/s, {} new rows",
+            again.blocks_per_second(),
+            again.new_claims
+        );
+        println!(
+            "raw stream, best of 2:  {raw_best:.0} blocks/s (before {:.2} s, after {:.2} s)",
+            raw_before.as_secs_f64(),
+            raw_after.as_secs_f64()
+        );
+        println!(
+            "replay / raw stream:    {:.2}",
+            report.blocks_per_second() / raw_best
+        );
+        raw_before = raw_after;
+    }
     devnet.shutdown().await;
 }
 
