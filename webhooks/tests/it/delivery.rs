@@ -173,10 +173,18 @@ async fn a_failing_receiver_gets_every_event_in_order_once_it_recovers() {
         assert_eq!(c["token"], "token.devnet");
         assert_eq!(c["amount"], (1_000 + (id - ids[0])).to_string());
     }
-    let mut conn = payouts_store::get(&pool).await.unwrap();
-    let s = &endpoint_summaries(&mut conn).await.unwrap()[0];
+    // The receiver answers before the worker records the delivery: wait for the outbox to settle.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        let mut conn = payouts_store::get(&pool).await.unwrap();
+        let s = endpoint_summaries(&mut conn).await.unwrap().remove(0);
+        let settled = (s.pending, s.dead, s.delivered_total) == (0, 0, 30);
+        if settled || tokio::time::Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!((s.pending, s.dead, s.delivered_total), (0, 0, 30));
-    drop(conn);
     worker.stop().await;
 }
 
