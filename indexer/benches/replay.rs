@@ -26,6 +26,10 @@ fn env(name: &str, default: u64) -> u64 {
 #[tokio::main]
 async fn main() {
     let blocks = env("BENCH_BLOCKS", 10_000);
+    // The first run's database, made before the chain is built, so that whatever starting a throwaway cluster
+    // leaves behind (the kernel writing back initdb's unsynced files, …) is over before anything is timed, as
+    // for a replay into a running server.
+    let mut first_db = Some(TestDb::new().await);
     let keys = tempfile::tempdir().expect("tempdir");
     let mut cfg = DevnetConfig::for_tests();
     cfg.key_dir = Some(keys.path().to_path_buf());
@@ -101,15 +105,23 @@ async fn main() {
                 cfg.max_blocks_per_commit
             );
         }
-        let db = TestDb::new().await;
+        let db = match first_db.take() {
+            Some(db) => db,
+            None => TestDb::new().await,
+        };
         let pool = db.pool().await;
+        let postmaster = postmaster_pid(&db).await;
+        let cpu = Cpu::now(postmaster.as_deref());
         let report = replay(&pool, &cfg, 2, last, false, |_| {})
             .await
             .expect("replay");
+        let replay_cpu = Cpu::since(&cpu, postmaster.as_deref());
         let again = replay(&pool, &cfg, 2, last, false, |_| {})
             .await
             .expect("second replay");
+        let cpu = Cpu::now(None);
         let raw_after = raw_stream(&source, 2, last, concurrency).await;
+        let raw_cpu = Cpu::since(&cpu, None);
 
         let raw_best = blocks as f64 / raw_before.min(raw_after).as_secs_f64().max(1e-9);
         println!("blocks replayed:        {}", report.blocks);
@@ -142,9 +154,98 @@ async fn main() {
             "replay / raw stream:    {:.2}",
             report.blocks_per_second() / raw_best
         );
+        // On a CPU-bound machine shared with other work, CPU per block compares more steadily than wall time.
+        if let (Some(replay_cpu), Some(raw_cpu)) = (replay_cpu, raw_cpu) {
+            let per_block = |s: f64| s * 1e6 / blocks as f64;
+            println!(
+                "  CPU per block:        replay {:.0} µs (this process {:.0}, Postgres {}), raw stream after {:.0} µs",
+                per_block(replay_cpu.process + replay_cpu.postgres.unwrap_or(0.0)),
+                per_block(replay_cpu.process),
+                replay_cpu
+                    .postgres
+                    .map_or("n/a".into(), |s| format!("{:.0}", per_block(s))),
+                per_block(raw_cpu.process)
+            );
+        }
         raw_before = raw_after;
     }
     devnet.shutdown().await;
+}
+
+/// CPU seconds used so far (Linux `/proc`): by this process (the devnet serving blocks, the streamer, the
+/// replay) and by the Postgres server whose postmaster is given (its live processes and its reaped ones).
+struct Cpu {
+    process: f64,
+    postgres: Option<f64>,
+}
+
+impl Cpu {
+    fn now(postmaster: Option<&str>) -> Option<Self> {
+        Some(Self {
+            process: proc_cpu("self", false)?,
+            postgres: postmaster.and_then(postgres_cpu),
+        })
+    }
+
+    /// Used since `before`.
+    fn since(before: &Option<Self>, postmaster: Option<&str>) -> Option<Self> {
+        let (now, before) = (Self::now(postmaster)?, before.as_ref()?);
+        Some(Self {
+            process: now.process - before.process,
+            postgres: now.postgres.zip(before.postgres).map(|(a, b)| a - b),
+        })
+    }
+}
+
+/// utime + stime (+ those of reaped children) of `/proc/{pid}/stat`, in seconds.
+fn proc_cpu(pid: &str, children: bool) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After "pid (comm) ": state, ppid, … utime is the 12th, stime, cutime, cstime follow.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    let mut ticks = field(11)? + field(12)?;
+    if children {
+        ticks += field(13)? + field(14)?;
+    }
+    Some(ticks / 100.0) // USER_HZ
+}
+
+fn postgres_cpu(postmaster: &str) -> Option<f64> {
+    let mut total = proc_cpu(postmaster, true)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        if ppid == Some(postmaster) {
+            total += proc_cpu(pid, false).unwrap_or(0.0);
+        }
+    }
+    Some(total)
+}
+
+/// The postmaster of `db`'s server, when it runs on this machine and its data directory is readable.
+async fn postmaster_pid(db: &TestDb) -> Option<String> {
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+    let mut conn = db.conn().await;
+    let dir: String = diesel::select(diesel::dsl::sql::<Text>(
+        "current_setting('data_directory')",
+    ))
+    .get_result(&mut conn)
+    .await
+    .ok()?;
+    let pid = std::fs::read_to_string(std::path::Path::new(&dir).join("postmaster.pid")).ok()?;
+    Some(pid.lines().next()?.trim().to_string())
 }
 
 /// Reads `from..=to` through the streamer and does nothing else.

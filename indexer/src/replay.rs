@@ -209,3 +209,74 @@ pub async fn replay(
     report.elapsed = started.elapsed();
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use payouts_devnet::{Devnet, DevnetConfig, Faults};
+    use payouts_store::testdb::TestDb;
+
+    use super::*;
+
+    /// A batch is handed over full while the stream is ahead, and before it is full once blocks come slower
+    /// than `LINGER` (so a replay that catches up with the chain head still commits as it goes).
+    #[tokio::test]
+    async fn batches_are_full_while_ahead_and_partial_when_blocks_come_slowly() {
+        let keys = tempfile::tempdir().unwrap();
+        let mut dev = DevnetConfig::for_tests();
+        dev.key_dir = Some(keys.path().to_path_buf());
+        let devnet = Devnet::start(dev).await.unwrap();
+        // Blocks 1..=20 final: the stream has them all at once.
+        while devnet.final_height() < 20 {
+            assert!(
+                devnet
+                    .wait_for_height(devnet.head_height() + 1, Duration::from_secs(30))
+                    .await
+            );
+        }
+        let db = TestDb::new().await;
+        let pool = db.pool().await;
+        let cfg = IndexerConfig {
+            max_blocks_per_commit: 10,
+            ..IndexerConfig::fastnear(devnet.rpc_url())
+        };
+
+        let mut committed = vec![];
+        let ahead = replay(&pool, &cfg, 1, 20, false, |h| committed.push(h))
+            .await
+            .unwrap();
+        assert_eq!((ahead.blocks, ahead.commits), (20, 2));
+        assert_eq!(committed, [10, 20]);
+
+        devnet.set_faults(Faults {
+            block_delay_ms: 400,
+            ..devnet.faults()
+        });
+        let from = devnet.final_height() + 1;
+        let lagging = replay(&pool, &cfg, from, from + 3, false, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(lagging.blocks, 4);
+        assert!(lagging.commits >= 2, "{lagging:?}");
+
+        // A failing commit ends the replay with its error while the reading half still has blocks to hand over.
+        {
+            use diesel_async::RunQueryDsl;
+            diesel::sql_query("ALTER TABLE transactions RENAME TO transactions_gone")
+                .execute(&mut db.conn().await)
+                .await
+                .unwrap();
+        }
+        let cfg = IndexerConfig {
+            max_blocks_per_commit: 2,
+            ..cfg
+        };
+        let failed = tokio::time::timeout(
+            Duration::from_secs(30),
+            replay(&pool, &cfg, 1, 20, false, |_| {}),
+        )
+        .await
+        .expect("the replay ends");
+        assert!(matches!(failed, Err(IndexerError::Store(_))), "{failed:?}");
+        devnet.shutdown().await;
+    }
+}
