@@ -40,6 +40,33 @@ async fn same_event_claim_twice_leaves_one_row() {
     assert_eq!(count, 4);
 }
 
+#[tokio::test]
+async fn manual_and_mixed_batches_skip_only_their_own_duplicates() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let manual =
+        |key: &str| NewClaim::manual(key, "d", "token.devnet", "bob.devnet", Yocto(3), None);
+    assert_eq!(
+        insert_claims(&mut conn, &[manual("k1"), manual("k2")])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        insert_claims(&mut conn, &[manual("k2"), manual("k3")])
+            .await
+            .unwrap(),
+        1
+    );
+    // Events and manual claims in one batch: each kind is skipped on its own key.
+    let event = event_claim("receipt9", 0, "alice.devnet", 5);
+    let mixed = [event.clone(), manual("k3"), manual("k4")];
+    assert_eq!(insert_claims(&mut conn, &mixed).await.unwrap(), 2);
+    assert_eq!(insert_claims(&mut conn, &mixed).await.unwrap(), 0);
+    assert_eq!(insert_claims(&mut conn, &[event]).await.unwrap(), 0);
+    assert_eq!(lock_pending_count(&db).await, 5);
+}
+
 async fn lock_pending_count(db: &TestDb) -> usize {
     let mut conn = db.conn().await;
     conn.transaction(async |c| lock_pending(c, "token.devnet", 1000).await)
