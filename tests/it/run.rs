@@ -1,6 +1,8 @@
 //! `payouts run` against the devnet: one process indexes, pays, serves the API and delivers webhooks; claims
 //! sent through `POST /send-ft` are paid once, their webhooks arrive, and SIGTERM stops it cleanly.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -8,17 +10,29 @@ use payouts_devnet::{Devnet, DevnetConfig};
 use payouts_store::claims::count_by_status;
 use payouts_store::testdb::TestDb;
 use payouts_store::ClaimStatus;
-use payouts_webhooks::receiver::{Mode, Receiver};
+use payouts_webhooks::receiver::{Mode, Received, Receiver};
 
 const TOKEN: &str = "run-test-token-0123456789";
 const SECRET: &str = "run-test-webhook-secret";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Forwards the child's JSON log lines to this test's stderr and sends the address of the
+/// `API listening` line (the socket it really bound, `[api] listen` being port 0).
+fn watch_log(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["fields"]["message"] == "API listening" {
+                if let Some(addr) = v["fields"]["addr"].as_str() {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        }
+    });
+    rx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +50,6 @@ async fn run_indexes_pays_serves_and_notifies_in_one_process() {
     )
     .await
     .unwrap();
-    let port = free_port();
     let key_files: Vec<String> = devnet.treasury_key_files()[..2]
         .iter()
         .map(|p| format!("{:?}", p.display().to_string()))
@@ -45,8 +58,8 @@ async fn run_indexes_pays_serves_and_notifies_in_one_process() {
     std::fs::write(
         &config,
         format!(
-            "[database]\nurl = {db:?}\n\n[network]\nrpc_url = {rpc:?}\n\n[log]\nlevel = \"warn\"\n\n\
-             [api]\nlisten = \"127.0.0.1:{port}\"\nallowed_tokens = [\"token.devnet\"]\n\n\
+            "[database]\nurl = {db:?}\n\n[network]\nrpc_url = {rpc:?}\n\n[log]\nformat = \"json\"\nlevel = \"warn\"\n\n\
+             [api]\nlisten = \"127.0.0.1:0\"\nallowed_tokens = [\"token.devnet\"]\n\n\
              [[api.tokens]]\nname = \"ops\"\nscopes = [\"read\", \"send\", \"admin\"]\ntoken_env = \"RUN_TEST_TOKEN\"\n\n\
              [indexer]\nstart_block_height = 1\n\n[indexer.source]\nkind = \"fastnear\"\nendpoint = {rpc:?}\n\n\
              [distributor]\nkey_files = [{keys}]\npoll_interval_ms = 20\nmax_batch_wait_ms = 200\n\n\
@@ -65,19 +78,28 @@ async fn run_indexes_pays_serves_and_notifies_in_one_process() {
         .env_remove("DATABASE_URL")
         .env("RUN_TEST_TOKEN", TOKEN)
         .env("RUN_TEST_WEBHOOK_SECRET", SECRET)
+        // RUST_LOG wins over `[log] level`: set it so the API's address line is always logged.
+        .env("RUST_LOG", "warn,payouts_api::server=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let listening = watch_log(child.stderr.take().unwrap());
 
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while http.get(format!("{base}/health")).send().await.is_err() {
+    let addr = loop {
+        if let Ok(addr) = listening.try_recv() {
+            break addr;
+        }
         assert!(tokio::time::Instant::now() < deadline, "API never came up");
         assert!(child.try_wait().unwrap().is_none(), "payouts run exited");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let mut claim_ids = BTreeSet::new();
     for i in 0..5 {
         let resp = http
             .post(format!("{base}/send-ft"))
@@ -87,18 +109,49 @@ async fn run_indexes_pays_serves_and_notifies_in_one_process() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(status, 202, "{body}");
+        claim_ids.insert(body["id"].as_i64().unwrap());
     }
-    assert!(
-        rx.wait_until(Duration::from_secs(60), |r| r.len() >= 5)
-            .await,
-        "{} of 5 webhooks",
-        rx.received().len()
-    );
-    let got = rx.received();
-    assert!(got
+    assert_eq!(claim_ids.len(), 5);
+    // Delivery is at least once (a request timed out on the worker's side after the receiver answered goes
+    // out again, same event id): wait for one claim.confirmed per claim, compare distinct sets.
+    let expected: BTreeSet<(String, i64)> = claim_ids
         .iter()
-        .all(|r| r.verified && r.body["type"] == "claim.confirmed"));
+        .map(|id| ("claim.confirmed".to_string(), *id))
+        .collect();
+    let kind_and_claim = |r: &Received| {
+        (
+            r.body["type"].as_str().unwrap_or_default().to_string(),
+            r.body["data"]["claim"]["id"].as_i64().unwrap_or_default(),
+        )
+    };
+    let complete = rx
+        .wait_until(Duration::from_secs(60), |got| {
+            expected.is_subset(&got.iter().map(kind_and_claim).collect())
+        })
+        .await;
+    let got = rx.received();
+    let seen: BTreeSet<(String, i64)> = got.iter().map(kind_and_claim).collect();
+    assert!(
+        complete,
+        "missing webhooks: {:?}",
+        expected.difference(&seen).collect::<Vec<_>>()
+    );
+    assert!(got.iter().all(|r| r.verified), "a signature did not verify");
+    assert_eq!(seen, expected, "only claim.confirmed, once per claim");
+    // A repeat is the same event sent again: one event id per claim, a different one for each claim.
+    let mut ids_of: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
+    for r in &got {
+        ids_of
+            .entry(kind_and_claim(r).1)
+            .or_default()
+            .insert(r.event_id.as_str());
+    }
+    assert!(ids_of.values().all(|ids| ids.len() == 1), "{ids_of:?}");
+    let distinct: BTreeSet<&str> = got.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(distinct.len(), expected.len());
     let mut conn = payouts_store::get(&pool).await.unwrap();
     let counts = count_by_status(&mut conn).await.unwrap();
     assert_eq!(counts, vec![(ClaimStatus::Confirmed, 5)]);

@@ -245,6 +245,12 @@ async fn dashboard_shows_live_numbers_and_sends_a_manual_payout() {
         .await;
     assert_eq!(paths.as_u64(), Some(2));
     wait_text(&mut b, "keys-summary", "2/2 leased · 1 in flight").await;
+    // A live distributor heartbeats every few seconds, and /status counts it alive only while its last
+    // heartbeat is under 30 s old; the one sent in the setup can be older by now on a slow machine
+    // (Chromium's start alone can take long), so beat again as the real one would.
+    report_heartbeat(&mut conn, "distributor-1", None)
+        .await
+        .unwrap();
     wait_text(&mut b, "dist-state", "1 running").await;
     let banner_hidden = b
         .eval("document.getElementById('banner').classList.contains('hidden')")

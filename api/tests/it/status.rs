@@ -98,6 +98,8 @@ async fn status_shows_counts_rates_keys_and_distributors() {
     let pending = ids(&mut conn, ClaimStatus::Pending).await;
     submit(&mut conn, "tx1", "ed25519:k1", 1, &pending[..6]).await;
     submit(&mut conn, "tx2", "ed25519:k1", 2, &pending[6..8]).await;
+    // Bounds the confirmations' age at the /status below (they are stamped after this instant).
+    let before_confirm = Instant::now();
     update_claims(
         &mut conn,
         &pending[..6],
@@ -126,6 +128,7 @@ async fn status_shows_counts_rates_keys_and_distributors() {
     advance_cursor(&mut conn, "main", 42, None).await.unwrap();
 
     let a = app.get("/status").await;
+    let max_age = before_confirm.elapsed();
     assert_eq!(a.status, StatusCode::OK);
     let v = a.json();
     let by = &v["claims"]["by_status"];
@@ -154,7 +157,16 @@ async fn status_shows_counts_rates_keys_and_distributors() {
         (series.iter().sum::<f64>() * 5.0 - 6.0).abs() < 1e-9,
         "{series:?}"
     );
-    assert!(series[series.len() - 1] > 0.0, "the newest bucket is last");
+    // The newest bucket is last. Buckets are 5 s of age, so the confirmations sit in the last one unless
+    // this slow host took longer than that between confirming and answering: allow for the measured time.
+    assert_eq!(t["bucket_secs"], 5);
+    let bucket_secs = 5.0;
+    let newest = ((max_age.as_secs_f64() / bucket_secs) as usize + 1).min(series.len());
+    let recent: f64 = series[series.len() - newest..].iter().sum();
+    assert!(
+        (recent * bucket_secs - 6.0).abs() < 1e-9,
+        "the 6 confirmations (at most {max_age:?} old) are in the newest {newest} bucket(s), at the end: {series:?}"
+    );
 
     let kp = &v["key_pool"];
     assert_eq!(kp["total"], 2);
@@ -315,7 +327,10 @@ async fn chain_head_comes_from_the_rpc_and_an_unreachable_node_shows_as_unknown(
     .await;
     let started = Instant::now();
     let v = app.get("/status").await.json();
-    assert!(started.elapsed() < Duration::from_secs(3));
+    // Not held up by the dead node: well under the 10 s request timeout that would otherwise cut the
+    // request (the RPC call is given 500 ms; the rest is a few queries on a possibly loaded host).
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "/status took {took:?}");
     assert!(v["chain"]["head_height"].is_null());
     assert_eq!(v["chain"]["source"], "unavailable");
     assert!(v["chain"]["error"].as_str().unwrap().contains("RPC"), "{v}");

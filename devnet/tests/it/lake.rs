@@ -92,8 +92,17 @@ async fn streamer_sees_the_batch() {
     drop(stream);
     sender.abort();
 
-    // Lake S3 layout on disk for a final block.
+    // Lake S3 layout on disk for a final block. The producer publishes a head first and then writes the
+    // files of the block that became final with it (height + 2), before it produces the next block: once
+    // the head reaches height + 3 they are on disk.
     let height = seen_receipt.unwrap();
+    assert!(
+        net.handle
+            .wait_for_height(height + 3, Duration::from_secs(10))
+            .await,
+        "the chain stopped before block {}",
+        height + 3
+    );
     let folder = lake_dir.path().join(format!("{height:012}"));
     let block: near_primitives::views::BlockView =
         serde_json::from_slice(&std::fs::read(folder.join("block.json")).unwrap()).unwrap();

@@ -26,7 +26,12 @@ async fn generator_produces_claim_events() {
             "only {claims} claims"
         );
         let (status, _, body) = http.get(&format!("/v0/block/{height}")).await;
-        assert_eq!(status, 200);
+        if status == 404 {
+            // Not final within the long-poll (a slow host): the answer neardata gives; ask again.
+            assert!(body.contains("BLOCK_HEIGHT_TOO_HIGH"), "{body}");
+            continue;
+        }
+        assert_eq!(status, 200, "{body}");
         let msg: near_lake_framework::near_indexer_primitives::StreamerMessage =
             serde_json::from_str(&body).unwrap();
         for r in &msg.shards[0].receipt_execution_outcomes {

@@ -327,6 +327,9 @@ async fn wait_until_none_hides_validation_errors() {
     let r = net.send(tx, TxExecutionStatus::None).await.unwrap();
     assert_eq!(r.final_execution_status, TxExecutionStatus::None);
     assert!(r.final_execution_outcome.is_none());
-    assert!(started.elapsed() < Duration::from_millis(500));
+    // Answered at once, not after waiting for a level: well under the 3 s RPC timeout it would otherwise
+    // run into (one local round trip; the bound leaves room for a loaded host).
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "send_tx NONE took {took:?}");
     net.shutdown().await;
 }

@@ -179,12 +179,12 @@ async fn claim_calls_become_claim_rows_and_failed_receipts_none() {
         })
         .collect();
     assert_eq!(got, want);
-    let snapshot = running.metrics.snapshot();
-    assert_eq!((snapshot.claims_inserted, snapshot.malformed_logs), (5, 0));
     running.stop.cancel();
     running.task.await.unwrap().unwrap();
-    // Stopped: the metrics and the stored cursor must agree.
+    // Stopped: the metrics and the stored cursor must agree. (The runner records a batch's metrics after
+    // its COMMIT returns, so they are read only once it has stopped.)
     let snapshot = running.metrics.snapshot();
+    assert_eq!((snapshot.claims_inserted, snapshot.malformed_logs), (5, 0));
     assert_eq!(snapshot.last_height, cursor(&pool).await);
     assert!(
         snapshot.head_seen >= snapshot.last_height && snapshot.blocks > 0,
@@ -400,8 +400,9 @@ async fn malformed_logs_are_skipped_and_counted_and_the_rest_indexed() {
         (receipt, "user-3.devnet".to_string(), Yocto(22)),
     ];
     assert_eq!(got, want);
-    assert_eq!(running.metrics.snapshot().malformed_logs, 2);
     running.stop.cancel();
     running.task.await.unwrap().unwrap();
+    // Read once stopped: the runner records a batch's metrics after its COMMIT returns.
+    assert_eq!(running.metrics.snapshot().malformed_logs, 2);
     net.devnet.shutdown().await;
 }
