@@ -101,6 +101,9 @@ pub struct Faults {
     pub rpc_5xx_share: f64,
     /// Extra delay added to every block interval, in milliseconds.
     pub block_delay_ms: u64,
+    /// Delay before every neardata (`/v0/…`) answer, in milliseconds: a block source far away, as a
+    /// public neardata endpoint is (tens of milliseconds a request) where the devnet is local.
+    pub neardata_delay_ms: u64,
     /// Seed of the fault RNG.
     pub seed: u64,
 }

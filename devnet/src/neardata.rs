@@ -68,8 +68,17 @@ fn render(block: &Block, part: Part) -> Response {
     }
 }
 
+/// Waits out the `neardata_delay_ms` fault, if any.
+async fn delay(shared: &Shared) {
+    let ms = shared.faults.lock().faults().neardata_delay_ms;
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 /// Answers with `part` of block `height` once it is final (or, `optimistic`, once produced).
 async fn serve(shared: Arc<Shared>, height: &str, part: Part, optimistic: bool) -> Response {
+    delay(&shared).await;
     let Ok(height) = height.parse::<u64>() else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -150,6 +159,7 @@ fn last_block_url(shared: &Shared, finality: &str, suffix: &str) -> Option<Strin
 }
 
 async fn last_block(State(s): State<Arc<Shared>>, Path(finality): Path<String>) -> Response {
+    delay(&s).await;
     match last_block_url(&s, &finality, "") {
         Some(url) => found(&url),
         None => error(
@@ -164,6 +174,7 @@ async fn last_block_headers(
     State(s): State<Arc<Shared>>,
     Path(finality): Path<String>,
 ) -> Response {
+    delay(&s).await;
     match last_block_url(&s, &finality, "/headers") {
         Some(url) => found(&url),
         None => error(
@@ -175,6 +186,7 @@ async fn last_block_headers(
 }
 
 async fn first_block(State(s): State<Arc<Shared>>) -> Response {
+    delay(&s).await;
     let genesis = s.chain.lock().params().genesis_height;
     found(&format!("/v0/block/{genesis}"))
 }

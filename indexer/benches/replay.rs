@@ -2,7 +2,8 @@
 //! blocks in the same run. Not a test: `cargo bench -p payouts-indexer --bench replay`.
 //!
 //! Env: `BENCH_BLOCKS` (default 10000), `BENCH_CLAIMS_PER_SECOND` (load while the chain is built, default 2000),
-//! `BENCH_BLOCK_TIME_MS` (default 2), `BENCH_FETCH_CONCURRENCY` (default: the indexer's),
+//! `BENCH_BLOCK_TIME_MS` (default 2), `BENCH_NEARDATA_DELAY_MS` (delay of every block request once the
+//! chain is built, default 0), `BENCH_FETCH_CONCURRENCY` (default: the indexer's),
 //! `BENCH_BLOCKS_PER_COMMIT` (default 50; a comma list: the runs take its values in turn), `BENCH_RUNS` (replays
 //! of the same chain, each into a fresh database and between two raw streams, default 1), `DATABASE_URL` (else a
 //! throwaway cluster).
@@ -53,6 +54,8 @@ async fn main() {
     devnet.set_load_rate(0.0);
     devnet.set_faults(Faults {
         block_delay_ms: 3_600_000,
+        // A distant block source, like a public neardata endpoint.
+        neardata_delay_ms: env("BENCH_NEARDATA_DELAY_MS", 0),
         ..devnet.faults()
     });
     eprintln!(

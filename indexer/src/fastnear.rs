@@ -12,7 +12,9 @@
 //! range), it runs `concurrency` streamers of one task each side by side, every one on a consecutive
 //! segment of heights, on its own thread, and delivers the segments in order. Each is an ordinary
 //! near-lake-framework streamer: same requests, same parsing, same skipping of missing heights. Close to
-//! the head it hands over to one streamer for good.
+//! the head it hands over to one streamer for good. A distant source (a public neardata endpoint, tens of
+//! milliseconds a request: see [`DISTANT`]) is latency-bound, not CPU-bound: there the framework's own
+//! `num_threads` streamer fetches side by side from the start.
 
 use std::collections::VecDeque;
 
@@ -81,6 +83,31 @@ fn lake_config(
         .map_err(|e| e.to_string())
 }
 
+/// A block source whose best of two `last_block` fetches takes longer than this is far away (a public
+/// neardata endpoint answers in tens of milliseconds; the local devnet, parse included, in about one).
+/// There a segment's single fetch task waits on the network nearly all the time, and only the segment in
+/// front is drained while the others stop after `buffer` blocks: a catch-up would move at about one block
+/// per round trip. The framework's own `num_threads` tasks, which fetch side by side and sleep a few
+/// milliseconds at most to keep the order, move `concurrency` blocks per round trip instead, so a distant
+/// source is streamed by one such streamer from the start.
+const DISTANT: std::time::Duration = std::time::Duration::from_millis(10);
+
+async fn distant(client: &FastNearClient) -> bool {
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        fetch_block_by_finality(client, Finality::Final).await;
+        best = best.min(started.elapsed());
+    }
+    let distant = best > DISTANT;
+    tracing::debug!(
+        fetch_ms = best.as_secs_f64() * 1e3,
+        distant,
+        "timed the block source"
+    );
+    distant
+}
+
 /// What catching up ended with.
 enum Flow {
     /// Every segment delivered; the highest height sent, if any.
@@ -99,24 +126,27 @@ pub(crate) async fn run(
     let mut delivered = None;
     if plan.concurrency > 1 {
         let client = FastNearClient::new(plan.url.clone(), None);
-        loop {
-            if plan.until.is_some_and(|u| next > u) {
-                break;
+        // Segments pay off only where fetching is not latency-bound (see `DISTANT`).
+        if !distant(&client).await {
+            loop {
+                if plan.until.is_some_and(|u| next > u) {
+                    break;
+                }
+                let head = fetch_block_by_finality(&client, Finality::Final)
+                    .await
+                    .header
+                    .height;
+                let target = plan.until.map_or(head, |u| u.min(head));
+                // Not worth splitting: the single streamer takes over.
+                if target.saturating_add(1).saturating_sub(next) < 2 * plan.segment {
+                    break;
+                }
+                match catch_up(&plan, next, target, &out).await? {
+                    Flow::Closed => return Ok(()),
+                    Flow::Done(last) => delivered = last.or(delivered),
+                }
+                next = target + 1;
             }
-            let head = fetch_block_by_finality(&client, Finality::Final)
-                .await
-                .header
-                .height;
-            let target = plan.until.map_or(head, |u| u.min(head));
-            // Not worth splitting: the single streamer takes over.
-            if target.saturating_add(1).saturating_sub(next) < 2 * plan.segment {
-                break;
-            }
-            match catch_up(&plan, next, target, &out).await? {
-                Flow::Closed => return Ok(()),
-                Flow::Done(last) => delivered = last.or(delivered),
-            }
-            next = target + 1;
         }
     }
     if let (Some(until), Some(last)) = (plan.until, delivered) {
@@ -239,5 +269,51 @@ async fn forward(
         if tx.send(msg).await.is_err() || to == Some(height) {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use payouts_devnet::{Devnet, DevnetConfig, Faults};
+
+    use super::*;
+
+    /// A source ~30 ms away is recognised as distant and streamed by the framework's multi-task streamer:
+    /// every height of the range arrives, once, in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_distant_source_streams_the_range_in_order() {
+        let keys = tempfile::tempdir().unwrap();
+        let mut dev = DevnetConfig::for_tests();
+        dev.key_dir = Some(keys.path().to_path_buf());
+        let devnet = Devnet::start(dev).await.unwrap();
+        assert!(
+            devnet.wait_for_height(45, Duration::from_secs(60)).await,
+            "the devnet reaches block 45"
+        );
+        devnet.set_faults(Faults {
+            neardata_delay_ms: 30,
+            ..devnet.faults()
+        });
+        let url = devnet.rpc_url();
+        let client = FastNearClient::new(url.clone(), None);
+        assert!(distant(&client).await);
+
+        let (tx, mut rx) = mpsc::channel(16);
+        let plan = Plan::new(url, 4, 16, Some(40));
+        let task = tokio::spawn(run(plan, 2, tx));
+        let mut heights = vec![];
+        while heights.last() != Some(&40) {
+            let msg = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("a block within 30 s")
+                .expect("the stream goes on");
+            heights.push(msg.block.header.height);
+        }
+        assert_eq!(heights, (2..=40).collect::<Vec<u64>>());
+        drop(rx);
+        task.abort();
+        devnet.shutdown().await;
     }
 }
