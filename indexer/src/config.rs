@@ -22,8 +22,10 @@ pub struct IndexerConfig {
     /// Blocks fetched ahead of processing.
     #[serde(default = "default_preload")]
     pub preload: usize,
-    /// fastnear sources: near-lake-framework streamers fetching consecutive segments side by side while
-    /// the stream is behind the final head (`None`: two per core). 1: a single streamer throughout.
+    /// fastnear sources: blocks fetched side by side while the stream is behind the final head (`None`: two
+    /// per core). From a local or fast source, that many near-lake-framework streamers on consecutive
+    /// segments; from a distant one (a request over ~10 ms, as public neardata endpoints), the framework's
+    /// own `num_threads`. 1: a single streamer throughout.
     #[serde(default)]
     pub fetch_concurrency: Option<u64>,
     /// Most blocks committed in one DB transaction when the stream runs ahead (each block stays whole).
