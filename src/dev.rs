@@ -95,7 +95,8 @@ pub async fn dev(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     }
 
     let mut dcfg = config.devnet.clone();
-    dcfg.listen = free(usable(args.rpc_listen.unwrap_or(dcfg.listen)))?;
+    // Port 0 stays 0: the devnet binds a free port itself (its URL is read back below).
+    dcfg.listen = usable(args.rpc_listen.unwrap_or(dcfg.listen));
     dcfg.key_dir = Some(work_dir.join("keys"));
     dcfg.load.claims_per_second = args.claims_per_second;
     let devnet = Devnet::start(dcfg).await.context("starting the devnet")?;
