@@ -2,6 +2,7 @@
 //! answers as told (200, an error status, or never). Used by the tests and by `payouts dev` to show the
 //! notifications; a real receiver does the same checks (see the README's example).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -37,6 +38,18 @@ pub struct Received {
     pub verified: bool,
     /// The status it was answered with (`None`: it hung).
     pub answered: Option<u16>,
+}
+
+impl Received {
+    /// The event type and the claim id of the body (`""` / 0 when absent).
+    pub fn kind_and_claim(&self) -> (String, i64) {
+        (
+            self.body["type"].as_str().unwrap_or_default().to_string(),
+            self.body["data"]["claim"]["id"]
+                .as_i64()
+                .unwrap_or_default(),
+        )
+    }
 }
 
 #[derive(Debug)]
@@ -109,6 +122,57 @@ impl Receiver {
             .into_iter()
             .filter(|r| r.answered.is_some_and(|s| (200..300).contains(&s)))
             .collect()
+    }
+
+    /// Waits until every `(event type, claim id)` of `expected` has arrived, then checks that they are
+    /// exactly what arrived and that delivery was at-least-once, not more: a repeat (a request the worker
+    /// timed out on after this receiver had answered) carries the same event id, and no two events share
+    /// one. Returns everything received, repeats included; `Err` says what is wrong.
+    pub async fn wait_for_events(
+        &self,
+        expected: &BTreeSet<(String, i64)>,
+        within: Duration,
+    ) -> Result<Vec<Received>, String> {
+        let complete = self
+            .wait_until(within, |got| {
+                expected.is_subset(&got.iter().map(Received::kind_and_claim).collect())
+            })
+            .await;
+        let got = self.received();
+        let seen: BTreeSet<(String, i64)> = got.iter().map(Received::kind_and_claim).collect();
+        if !complete {
+            let missing: Vec<_> = expected.difference(&seen).collect();
+            return Err(format!("missing events after {within:?}: {missing:?}"));
+        }
+        if &seen != expected {
+            let extra: Vec<_> = seen.difference(expected).collect();
+            return Err(format!("unexpected events: {extra:?}"));
+        }
+        let mut ids_of: BTreeMap<(String, i64), BTreeSet<&str>> = BTreeMap::new();
+        for r in &got {
+            if r.body["id"] != r.event_id.as_str() {
+                return Err(format!(
+                    "body id {} != header id {}",
+                    r.body["id"], r.event_id
+                ));
+            }
+            ids_of
+                .entry(r.kind_and_claim())
+                .or_default()
+                .insert(r.event_id.as_str());
+        }
+        if let Some((event, ids)) = ids_of.iter().find(|(_, ids)| ids.len() > 1) {
+            return Err(format!("{event:?} arrived under several ids: {ids:?}"));
+        }
+        let distinct: BTreeSet<&str> = got.iter().map(|r| r.event_id.as_str()).collect();
+        if distinct.len() != expected.len() {
+            return Err(format!(
+                "{} event ids for {} events",
+                distinct.len(),
+                expected.len()
+            ));
+        }
+        Ok(got)
     }
 
     /// Waits until `done(received)` holds; `false` at the deadline.
