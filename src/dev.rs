@@ -42,19 +42,12 @@ const INSTALL_HINT: &str = "payouts dev needs the PostgreSQL server binaries (in
      (Debian/Ubuntu), `dnf install postgresql-server` (Fedora), `brew install postgresql@16` (macOS); or run \
      `payouts run --config payouts.toml` against a PostgreSQL of your own";
 
-/// `addr` when it can be bound now, else the same host with a free port.
+/// `addr` when it can be bound now, else the same host with port 0 (the server then binds a free port).
 fn usable(addr: SocketAddr) -> SocketAddr {
     match TcpListener::bind(addr) {
         Ok(_) => addr,
         Err(_) => SocketAddr::new(addr.ip(), 0),
     }
-}
-
-fn free(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    if addr.port() != 0 {
-        return Ok(addr);
-    }
-    Ok(TcpListener::bind(addr)?.local_addr()?)
 }
 
 /// The demo rule: the devnet's claims contract pays its `claim` events in its token.
@@ -126,7 +119,8 @@ pub async fn dev(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     config.distributor.keys_env = None;
     // Half of the devnet's users have no token storage: register them, so every claim can be paid.
     config.distributor.register_receivers = true;
-    config.api.listen = free(usable(args.api_listen.unwrap_or(config.api.listen)))?;
+    // Port 0 stays 0: the API binds a free port itself, and the banner shows the one it got.
+    config.api.listen = usable(args.api_listen.unwrap_or(config.api.listen));
     if config.api.allowed_tokens.is_empty() {
         config.api.allowed_tokens = vec!["token.devnet".into()];
     }
@@ -138,35 +132,27 @@ pub async fn dev(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     }];
     let pool = prepare_database(&config).await?;
 
-    let lines = [
-        "payouts dev is running (Ctrl-C stops it)".to_string(),
-        format!("  dashboard:   http://{}/", config.api.listen),
-        format!(
-            "  api:         http://{}/status  (OpenAPI: /openapi.json)",
-            config.api.listen
-        ),
-        format!("  rpc:         {rpc}"),
-        format!(
-            "  database:    postgres://postgres@127.0.0.1:{}/postgres",
-            cluster.port()
-        ),
-        format!(
-            "  api token:   {} (scopes read, send, admin)",
-            token_file.display()
-        ),
-        format!(
-            "  key files:   {}",
-            config
-                .distributor
-                .key_files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        format!("  work dir:    {}", work_dir.display()),
-    ];
-    let banner = move || {
+    let database = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port());
+    let key_files = config
+        .distributor
+        .key_files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let token_path = token_file.display().to_string();
+    let work_path = work_dir.display().to_string();
+    let banner = move |api: SocketAddr| {
+        let lines = [
+            "payouts dev is running (Ctrl-C stops it)".to_string(),
+            format!("  dashboard:   http://{api}/"),
+            format!("  api:         http://{api}/status  (OpenAPI: /openapi.json)"),
+            format!("  rpc:         {rpc}"),
+            format!("  database:    {database}"),
+            format!("  api token:   {token_path} (scopes read, send, admin)"),
+            format!("  key files:   {key_files}"),
+            format!("  work dir:    {work_path}"),
+        ];
         let mut out = std::io::stdout().lock();
         for line in &lines {
             let _ = writeln!(out, "{line}");

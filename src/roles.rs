@@ -157,7 +157,7 @@ async fn webhooks_worker(
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_secrets(&config)?;
     let pool = prepare_database(&config).await?;
-    run_all(&config, pool, shutdown_on_signals(), || {}).await
+    run_all(&config, pool, shutdown_on_signals(), |_| {}).await
 }
 
 fn api_config_error(e: payouts_api::Error) -> anyhow::Error {
@@ -177,12 +177,13 @@ fn check_secrets(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The parts of `payouts run` on `pool` until `shutdown`; `ready` is called once the API listens.
+/// The parts of `payouts run` on `pool` until `shutdown`; `ready` is called with the API's address once it
+/// listens (`[api] listen` may give port 0).
 pub async fn run_all(
     config: &Config,
     pool: PgPool,
     shutdown: CancellationToken,
-    ready: impl FnOnce(),
+    ready: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let stop = shutdown.child_token();
     let indexer_metrics = Arc::new(IndexerMetrics::default());
@@ -216,8 +217,9 @@ pub async fn run_all(
         .build()
         .map_err(api_config_error)?;
     let listener = payouts_api::bind(config.api.listen).await?;
-    tracing::info!(api = %config.api.listen, rpc = %config.network.rpc_url, "payouts run: starting");
-    ready();
+    let api = listener.local_addr()?;
+    tracing::info!(%api, rpc = %config.network.rpc_url, "payouts run: starting");
+    ready(api);
 
     // Shutdown order: the API and the distributor first; the indexer (which settles the transactions the
     // distributor drains) and webhook delivery once the distributor is done.
