@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use payouts_store::claims::{insert_claims, NewClaim};
 use payouts_store::testdb::TestDb;
-use payouts_store::webhooks::{endpoint_summaries, list_dead, redeliver, Redelivery};
+use payouts_store::webhooks::{
+    endpoint_summaries, list_dead, redeliver, EndpointSummary, Redelivery,
+};
 use payouts_store::{PgPool, Yocto};
 use payouts_webhooks::receiver::{Mode, Receiver};
 use payouts_webhooks::{EndpointConfig, EventType, WebhookMetrics, Webhooks, WebhooksConfig};
@@ -59,25 +61,13 @@ impl Worker {
         let w = Webhooks::new(pool.clone(), cfg, metrics.clone()).unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn(w.run(stop.clone()));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut conn = payouts_store::get(pool).await.unwrap();
-            let have: Vec<String> = endpoint_summaries(&mut conn)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|e| e.enabled)
-                .map(|e| e.name)
-                .collect();
-            if names.iter().all(|n| have.contains(n)) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "endpoints not synced"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let synced = |s: &[EndpointSummary]| {
+            names
+                .iter()
+                .all(|n| s.iter().any(|e| e.enabled && &e.name == n))
+        };
+        let s = summaries_when(pool, Duration::from_secs(10), synced).await;
+        assert!(synced(&s), "endpoints not synced: {s:?}");
         Worker {
             stop,
             task,
@@ -88,6 +78,24 @@ impl Worker {
     async fn stop(self) {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Reads the endpoints' summaries until `done` holds or `within` has passed; the last ones read.
+async fn summaries_when(
+    pool: &PgPool,
+    within: Duration,
+    done: impl Fn(&[EndpointSummary]) -> bool,
+) -> Vec<EndpointSummary> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut conn = payouts_store::get(pool).await.unwrap();
+        let s = endpoint_summaries(&mut conn).await.unwrap();
+        if done(&s) || tokio::time::Instant::now() > deadline {
+            return s;
+        }
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -177,17 +185,9 @@ async fn a_failing_receiver_gets_every_event_in_order_once_it_recovers() {
         assert_eq!(c["amount"], (1_000 + (id - ids[0])).to_string());
     }
     // The receiver answers before the worker records the delivery: wait for the outbox to settle.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let s = loop {
-        let mut conn = payouts_store::get(&pool).await.unwrap();
-        let s = endpoint_summaries(&mut conn).await.unwrap().remove(0);
-        let settled = (s.pending, s.dead, s.delivered_total) == (0, 0, 30);
-        if settled || tokio::time::Instant::now() > deadline {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    assert_eq!((s.pending, s.dead, s.delivered_total), (0, 0, 30));
+    let counts = |s: &[EndpointSummary]| (s[0].pending, s[0].dead, s[0].delivered_total);
+    let s = summaries_when(&pool, Duration::from_secs(10), |s| counts(s) == (0, 0, 30)).await;
+    assert_eq!(counts(&s), (0, 0, 30));
     worker.stop().await;
 }
 
@@ -263,20 +263,17 @@ async fn a_hanging_endpoint_delays_only_itself() {
     );
     // Meanwhile the stuck endpoint still holds its first request.
     assert_eq!(hang.received().len(), 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let s = loop {
-        let mut conn = payouts_store::get(&pool).await.unwrap();
-        let s: HashMap<String, (i64, i64)> = endpoint_summaries(&mut conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.name, (e.pending, e.delivered_total)))
-            .collect();
-        if s["healthy"] == (0, 200) || tokio::time::Instant::now() > deadline {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let by_name = |s: &[EndpointSummary]| -> HashMap<String, (i64, i64)> {
+        s.iter()
+            .map(|e| (e.name.clone(), (e.pending, e.delivered_total)))
+            .collect()
     };
+    let s = by_name(
+        &summaries_when(&pool, Duration::from_secs(10), |s| {
+            by_name(s)["healthy"] == (0, 200)
+        })
+        .await,
+    );
     assert_eq!(s["healthy"], (0, 200));
     assert_eq!(s["stuck"], (200, 0));
     assert_eq!(hang.received().len(), 1);
