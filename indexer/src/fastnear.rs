@@ -92,11 +92,16 @@ fn lake_config(
 /// source is streamed by one such streamer from the start.
 const DISTANT: std::time::Duration = std::time::Duration::from_millis(10);
 
-async fn distant(client: &FastNearClient) -> bool {
+/// Whether the source is distant, and the final head height its last fetch saw.
+async fn distant(client: &FastNearClient) -> (bool, u64) {
     let mut best = std::time::Duration::MAX;
+    let mut head = 0;
     for _ in 0..2 {
         let started = std::time::Instant::now();
-        fetch_block_by_finality(client, Finality::Final).await;
+        head = fetch_block_by_finality(client, Finality::Final)
+            .await
+            .header
+            .height;
         best = best.min(started.elapsed());
     }
     let distant = best > DISTANT;
@@ -105,7 +110,7 @@ async fn distant(client: &FastNearClient) -> bool {
         distant,
         "timed the block source"
     );
-    distant
+    (distant, head)
 }
 
 /// What catching up ended with.
@@ -127,15 +132,23 @@ pub(crate) async fn run(
     if plan.concurrency > 1 {
         let client = FastNearClient::new(plan.url.clone(), None);
         // Segments pay off only where fetching is not latency-bound (see `DISTANT`).
-        if !distant(&client).await {
+        let (far, head) = distant(&client).await;
+        // The first round uses the head the timing fetches just saw.
+        let mut known_head = Some(head);
+        if !far {
             loop {
                 if plan.until.is_some_and(|u| next > u) {
                     break;
                 }
-                let head = fetch_block_by_finality(&client, Finality::Final)
-                    .await
-                    .header
-                    .height;
+                let head = match known_head.take() {
+                    Some(head) => head,
+                    None => {
+                        fetch_block_by_finality(&client, Finality::Final)
+                            .await
+                            .header
+                            .height
+                    }
+                };
                 let target = plan.until.map_or(head, |u| u.min(head));
                 // Not worth splitting: the single streamer takes over.
                 if target.saturating_add(1).saturating_sub(next) < 2 * plan.segment {
@@ -298,7 +311,7 @@ mod tests {
         });
         let url = devnet.rpc_url();
         let client = FastNearClient::new(url.clone(), None);
-        assert!(distant(&client).await);
+        assert!(distant(&client).await.0);
 
         let (tx, mut rx) = mpsc::channel(16);
         let plan = Plan::new(url, 4, 16, Some(40));
