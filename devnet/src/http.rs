@@ -13,6 +13,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/", post(crate::rpc::handle))
         .route("/status", get(crate::rpc::http_status))
         .route("/health", get(|| async { "" }))
-        .merge(crate::neardata::routes())
+        .merge(crate::neardata::routes(shared.clone()))
         .with_state(shared)
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -17,7 +18,7 @@ use axum::Router;
 use crate::chain::Block;
 use crate::node::Shared;
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
+pub(crate) fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
     Router::new()
         .route("/v0/block/{h}", get(block))
         .route("/v0/block/{h}/headers", get(block_headers))
@@ -28,6 +29,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/v0/last_block/{finality}", get(last_block))
         .route("/v0/last_block/{finality}/headers", get(last_block_headers))
         .route("/v0/first_block", get(first_block))
+        .route_layer(axum::middleware::from_fn_with_state(shared, delay))
 }
 
 fn json(bytes: Bytes) -> Response {
@@ -68,17 +70,17 @@ fn render(block: &Block, part: Part) -> Response {
     }
 }
 
-/// Waits out the `neardata_delay_ms` fault, if any.
-async fn delay(shared: &Shared) {
+/// Waits out the `neardata_delay_ms` fault, if any, before every neardata answer.
+async fn delay(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let ms = shared.faults.lock().faults().neardata_delay_ms;
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    next.run(request).await
 }
 
 /// Answers with `part` of block `height` once it is final (or, `optimistic`, once produced).
 async fn serve(shared: Arc<Shared>, height: &str, part: Part, optimistic: bool) -> Response {
-    delay(&shared).await;
     let Ok(height) = height.parse::<u64>() else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -159,7 +161,6 @@ fn last_block_url(shared: &Shared, finality: &str, suffix: &str) -> Option<Strin
 }
 
 async fn last_block(State(s): State<Arc<Shared>>, Path(finality): Path<String>) -> Response {
-    delay(&s).await;
     match last_block_url(&s, &finality, "") {
         Some(url) => found(&url),
         None => error(
@@ -174,7 +175,6 @@ async fn last_block_headers(
     State(s): State<Arc<Shared>>,
     Path(finality): Path<String>,
 ) -> Response {
-    delay(&s).await;
     match last_block_url(&s, &finality, "/headers") {
         Some(url) => found(&url),
         None => error(
@@ -186,7 +186,6 @@ async fn last_block_headers(
 }
 
 async fn first_block(State(s): State<Arc<Shared>>) -> Response {
-    delay(&s).await;
     let genesis = s.chain.lock().params().genesis_height;
     found(&format!("/v0/block/{genesis}"))
 }
