@@ -1,12 +1,12 @@
-//! `kill -9` of `payouts distributor` at random moments, restarted each time, during a 5,000-claim run: the
-//! final balances are exact, nothing is paid twice, nothing is lost.
+//! `kill -9` of `payouts distributor` at random moments, restarted each time, during a run of at least 5,000
+//! claims: the final balances are exact, nothing is paid twice, nothing is lost.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use payouts_devnet::{Devnet, DevnetConfig};
+use payouts_devnet::{Devnet, DevnetConfig, DevnetHandle};
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::claims::{count_by_status, insert_claims, NewClaim};
 use payouts_store::memo::claim_id_from_memo;
@@ -15,6 +15,43 @@ use payouts_store::{ClaimStatus, PgPool, Yocto};
 use tokio_util::sync::CancellationToken;
 
 const CLAIMS: usize = 5_000;
+/// Claims added whenever a kill finds everything paid.
+const MORE_CLAIMS: usize = 1_000;
+
+/// Inserts `n` more manual claims (`kill-{i}`, amount `1 + i`, round-robin over the 500 registered users),
+/// adding them to the balances `expected` at the end.
+async fn add_claims(
+    pool: &PgPool,
+    devnet: &DevnetHandle,
+    expected: &mut HashMap<String, u128>,
+    total: &mut usize,
+    n: usize,
+) {
+    let rows: Vec<NewClaim> = (*total..*total + n)
+        .map(|i| {
+            let receiver = format!("user-{}.devnet", 2 * (i % 500));
+            let amount = 1 + i as u128;
+            let id: near_primitives::types::AccountId = receiver.parse().unwrap();
+            let start = *expected
+                .entry(receiver.clone())
+                .or_insert_with(|| devnet.ft_balance(&id).unwrap());
+            expected.insert(receiver.clone(), start + amount);
+            NewClaim::manual(
+                &format!("kill-{i}"),
+                "d",
+                "token.devnet",
+                &receiver,
+                Yocto(amount),
+                None,
+            )
+        })
+        .collect();
+    let mut conn = payouts_store::get(pool).await.unwrap();
+    for chunk in rows.chunks(1000) {
+        insert_claims(&mut conn, chunk).await.unwrap();
+    }
+    *total += n;
+}
 
 fn spawn_distributor(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_payouts"))
@@ -58,38 +95,11 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     let stop_indexer = CancellationToken::new();
     tokio::spawn(indexer.run(stop_indexer.clone()));
 
-    // 5,000 claims over the 500 registered users.
-    let items: Vec<(String, u128)> = (0..CLAIMS)
-        .map(|i| (format!("user-{}.devnet", 2 * (i % 500)), 1 + i as u128))
-        .collect();
+    // 5,000 claims over the 500 registered users to start with; more are added if a fast machine pays them all
+    // before the kills are done.
     let mut expected: HashMap<String, u128> = HashMap::new();
-    for (r, a) in &items {
-        let id: near_primitives::types::AccountId = r.parse().unwrap();
-        let start = *expected
-            .entry(r.clone())
-            .or_insert_with(|| devnet.ft_balance(&id).unwrap());
-        expected.insert(r.clone(), start + a);
-    }
-    {
-        let rows: Vec<NewClaim> = items
-            .iter()
-            .enumerate()
-            .map(|(i, (r, a))| {
-                NewClaim::manual(
-                    &format!("kill-{i}"),
-                    "d",
-                    "token.devnet",
-                    r,
-                    Yocto(*a),
-                    None,
-                )
-            })
-            .collect();
-        let mut conn = payouts_store::get(&pool).await.unwrap();
-        for chunk in rows.chunks(1000) {
-            insert_claims(&mut conn, chunk).await.unwrap();
-        }
-    }
+    let mut total = 0;
+    add_claims(&pool, &devnet, &mut expected, &mut total, CLAIMS).await;
 
     // The real binary, configured by file; small batches so the run spans many kills. A stable instance id:
     // a restarted process takes its own keys back at once.
@@ -116,7 +126,7 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     // Kill at random moments (a seeded LCG: reproducible), at least 10 times while claims are still open.
     let mut seed: u64 = 0x5eed_1234;
     let mut kills_while_open = 0;
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while kills_while_open < 10 {
         assert!(Instant::now() < deadline, "kill loop never finished");
         let mut child = spawn_distributor(&config);
@@ -130,6 +140,9 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
         let c = counts(&pool).await;
         if open(&c) > 0 {
             kills_while_open += 1;
+        } else {
+            // Everything is paid already: the next kills need claims to interrupt.
+            add_claims(&pool, &devnet, &mut expected, &mut total, MORE_CLAIMS).await;
         }
         eprintln!("kill after {alive_ms} ms: {c:?}");
     }
@@ -142,7 +155,7 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
         if open(&c) == 0 {
             assert_eq!(
                 c.get(&ClaimStatus::Confirmed).copied(),
-                Some(CLAIMS as i64),
+                Some(total as i64),
                 "{c:?}"
             );
             break;
@@ -164,7 +177,7 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
             *per_claim.entry(id.0).or_default() += 1;
         }
     }
-    assert_eq!(per_claim.len(), CLAIMS, "claims paid");
+    assert_eq!(per_claim.len(), total, "claims paid");
     let dups: Vec<_> = per_claim.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "paid twice: {dups:?}");
     for (r, want) in expected {
