@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use payouts_devnet::{Devnet, DevnetConfig};
+use payouts_devnet::Devnet;
 use payouts_distributor::{Distributor, DistributorConfig, DistributorMetrics};
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::api_queries::{list_claims, ClaimFilter};
@@ -589,14 +589,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "--rate and --duration-secs: at least 1"
         );
     }
-    let keys_dir = tempfile::tempdir()?;
-    let mut dcfg = DevnetConfig::for_tests();
-    dcfg.key_dir = Some(keys_dir.path().to_path_buf());
-    dcfg.block_time_ms = args.block_time_ms;
-    dcfg.lift_gas_limit = args.lift_gas_limit;
-    dcfg.rpc_timeout_ms = 10_000;
-    let gas_limit = dcfg.effective_gas_limit();
-    let devnet = Devnet::start(dcfg).await.context("starting the devnet")?;
+    let mut gas_limit = None;
+    let (devnet, _keys_dir) = Devnet::start_for_tests(|c| {
+        c.block_time_ms = args.block_time_ms;
+        c.lift_gas_limit = args.lift_gas_limit;
+        c.rpc_timeout_ms = 10_000;
+        gas_limit = c.effective_gas_limit();
+    })
+    .await
+    .context("starting the devnet")?;
     let db = TestDb::new().await;
     let pool = db.pool().await;
     let stop_token_for_webhooks = CancellationToken::new();

@@ -58,6 +58,22 @@ pub(crate) fn now_ns() -> u64 {
 pub struct Devnet;
 
 impl Devnet {
+    /// A devnet for in-process tests and benchmarks: [`DevnetConfig::for_tests`] changed by `tune`, with its key
+    /// files in a fresh temporary directory. The directory is removed when the returned guard drops, so keep it
+    /// as long as the devnet; callers may put files of their own in it.
+    pub async fn start_for_tests(
+        tune: impl FnOnce(&mut DevnetConfig),
+    ) -> Result<(DevnetHandle, tempfile::TempDir), DevnetError> {
+        let keys = tempfile::tempdir().map_err(|source| DevnetError::KeyDir {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let mut cfg = DevnetConfig::for_tests();
+        cfg.key_dir = Some(keys.path().to_path_buf());
+        tune(&mut cfg);
+        Ok((Self::start(cfg).await?, keys))
+    }
+
     /// Builds genesis, writes key files, binds the port and starts producing blocks.
     pub async fn start(cfg: DevnetConfig) -> Result<DevnetHandle, DevnetError> {
         let genesis = match &cfg.genesis {

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use payouts_devnet::{Devnet, DevnetConfig, Faults};
+use payouts_devnet::{Devnet, Faults};
 use payouts_indexer::replay::replay;
 use payouts_indexer::rules::RuleConfig;
 use payouts_indexer::source::{self, Fetch, SourceConfig};
@@ -32,12 +32,12 @@ async fn main() {
     // leaves behind (the kernel writing back initdb's unsynced files, …) is over before anything is timed, as
     // for a replay into a running server.
     let mut first_db = Some(TestDb::new().await);
-    let keys = tempfile::tempdir().expect("tempdir");
-    let mut cfg = DevnetConfig::for_tests();
-    cfg.key_dir = Some(keys.path().to_path_buf());
-    cfg.block_time_ms = env("BENCH_BLOCK_TIME_MS", 2);
-    cfg.load.claims_per_second = env("BENCH_CLAIMS_PER_SECOND", 2_000) as f64;
-    let devnet = Devnet::start(cfg).await.expect("devnet");
+    let (devnet, _keys) = Devnet::start_for_tests(|c| {
+        c.block_time_ms = env("BENCH_BLOCK_TIME_MS", 2);
+        c.load.claims_per_second = env("BENCH_CLAIMS_PER_SECOND", 2_000) as f64;
+    })
+    .await
+    .expect("devnet");
     let last = blocks + 1; // genesis is block 1
     let built = Instant::now();
     while !devnet

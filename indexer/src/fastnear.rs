@@ -289,7 +289,7 @@ async fn forward(
 mod tests {
     use std::time::Duration;
 
-    use payouts_devnet::{Devnet, DevnetConfig, Faults};
+    use payouts_devnet::{Devnet, Faults};
 
     use super::*;
 
@@ -297,10 +297,7 @@ mod tests {
     /// every height of the range arrives, once, in order.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_distant_source_streams_the_range_in_order() {
-        let keys = tempfile::tempdir().unwrap();
-        let mut dev = DevnetConfig::for_tests();
-        dev.key_dir = Some(keys.path().to_path_buf());
-        let devnet = Devnet::start(dev).await.unwrap();
+        let (devnet, _keys) = Devnet::start_for_tests(|_| {}).await.unwrap();
         assert!(
             devnet.wait_for_height(45, Duration::from_secs(60)).await,
             "the devnet reaches block 45"

@@ -212,7 +212,7 @@ pub async fn replay(
 
 #[cfg(test)]
 mod tests {
-    use payouts_devnet::{Devnet, DevnetConfig, Faults};
+    use payouts_devnet::{Devnet, Faults};
     use payouts_store::testdb::TestDb;
 
     use super::*;
@@ -221,10 +221,7 @@ mod tests {
     /// than `LINGER` (so a replay that catches up with the chain head still commits as it goes).
     #[tokio::test]
     async fn batches_are_full_while_ahead_and_partial_when_blocks_come_slowly() {
-        let keys = tempfile::tempdir().unwrap();
-        let mut dev = DevnetConfig::for_tests();
-        dev.key_dir = Some(keys.path().to_path_buf());
-        let devnet = Devnet::start(dev).await.unwrap();
+        let (devnet, _keys) = Devnet::start_for_tests(|_| {}).await.unwrap();
         // Blocks 1..=20 final: the stream has them all at once.
         while devnet.final_height() < 20 {
             assert!(

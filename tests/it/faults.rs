@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use payouts_devnet::{Devnet, DevnetConfig, Faults};
+use payouts_devnet::{Devnet, Faults};
 use payouts_store::claims::{count_by_status, insert_claims, NewClaim};
 use payouts_store::cluster::PgCluster;
 use payouts_store::memo::claim_id_from_memo;
@@ -62,17 +62,17 @@ struct Plan {
 
 async fn fault_run(plan: Plan) {
     let started = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let mut dcfg = DevnetConfig::for_tests();
-    dcfg.key_dir = Some(dir.path().to_path_buf());
-    dcfg.faults = Faults {
-        drop_tx_share: 0.05,
-        rpc_timeout_share: 0.05,
-        rpc_5xx_share: 0.02,
-        seed: plan.seed,
-        ..Faults::default()
-    };
-    let devnet = Devnet::start(dcfg).await.unwrap();
+    let (devnet, dir) = Devnet::start_for_tests(|c| {
+        c.faults = Faults {
+            drop_tx_share: 0.05,
+            rpc_timeout_share: 0.05,
+            rpc_5xx_share: 0.02,
+            seed: plan.seed,
+            ..Faults::default()
+        };
+    })
+    .await
+    .unwrap();
     let cluster = tokio::task::spawn_blocking(PgCluster::start_durable)
         .await
         .unwrap()

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use payouts_devnet::{Devnet, DevnetConfig, DevnetHandle};
+use payouts_devnet::{Devnet, DevnetHandle};
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::claims::{count_by_status, insert_claims, NewClaim};
 use payouts_store::memo::claim_id_from_memo;
@@ -81,10 +81,7 @@ fn open(c: &HashMap<ClaimStatus, i64>) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = DevnetConfig::for_tests();
-    cfg.key_dir = Some(dir.path().to_path_buf());
-    let devnet = Devnet::start(cfg).await.unwrap();
+    let (devnet, dir) = Devnet::start_for_tests(|_| {}).await.unwrap();
     let db = TestDb::new().await;
     let pool = db.pool().await;
     let icfg = IndexerConfig {

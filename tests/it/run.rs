@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use payouts_devnet::{Devnet, DevnetConfig};
+use payouts_devnet::Devnet;
 use payouts_store::claims::count_by_status;
 use payouts_store::testdb::TestDb;
 use payouts_store::ClaimStatus;
@@ -37,10 +37,7 @@ fn watch_log(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_indexes_pays_serves_and_notifies_in_one_process() {
-    let keys = tempfile::tempdir().unwrap();
-    let mut cfg = DevnetConfig::for_tests();
-    cfg.key_dir = Some(keys.path().to_path_buf());
-    let devnet = Devnet::start(cfg).await.unwrap();
+    let (devnet, keys) = Devnet::start_for_tests(|_| {}).await.unwrap();
     let db = TestDb::new().await;
     let pool = db.pool().await;
     let rx = Receiver::start(

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use payouts_devnet::{Devnet, DevnetConfig};
+use payouts_devnet::Devnet;
 use payouts_indexer::IndexerConfig;
 use serde_json::json;
 
@@ -67,10 +67,7 @@ async fn replay_needs_the_admin_scope_and_a_valid_range() {
 
 #[tokio::test]
 async fn replay_runs_in_the_background_one_at_a_time() {
-    let keys = tempfile::tempdir().unwrap();
-    let mut cfg = DevnetConfig::for_tests();
-    cfg.key_dir = Some(keys.path().to_path_buf());
-    let devnet = Devnet::start(cfg).await.unwrap();
+    let (devnet, _keys) = Devnet::start_for_tests(|_| {}).await.unwrap();
     assert!(devnet.wait_for_height(6, Duration::from_secs(30)).await);
     let indexer = IndexerConfig::fastnear(devnet.rpc_url());
     let app = app_with(|_| {}, |b| b.indexer_config(indexer)).await;

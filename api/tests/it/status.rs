@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use payouts_devnet::{Devnet, DevnetConfig};
+use payouts_devnet::Devnet;
 use payouts_distributor::DistributorMetrics;
 use payouts_indexer::metrics::CommitStats;
 use payouts_indexer::IndexerMetrics;
@@ -342,10 +342,7 @@ async fn chain_head_comes_from_the_rpc_and_an_unreachable_node_shows_as_unknown(
     drop(app);
 
     // A real node (the devnet).
-    let keys = tempfile::tempdir().unwrap();
-    let mut cfg = DevnetConfig::for_tests();
-    cfg.key_dir = Some(keys.path().to_path_buf());
-    let devnet = Devnet::start(cfg).await.unwrap();
+    let (devnet, _keys) = Devnet::start_for_tests(|_| {}).await.unwrap();
     assert!(devnet.wait_for_height(5, Duration::from_secs(30)).await);
     let app = app_with(
         |c| {

@@ -4,7 +4,7 @@ use near_jsonrpc_client::{methods, JsonRpcClient};
 use near_jsonrpc_primitives::types::query::QueryResponseKind;
 use near_primitives::types::{BlockReference, Finality};
 use near_primitives::views::{FinalExecutionStatus, QueryRequest, TxExecutionStatus};
-use payouts_devnet::{Devnet, DevnetConfig};
+use payouts_devnet::Devnet;
 use payouts_distributor::{build_batch, plan, Limits, TreasuryKey};
 use payouts_store::claims::{insert_claims, lock_pending, NewClaim};
 use payouts_store::memo::claim_id_from_memo;
@@ -15,10 +15,7 @@ const TGAS: u64 = 1_000_000_000_000;
 
 #[tokio::test]
 async fn a_signed_batch_pays_every_claim_exactly() {
-    let keys = tempfile::tempdir().unwrap();
-    let mut cfg = DevnetConfig::for_tests();
-    cfg.key_dir = Some(keys.path().to_path_buf());
-    let devnet = Devnet::start(cfg).await.unwrap();
+    let (devnet, _keys) = Devnet::start_for_tests(|_| {}).await.unwrap();
     let client = JsonRpcClient::connect(devnet.rpc_url());
     // The key file as near-cli wrote it: the same path an operator configures.
     let key = TreasuryKey::from_file(&devnet.treasury_key_file()).unwrap();

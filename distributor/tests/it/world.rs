@@ -32,11 +32,7 @@ pub struct Running {
 
 impl World {
     pub async fn start(tune: impl FnOnce(&mut DevnetConfig)) -> World {
-        let keys = tempfile::tempdir().unwrap();
-        let mut cfg = DevnetConfig::for_tests();
-        cfg.key_dir = Some(keys.path().to_path_buf());
-        tune(&mut cfg);
-        let devnet = Devnet::start(cfg).await.unwrap();
+        let (devnet, keys) = Devnet::start_for_tests(tune).await.unwrap();
         let db = TestDb::new().await;
         let pool = db.pool().await;
         let icfg = IndexerConfig {

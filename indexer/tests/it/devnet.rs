@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use near_jsonrpc_client::JsonRpcClient;
 use near_primitives::views::FinalExecutionOutcomeView;
-use payouts_devnet::{Devnet, DevnetConfig, DevnetHandle};
+use payouts_devnet::{Devnet, DevnetHandle};
 use payouts_indexer::replay::replay;
 use payouts_indexer::rules::RuleConfig;
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
@@ -30,10 +30,7 @@ struct Net {
 }
 
 async fn devnet() -> Net {
-    let keys = tempfile::tempdir().unwrap();
-    let mut cfg = DevnetConfig::for_tests();
-    cfg.key_dir = Some(keys.path().to_path_buf());
-    let devnet = Devnet::start(cfg).await.unwrap();
+    let (devnet, keys) = Devnet::start_for_tests(|_| {}).await.unwrap();
     let client = JsonRpcClient::connect(devnet.rpc_url());
     Net {
         devnet,
