@@ -1,9 +1,10 @@
 //! `payouts dev`: one command brings up Postgres, the devnet with its load generator, the indexer, the
 //! distributor and the dashboard; claims get paid within a minute; Ctrl-C stops it all and removes the data.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::child::lines;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_pays_claims_within_a_minute_and_cleans_up_on_ctrl_c() {
@@ -24,13 +25,7 @@ async fn dev_pays_claims_within_a_minute_and_cleans_up_on_ctrl_c() {
         .spawn()
         .unwrap();
     let spawned = Instant::now();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines(child.stdout.take().unwrap());
     // Start-up (initdb, the devnet, migrations) is not what is measured, but it must finish.
     let banner_deadline = spawned + Duration::from_secs(180);
     let mut banner = Vec::new();

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `payouts` binary.
 
+mod child;
 mod cli;
 mod compose;
 mod dev;
