@@ -589,15 +589,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "--rate and --duration-secs: at least 1"
         );
     }
-    let mut gas_limit = None;
     let (devnet, _keys_dir) = Devnet::start_for_tests(|c| {
         c.block_time_ms = args.block_time_ms;
         c.lift_gas_limit = args.lift_gas_limit;
         c.rpc_timeout_ms = 10_000;
-        gas_limit = c.effective_gas_limit();
     })
     .await
     .context("starting the devnet")?;
+    let gas_limit = devnet.gas_limit();
     let db = TestDb::new().await;
     let pool = db.pool().await;
     let stop_token_for_webhooks = CancellationToken::new();

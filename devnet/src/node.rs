@@ -304,6 +304,11 @@ impl DevnetHandle {
         self.shared.chain.lock().ft_transfers().to_vec()
     }
 
+    /// The per-block gas limit in force (`None`: lifted).
+    pub fn gas_limit(&self) -> Option<u64> {
+        self.shared.chain.lock().params().gas_limit
+    }
+
     /// Gas used and limit of every block so far.
     pub fn block_gas(&self) -> Vec<BlockGas> {
         let chain = self.shared.chain.lock();

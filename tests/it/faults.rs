@@ -11,11 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use payouts_devnet::{Devnet, Faults};
-use payouts_store::claims::{count_by_status, insert_claims, NewClaim};
+use payouts_store::claims::{count_by_status, insert_claims};
 use payouts_store::cluster::PgCluster;
 use payouts_store::memo::claim_id_from_memo;
 use payouts_store::migrate::{run_migrations, Direction};
-use payouts_store::{ClaimStatus, DbConfig, Yocto};
+use payouts_store::{ClaimStatus, DbConfig};
+
+use crate::claims::manual_claims;
 
 /// A seeded LCG: a failing run can be replayed with its seed.
 struct Rng(u64);
@@ -81,31 +83,8 @@ async fn fault_run(plan: Plan) {
     run_migrations(&db, Direction::Up).await.unwrap();
 
     // Claims over the 500 registered users; balances expected at the end.
-    let items: Vec<(String, u128)> = (0..plan.claims)
-        .map(|i| (format!("user-{}.devnet", 2 * (i % 500)), 1 + i as u128))
-        .collect();
     let mut expected: HashMap<String, u128> = HashMap::new();
-    for (r, a) in &items {
-        let id: near_primitives::types::AccountId = r.parse().unwrap();
-        let start = *expected
-            .entry(r.clone())
-            .or_insert_with(|| devnet.ft_balance(&id).unwrap());
-        expected.insert(r.clone(), start + a);
-    }
-    let rows: Vec<NewClaim> = items
-        .iter()
-        .enumerate()
-        .map(|(i, (r, a))| {
-            NewClaim::manual(
-                &format!("fault-{i}"),
-                "d",
-                "token.devnet",
-                r,
-                Yocto(*a),
-                None,
-            )
-        })
-        .collect();
+    let rows = manual_claims(&devnet, "fault", 0..plan.claims, &mut expected);
 
     let keys: Vec<String> = devnet.treasury_key_files()[..4]
         .iter()

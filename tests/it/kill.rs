@@ -8,18 +8,19 @@ use std::time::{Duration, Instant};
 
 use payouts_devnet::{Devnet, DevnetHandle};
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
-use payouts_store::claims::{count_by_status, insert_claims, NewClaim};
+use payouts_store::claims::{count_by_status, insert_claims};
 use payouts_store::memo::claim_id_from_memo;
 use payouts_store::testdb::TestDb;
-use payouts_store::{ClaimStatus, PgPool, Yocto};
+use payouts_store::{ClaimStatus, PgPool};
 use tokio_util::sync::CancellationToken;
+
+use crate::claims::manual_claims;
 
 const CLAIMS: usize = 5_000;
 /// Claims added whenever a kill finds everything paid.
 const MORE_CLAIMS: usize = 1_000;
 
-/// Inserts `n` more manual claims (`kill-{i}`, amount `1 + i`, round-robin over the 500 registered users),
-/// adding them to the balances `expected` at the end.
+/// Inserts `n` more claims (`kill-{i}`, see [`manual_claims`]), adding them to the balances `expected` at the end.
 async fn add_claims(
     pool: &PgPool,
     devnet: &DevnetHandle,
@@ -27,25 +28,7 @@ async fn add_claims(
     total: &mut usize,
     n: usize,
 ) {
-    let rows: Vec<NewClaim> = (*total..*total + n)
-        .map(|i| {
-            let receiver = format!("user-{}.devnet", 2 * (i % 500));
-            let amount = 1 + i as u128;
-            let id: near_primitives::types::AccountId = receiver.parse().unwrap();
-            let start = *expected
-                .entry(receiver.clone())
-                .or_insert_with(|| devnet.ft_balance(&id).unwrap());
-            expected.insert(receiver.clone(), start + amount);
-            NewClaim::manual(
-                &format!("kill-{i}"),
-                "d",
-                "token.devnet",
-                &receiver,
-                Yocto(amount),
-                None,
-            )
-        })
-        .collect();
+    let rows = manual_claims(devnet, "kill", *total..*total + n, expected);
     let mut conn = payouts_store::get(pool).await.unwrap();
     for chunk in rows.chunks(1000) {
         insert_claims(&mut conn, chunk).await.unwrap();

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `payouts` binary.
 
 mod child;
+mod claims;
 mod cli;
 mod compose;
 mod dev;
