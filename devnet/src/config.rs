@@ -9,6 +9,10 @@ use serde::Deserialize;
 /// One teragas, in gas units.
 pub const TGAS: u64 = 1_000_000_000_000;
 
+/// The protocol version the devnet reports (`status`, `EXPERIMENTAL_protocol_config`, block
+/// headers): mainnet's since 2025, the first with 1 PGas of prepaid gas per transaction.
+pub const DEVNET_PROTOCOL_VERSION: u32 = 83;
+
 /// Everything `Devnet::start` needs. Every field has a default (`DevnetConfig::default()`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -16,7 +20,7 @@ pub struct DevnetConfig {
     /// Address of the single HTTP port (JSON-RPC on `POST /`, neardata on `GET /v0/...`).
     /// Use port 0 to let the OS pick one (tests).
     pub listen: SocketAddr,
-    /// Time between two blocks, in milliseconds.
+    /// Time between two blocks, in milliseconds (default 600: mainnet's pace).
     pub block_time_ms: u64,
     /// Genesis TOML file; `None` uses the built-in genesis (see `genesis` module docs).
     pub genesis: Option<PathBuf>,
@@ -31,10 +35,19 @@ pub struct DevnetConfig {
     pub gas_limit: u64,
     /// Lift the per-block gas limit entirely (benchmarks).
     pub lift_gas_limit: bool,
-    /// Maximum prepaid gas of one transaction (default 300 Tgas; protocol 83+ uses 1 PGas).
+    /// Maximum prepaid gas of one transaction (default 1 PGas, protocol 83+; 300 Tgas before).
     pub max_tx_gas: u64,
-    /// Transaction validity period, in blocks (localnet default: 100).
+    /// Transaction validity period, in blocks (default 86,400: mainnet's and testnet's; a
+    /// nearcore localnet uses 100). Tests may shorten it; the rule stays nearcore's.
     pub validity_period: u64,
+    /// Simulated nodes behind the RPC URL, each with its own view of the chain and its own pool
+    /// (see `chain::front`). Default 3.
+    pub nodes: usize,
+    /// How far a node's head may lag the producer's, in blocks (drawn per node and block).
+    /// Default 2.
+    pub max_node_lag_blocks: u64,
+    /// How many past blocks keep their state readable by `query` (older: `GARBAGE_COLLECTED_BLOCK`).
+    pub state_history_blocks: usize,
     /// How long `send_tx` / `tx` wait for the requested `wait_until` before answering HTTP 408.
     pub rpc_timeout_ms: u64,
     /// How long `GET /v0/block/{h}` long-polls for a height that is not final yet.
@@ -52,13 +65,16 @@ impl Default for DevnetConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3030)),
-            block_time_ms: 500,
+            block_time_ms: 600,
             genesis: None,
             key_dir: None,
             gas_limit: 1_000 * TGAS,
             lift_gas_limit: false,
-            max_tx_gas: 300 * TGAS,
-            validity_period: 100,
+            max_tx_gas: 1_000 * TGAS,
+            validity_period: 86_400,
+            nodes: 3,
+            max_node_lag_blocks: 2,
+            state_history_blocks: crate::state::DEFAULT_HISTORY_BLOCKS,
             rpc_timeout_ms: 10_000,
             neardata_poll_ms: 5_000,
             lake_dir: None,
@@ -104,8 +120,37 @@ pub struct Faults {
     /// Delay before every neardata (`/v0/…`) answer, in milliseconds: a block source far away, as a
     /// public neardata endpoint is (tens of milliseconds a request) where the devnet is local.
     pub neardata_delay_ms: u64,
+    /// Share of transactions lost while a node forwards them to the chunk producer.
+    pub forward_drop_share: f64,
+    /// Share of forwarded transactions that reach the chunk producer one block late (so two
+    /// transactions of one key can arrive out of nonce order; the lower one is then invalid).
+    pub forward_delay_share: f64,
+    /// Share of received transactions held in their node's pool for `hold_blocks` blocks.
+    pub hold_share: f64,
+    /// How long a held transaction waits before it is forwarded, in blocks.
+    pub hold_blocks: u64,
+    /// Share of re-submissions (a transaction the front has already received) answered with
+    /// `resend_reject_error` without being processed.
+    pub resend_reject_share: f64,
+    /// The transient error those re-submissions get.
+    pub resend_reject_error: InjectedError,
     /// Seed of the fault RNG.
     pub seed: u64,
+}
+
+/// A transient error a fault knob answers a submission with (the submission is not processed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectedError {
+    /// `InvalidTxError::ShardCongested` (NEP-539 congestion control).
+    #[default]
+    ShardCongested,
+    /// `InvalidTxError::ShardStuck`.
+    ShardStuck,
+    /// `InvalidTxError::NotEnoughBalance`, as a node whose view of the signer is stale answers.
+    NotEnoughBalance,
+    /// HTTP 408 `TIMEOUT_ERROR`.
+    Timeout,
 }
 
 /// The load generator: users call `claims.devnet` `claim({"amount"})` at a steady rate, signed
@@ -165,7 +210,10 @@ mod tests {
         assert_eq!(cfg.block_time_ms, 100);
         assert_eq!(cfg.effective_gas_limit(), None);
         assert_eq!(cfg.faults.drop_tx_share, 0.5);
-        assert_eq!(cfg.max_tx_gas, 300 * TGAS);
+        assert_eq!(cfg.max_tx_gas, 1_000 * TGAS);
+        assert_eq!(cfg.validity_period, 86_400);
+        assert_eq!(cfg.block_time_ms, 100);
+        assert_eq!(DevnetConfig::default().block_time_ms, 600);
     }
 
     #[test]

@@ -106,7 +106,9 @@ impl Devnet {
             validity_period: cfg.validity_period,
             fees: Fees::new(genesis.gas_price.0, cfg.max_tx_gas),
         };
-        let mut chain = Chain::new(params, built.state, now_ns(), cfg.faults.seed);
+        let mut state = built.state;
+        state.set_history_blocks(cfg.state_history_blocks);
+        let mut chain = Chain::new(params, state, now_ns(), cfg.faults.seed);
         chain.set_drop_share(cfg.faults.drop_tx_share);
         let head_height = chain.head().height;
         let shared = Arc::new(Shared {

@@ -8,6 +8,7 @@
 //! after they are produced, like doomslug finality on nearcore.
 
 mod execute;
+pub mod front;
 mod outcome;
 mod produce;
 mod views;
@@ -122,7 +123,8 @@ pub struct Chain {
 
 impl Chain {
     /// A chain holding only the genesis block, produced at `timestamp_ns`.
-    pub fn new(params: ChainParams, state: State, timestamp_ns: u64, drop_seed: u64) -> Self {
+    pub fn new(params: ChainParams, mut state: State, timestamp_ns: u64, drop_seed: u64) -> Self {
+        state.set_genesis_height(params.genesis_height);
         let mut chain = Self {
             params,
             state,

@@ -106,6 +106,7 @@ impl Chain {
             created.iter().map(|r| r.view.clone()).collect(),
         );
         self.receipts.extend(created);
+        self.state.seal_block(height);
         let last_final_height = height
             .saturating_sub(super::FINALITY_LAG)
             .max(self.params.genesis_height);

@@ -12,7 +12,7 @@ use near_indexer_primitives::{
 use near_primitives::account::id::AccountIdRef;
 use near_primitives::hash::{hash, CryptoHash};
 use near_primitives::types::{AccountId, Balance, Gas, ShardId};
-use near_primitives::version::PROTOCOL_VERSION;
+use crate::config::DEVNET_PROTOCOL_VERSION as PROTOCOL_VERSION;
 use near_primitives::views::{BlockHeaderView, BlockView, ChunkHeaderView, ChunkView, ReceiptView};
 
 /// The block producer's account id shown as `author`.

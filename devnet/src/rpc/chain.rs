@@ -15,7 +15,9 @@ use near_primitives::types::{
     AccountId, Balance, BlockId, BlockReference, EpochId, Finality, Gas, MaybeBlockId, ShardId,
     SyncCheckpoint,
 };
-use near_primitives::version::{Version, PROTOCOL_VERSION};
+use near_primitives::version::Version;
+
+use crate::config::DEVNET_PROTOCOL_VERSION as PROTOCOL_VERSION;
 use near_primitives::views::{GasPriceView, StatusResponse, StatusSyncInfo, ValidatorInfo};
 use serde_json::Value;
 

@@ -3,8 +3,9 @@
 //! path form (`["account/ID"]`, `["access_key/ID/KEY"]`, `["access_key/ID"]`,
 //! `["call/ID/METHOD", "<base58 args>"]`).
 //!
-//! Queries read the current state and report the height and hash of the referenced block (the
-//! devnet keeps no historical state).
+//! A query reads the state of the block it refers to (nearcore reads that block's state root), so
+//! a `final` query sees the state of about two blocks ago; a block older than the kept state
+//! history answers `GARBAGE_COLLECTED_BLOCK`.
 
 use near_crypto::PublicKey;
 use near_jsonrpc_primitives::errors::RpcError;
@@ -86,6 +87,13 @@ pub(crate) fn query(shared: &Shared, params: Value) -> RpcResult {
         .into());
     };
     let (block_height, block_hash) = (block.height, block.hash);
+    let state = chain.state().at(block_height).map_err(|_| -> RpcError {
+        RpcQueryError::GarbageCollectedBlock {
+            block_height,
+            block_hash,
+        }
+        .into()
+    })?;
     let unknown = |id: &AccountId| -> RpcError {
         RpcQueryError::UnknownAccount {
             requested_account_id: id.clone(),
@@ -96,8 +104,7 @@ pub(crate) fn query(shared: &Shared, params: Value) -> RpcResult {
     };
     let kind = match req {
         QueryRequest::ViewAccount { account_id } => {
-            let acc = chain
-                .state()
+            let acc = state
                 .account(&account_id)
                 .ok_or_else(|| unknown(&account_id))?;
             QueryResponseKind::ViewAccount(AccountView {
@@ -113,20 +120,20 @@ pub(crate) fn query(shared: &Shared, params: Value) -> RpcResult {
         QueryRequest::ViewAccessKey {
             account_id,
             public_key,
-        } => match chain.state().access_key(&account_id, &public_key) {
-            Some(key) => QueryResponseKind::AccessKey(AccessKeyView::from(key.clone())),
+        } => match state.access_key(&account_id, &public_key) {
+            Some(key) => QueryResponseKind::AccessKey(AccessKeyView::from(key)),
             None => {
                 let msg = format!("access key {public_key} does not exist while viewing");
                 return legacy_error(msg, block_height, block_hash);
             }
         },
         QueryRequest::ViewAccessKeyList { account_id } => {
-            let keys = chain.state().account(&account_id).map(|a| {
+            let keys = state.account(&account_id).map(|a| {
                 a.keys
-                    .iter()
+                    .into_iter()
                     .map(|(pk, k)| AccessKeyInfoView {
-                        public_key: pk.clone(),
-                        access_key: AccessKeyView::from(k.clone()),
+                        public_key: pk,
+                        access_key: AccessKeyView::from(k),
                     })
                     .collect()
             });
@@ -139,8 +146,7 @@ pub(crate) fn query(shared: &Shared, params: Value) -> RpcResult {
             method_name,
             args,
         } => {
-            let acc = chain
-                .state()
+            let acc = state
                 .account(&account_id)
                 .ok_or_else(|| unknown(&account_id))?;
             let Some(kind) = acc.contract else {
@@ -149,7 +155,15 @@ pub(crate) fn query(shared: &Shared, params: Value) -> RpcResult {
                 );
                 return legacy_error(msg, block_height, block_hash);
             };
-            match contracts::view(chain.state(), kind, &account_id, &method_name, &args) {
+            let result = if state.is_current() {
+                contracts::view(chain.state(), kind, &account_id, &method_name, &args)
+            } else {
+                let snapshot = state
+                    .contract_state(&account_id)
+                    .ok_or_else(|| unknown(&account_id))?;
+                contracts::view(&snapshot, kind, &account_id, &method_name, &args)
+            };
+            match result {
                 Ok(result) => QueryResponseKind::CallResult(CallResult {
                     result,
                     logs: vec![],

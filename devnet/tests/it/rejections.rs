@@ -149,14 +149,14 @@ async fn every_rule_has_its_typed_error() {
         })
     );
     let actions = (0..3)
-        .map(|_| function_call("ft_transfer", serde_json::json!({}), 101 * TGAS, 1))
+        .map(|_| function_call("ft_transfer", serde_json::json!({}), 334 * TGAS, 1))
         .collect();
     let tx = net.tx_with(treasury, &token, actions, 1, hash);
     assert_eq!(
         rejected(&net, tx).await,
         InvalidTxError::ActionsValidation(ActionsValidationError::TotalPrepaidGasExceeded {
-            total_prepaid_gas: Gas::from_gas(303 * TGAS),
-            limit: Gas::from_gas(300 * TGAS),
+            total_prepaid_gas: Gas::from_gas(1_002 * TGAS),
+            limit: Gas::from_gas(1_000 * TGAS),
         })
     );
 

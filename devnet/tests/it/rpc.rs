@@ -198,9 +198,9 @@ async fn views_status_blocks_and_config() {
     assert_eq!(limits.max_actions_per_receipt, 100);
     assert_eq!(
         limits.max_total_prepaid_gas.as_gas(),
-        300 * payouts_devnet::TGAS
+        1_000 * payouts_devnet::TGAS
     );
-    assert_eq!(config.transaction_validity_period, 100);
+    assert_eq!(config.transaction_validity_period, 86_400);
     net.shutdown().await;
 }
 
