@@ -27,7 +27,7 @@ pub mod state;
 pub mod validate;
 
 pub use bench::{bench_apply, BenchReport};
-pub use config::{DevnetConfig, Faults, LoadConfig, TGAS};
+pub use config::{DevnetConfig, Faults, InjectedError, LoadConfig, TGAS};
 pub use error::DevnetError;
 pub use genesis::Genesis;
 pub use node::{run, BlockGas, Devnet, DevnetHandle};

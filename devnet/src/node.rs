@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::chain::{AppliedFtTransfer, Chain, ChainParams};
-use crate::config::{DevnetConfig, Faults};
+use crate::chain::{AppliedFtTransfer, Chain, ChainParams, RpcFront};
+use crate::config::{DevnetConfig, Faults, InjectedError};
 use crate::error::DevnetError;
 use crate::faults::FaultState;
 use crate::fees::Fees;
@@ -111,6 +111,14 @@ impl Devnet {
         let mut chain = Chain::new(params, state, now_ns(), cfg.faults.seed);
         chain.set_drop_share(cfg.faults.drop_tx_share);
         let head_height = chain.head().height;
+        let mut front = RpcFront::new(
+            cfg.nodes,
+            cfg.max_node_lag_blocks,
+            head_height,
+            cfg.faults.seed,
+        );
+        front.set_faults(cfg.faults.clone());
+        chain.set_front(front);
         let shared = Arc::new(Shared {
             chain: Mutex::new(chain),
             faults: Mutex::new(FaultState::new(cfg.faults.clone())),
@@ -240,11 +248,50 @@ impl DevnetHandle {
 
     /// Replaces the fault knobs (takes effect for the next call / block).
     pub fn set_faults(&self, faults: Faults) {
+        {
+            let mut chain = self.shared.chain.lock();
+            chain.set_drop_share(faults.drop_tx_share);
+            chain.front_mut().set_faults(faults.clone());
+        }
+        self.shared.faults.lock().set(faults);
+    }
+
+    /// Number of simulated nodes behind the RPC URL.
+    pub fn nodes(&self) -> usize {
+        self.shared.chain.lock().front_mut().len()
+    }
+
+    /// Makes node `node` lag exactly `blocks` behind the producer (`None`: back to drawn lags,
+    /// up to `max_node_lag_blocks`).
+    pub fn set_node_lag(&self, node: usize, blocks: Option<u64>) {
+        self.shared.chain.lock().front_mut().set_lag(node, blocks);
+    }
+
+    /// Answers the next `count` submissions of transaction `hash` (through any node, any
+    /// method) with `error`, without processing them.
+    pub fn reject_next_submissions(
+        &self,
+        hash: near_primitives::hash::CryptoHash,
+        count: u32,
+        error: InjectedError,
+    ) {
         self.shared
             .chain
             .lock()
-            .set_drop_share(faults.drop_tx_share);
-        self.shared.faults.lock().set(faults);
+            .front_mut()
+            .script(hash, count, error);
+    }
+
+    /// Holds the next copy of `hash` a node receives in that node's pool for `blocks` blocks
+    /// before forwarding it (a copy that lands late).
+    pub fn hold_tx(&self, hash: near_primitives::hash::CryptoHash, blocks: u64) {
+        self.shared.chain.lock().front_mut().hold(hash, blocks);
+    }
+
+    /// Whether transaction `hash` is included in a block.
+    pub fn is_on_chain(&self, hash: &near_primitives::hash::CryptoHash) -> bool {
+        let chain = self.shared.chain.lock();
+        chain.is_on_chain(hash, chain.head().height)
     }
 
     /// Changes the load generator's rate, claims per second (0 pauses it). Benchmarks pause it once
@@ -327,8 +374,9 @@ impl DevnetHandle {
 
     /// Transactions in the pool and receipts waiting for execution.
     pub fn backlog(&self) -> (usize, usize) {
-        let chain = self.shared.chain.lock();
-        (chain.pool_len(), chain.pending_receipts())
+        let mut chain = self.shared.chain.lock();
+        let pooled = chain.pool_len() + chain.front_mut().pooled();
+        (pooled, chain.pending_receipts())
     }
 
     /// Waits until the head reaches `height` or `timeout` passes; returns whether it did.

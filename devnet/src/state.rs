@@ -195,10 +195,7 @@ impl State {
             return Err(Pruned { oldest });
         }
         let later = self.history.iter().filter(|b| b.height > height).collect();
-        Ok(StateAt {
-            state: self,
-            later,
-        })
+        Ok(StateAt { state: self, later })
     }
 
     /// An account, if it exists.
@@ -390,10 +387,7 @@ impl StateAt<'_> {
             }
             ft.insert(contract.clone(), ledger);
         }
-        Some(State::new(
-            HashMap::from([(contract.clone(), account)]),
-            ft,
-        ))
+        Some(State::new(HashMap::from([(contract.clone(), account)]), ft))
     }
 }
 

@@ -1,7 +1,9 @@
-//! Transaction validation in nearcore's order, with nearcore's error values:
-//! 1. size and actions (`ActionsValidation`: number of actions, zero gas, total prepaid gas);
-//! 2. signature over `sha256(borsh(Transaction))` (`InvalidSignature`);
-//! 3. validity period of `block_hash` (`Expired`, also for an unknown hash);
+//! Transaction validation in nearcore's order (chain/client/src/rpc_handler.rs
+//! `process_tx_internal`: validity period first, then `validate_tx`'s stateless checks, then
+//! congestion, then the state), with nearcore's error values:
+//! 1. validity period of `block_hash` (`Expired`, also for an unknown hash) — [`check_validity`];
+//! 2. size and actions (`ActionsValidation`: number of actions, zero gas, total prepaid gas);
+//! 3. signature over `sha256(borsh(Transaction))` (`InvalidSignature`);
 //! 4. signer and access key exist (`SignerDoesNotExist`, `AccessKeyNotFound`);
 //! 5. nonce (`InvalidNonce`), and at chunk production only the height-based upper bound
 //!    (`NonceTooLarge`, never shown to RPC clients: the transaction is dropped);
@@ -9,16 +11,43 @@
 //! 7. function-call key permissions (`RequiresFullAccess`, `DepositWithFunctionCall`,
 //!    `ReceiverMismatch`, `MethodNameMismatch`).
 
-use near_crypto::Signer;
-use near_primitives::account::AccessKeyPermission;
+use near_crypto::{PublicKey, Signer};
+use near_primitives::account::{AccessKey, AccessKeyPermission};
 use near_primitives::action::Action;
 use near_primitives::errors::{ActionsValidationError, InvalidAccessKeyError, InvalidTxError};
 use near_primitives::transaction::{SignedTransaction, Transaction};
-use near_primitives::types::{Balance, Gas};
+use near_primitives::types::{AccountId, Balance, Gas};
 use near_primitives::version::PROTOCOL_VERSION;
 
 use crate::fees::{Fees, TxCost};
-use crate::state::State;
+use crate::state::{State, StateAt};
+
+/// The reads validation needs, from the current state or from the state of an earlier block (a
+/// lagging node validates against what it has seen).
+pub trait StateRead {
+    /// Liquid balance of an account, `None` when it does not exist.
+    fn amount(&self, id: &AccountId) -> Option<u128>;
+    /// An access key.
+    fn access_key(&self, id: &AccountId, key: &PublicKey) -> Option<AccessKey>;
+}
+
+impl StateRead for State {
+    fn amount(&self, id: &AccountId) -> Option<u128> {
+        self.account(id).map(|a| a.amount)
+    }
+    fn access_key(&self, id: &AccountId, key: &PublicKey) -> Option<AccessKey> {
+        State::access_key(self, id, key).cloned()
+    }
+}
+
+impl StateRead for StateAt<'_> {
+    fn amount(&self, id: &AccountId) -> Option<u128> {
+        StateAt::amount(self, id)
+    }
+    fn access_key(&self, id: &AccountId, key: &PublicKey) -> Option<AccessKey> {
+        StateAt::access_key(self, id, key)
+    }
+}
 
 /// nearcore's `ACCESS_KEY_NONCE_RANGE_MULTIPLIER`: a nonce must stay below `height × 10^6`.
 pub const ACCESS_KEY_NONCE_RANGE_MULTIPLIER: u64 = 1_000_000;
@@ -142,25 +171,36 @@ pub struct ChainPoint {
     pub producing_height: Option<u64>,
 }
 
-/// Checks against the chain and the state (steps 3–7 of the module docs).
+/// The validity period (step 1): `Expired` when `block_hash` is unknown or more than
+/// `validity_period` blocks behind the head.
+pub fn check_validity(at: ChainPoint) -> Result<(), InvalidTxError> {
+    match at.base_height {
+        Some(base)
+            if base <= at.head_height
+                && at.head_height <= base.saturating_add(at.validity_period) =>
+        {
+            Ok(())
+        }
+        _ => Err(InvalidTxError::Expired),
+    }
+}
+
+/// Checks against the chain and the state (steps 1 and 4–7 of the module docs).
 pub fn check_stateful(
-    state: &State,
+    state: &impl StateRead,
     tx: &SignedTransaction,
     cost: &TxCost,
     at: ChainPoint,
 ) -> Result<(), InvalidTxError> {
-    match at.base_height {
-        Some(base) if at.head_height <= base.saturating_add(at.validity_period) => {}
-        _ => return Err(InvalidTxError::Expired),
-    }
+    check_validity(at)?;
     let t = &tx.transaction;
     let signer_id = t.signer_id();
-    let Some(signer) = state.account(signer_id) else {
+    let Some(signer_amount) = state.amount(signer_id) else {
         return Err(InvalidTxError::SignerDoesNotExist {
             signer_id: signer_id.clone(),
         });
     };
-    let Some(key) = signer.keys.get(t.public_key()) else {
+    let Some(key) = state.access_key(signer_id, t.public_key()) else {
         return Err(InvalidAccessKeyError::AccessKeyNotFound {
             account_id: signer_id.clone(),
             public_key: Box::new(t.public_key().clone()),
@@ -182,10 +222,10 @@ pub fn check_stateful(
             });
         }
     }
-    if signer.amount < cost.total_cost {
+    if signer_amount < cost.total_cost {
         return Err(InvalidTxError::NotEnoughBalance {
             signer_id: signer_id.clone(),
-            balance: Balance::from_yoctonear(signer.amount),
+            balance: Balance::from_yoctonear(signer_amount),
             cost: Balance::from_yoctonear(cost.total_cost),
         });
     }

@@ -273,12 +273,15 @@ mod tests {
     #[test]
     fn heads_lag_within_bounds_and_never_go_back() {
         let mut front = Front::new(4, 3, 1, 9);
-        let mut last = vec![1; 4];
+        let mut last = [1; 4];
         for head in 2..200 {
             front.advance(head);
             for (i, l) in last.iter_mut().enumerate() {
                 let h = front.head_of(i, head);
-                assert!(h >= *l && h <= head && h + 3 >= head, "node {i} at {h}, head {head}");
+                assert!(
+                    h >= *l && h <= head && h + 3 >= head,
+                    "node {i} at {h}, head {head}"
+                );
                 *l = h;
             }
         }

@@ -29,13 +29,16 @@ use near_primitives::views::{ExecutionOutcomeWithIdView, ReceiptView};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+pub use front::Front as RpcFront;
 pub use outcome::{satisfies as outcome_satisfies, TxLookup, TxProgress};
 pub use views::Block;
 
+use crate::config::InjectedError;
 use crate::contracts::FtTransferEvent;
 use crate::fees::{Fees, TxCost};
 use crate::state::State;
 use crate::validate::{self, ChainPoint};
+use front::Front;
 
 /// Blocks between a block and the moment it is final.
 pub const FINALITY_LAG: u64 = 2;
@@ -119,12 +122,24 @@ pub struct Chain {
     arrivals: u64,
     drop_rng: StdRng,
     drop_share: f64,
+    /// The nodes behind the RPC URL (one node that never lags unless configured).
+    front: Front,
+}
+
+/// Why a submission through a node was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// nearcore's `InvalidTransaction` (validation, or an injected transient error).
+    Invalid(InvalidTxError),
+    /// The node did not answer in time (HTTP 408 `TIMEOUT_ERROR`); nothing was processed.
+    Timeout,
 }
 
 impl Chain {
     /// A chain holding only the genesis block, produced at `timestamp_ns`.
     pub fn new(params: ChainParams, mut state: State, timestamp_ns: u64, drop_seed: u64) -> Self {
         state.set_genesis_height(params.genesis_height);
+        let params_genesis_height = params.genesis_height;
         let mut chain = Self {
             params,
             state,
@@ -141,6 +156,7 @@ impl Chain {
             arrivals: 0,
             drop_rng: StdRng::seed_from_u64(drop_seed),
             drop_share: 0.0,
+            front: Front::new(1, 0, params_genesis_height, drop_seed),
         };
         chain.produce_genesis(timestamp_ns);
         chain
@@ -215,24 +231,60 @@ impl Chain {
         self.receipts.len()
     }
 
-    /// Validates a transaction as nearcore's RPC does and adds it to the pool. A transaction
-    /// already in the pool or on chain is accepted again without checks (re-broadcasts are safe).
+    /// Validates a transaction as nearcore's RPC does and adds it to the pool.
+    ///
+    /// The order is nearcore's (chain/client/src/rpc_handler.rs `process_tx_internal`): the
+    /// validity period, then the stateless checks, then the state; only a transaction that
+    /// passes all of them meets the pool, where a copy already waiting is a no-op. A resend is
+    /// therefore validated again like any other transaction: once it is on chain its nonce is
+    /// used and the resend fails with `InvalidNonce` (the RPC layer, like nearcore's
+    /// `send_tx`, forgives exactly that error for a transaction it finds on chain).
     pub fn submit(&mut self, tx: SignedTransaction) -> Result<CryptoHash, InvalidTxError> {
-        let hash = tx.get_hash();
-        if self.pool_hashes.contains(&hash) || self.txs.contains_key(&hash) {
-            return Ok(hash);
-        }
-        let cost = validate::check_stateless(&self.params.fees, &tx)?;
+        let head = self.head().height;
+        let cost = self.validate_at(&tx, head)?;
+        Ok(self.admit(tx, cost))
+    }
+
+    /// Validates a transaction against the chain as a node whose head is `node_head` sees it:
+    /// blocks above `node_head` are unknown to it and the state is that of `node_head`.
+    pub fn validate_at(
+        &self,
+        tx: &SignedTransaction,
+        node_head: u64,
+    ) -> Result<TxCost, InvalidTxError> {
+        let node_head = node_head.min(self.head().height);
         let at = ChainPoint {
-            head_height: self.head().height,
+            head_height: node_head,
             base_height: self
                 .hash_to_height
                 .get(tx.transaction.block_hash())
-                .copied(),
+                .copied()
+                .filter(|h| *h <= node_head),
             validity_period: self.params.validity_period,
             producing_height: None,
         };
-        validate::check_stateful(&self.state, &tx, &cost, at)?;
+        validate::check_validity(at)?;
+        let cost = validate::check_stateless(&self.params.fees, tx)?;
+        if node_head >= self.head().height {
+            validate::check_stateful(&self.state, tx, &cost, at)?;
+        } else {
+            // A node further behind than the kept history validates against the oldest state
+            // kept (the devnet keeps far more blocks than any node lags).
+            match self.state.at(node_head) {
+                Ok(view) => validate::check_stateful(&view, tx, &cost, at)?,
+                Err(_) => validate::check_stateful(&self.state, tx, &cost, at)?,
+            }
+        }
+        Ok(cost)
+    }
+
+    /// Puts a validated transaction into the chunk producer's pool (a copy already there is a
+    /// no-op) and returns its hash.
+    pub(crate) fn admit(&mut self, tx: SignedTransaction, cost: TxCost) -> CryptoHash {
+        let hash = tx.get_hash();
+        if self.pool_hashes.contains(&hash) || self.txs.contains_key(&hash) {
+            return hash;
+        }
         self.arrivals += 1;
         self.pool.push(PendingTx {
             tx,
@@ -240,7 +292,102 @@ impl Chain {
             arrival: self.arrivals,
         });
         self.pool_hashes.insert(hash);
+        hash
+    }
+
+    /// Whether a transaction is included in a block at or below `height`.
+    pub fn is_on_chain(&self, hash: &CryptoHash, height: u64) -> bool {
+        self.txs.get(hash).is_some_and(|r| r.height <= height)
+    }
+
+    /// Whether a transaction waits in the chunk producer's pool (for tests and metrics; no RPC
+    /// method looks at pools, as on nearcore).
+    pub fn is_pooled(&self, hash: &CryptoHash) -> bool {
+        self.pool_hashes.contains(hash)
+    }
+
+    /// Replaces the nodes behind the RPC URL.
+    pub fn set_front(&mut self, front: Front) {
+        self.front = front;
+    }
+
+    /// The nodes behind the RPC URL.
+    pub fn front_mut(&mut self) -> &mut Front {
+        &mut self.front
+    }
+
+    /// Height of `node`'s head.
+    pub fn node_head(&self, node: usize) -> u64 {
+        self.front.head_of(node, self.head().height)
+    }
+
+    /// Picks the node that answers a request and returns it with its head height.
+    pub fn pick_node(&mut self) -> (usize, u64) {
+        let node = self.front.pick();
+        let head = self.front.head_of(node, self.head().height);
+        (node, head)
+    }
+
+    /// A submission through the RPC front: `node` validates the transaction against what it has
+    /// seen (its head and that block's state) and puts it in its pool; it is forwarded to the
+    /// chunk producer, who validates it again, when the next block is produced. An injected
+    /// transient error answers without processing anything.
+    pub fn submit_via(
+        &mut self,
+        node: usize,
+        tx: SignedTransaction,
+    ) -> Result<CryptoHash, Rejection> {
+        let hash = tx.get_hash();
+        let producer_head = self.head().height;
+        if let Some(error) = self.front.injected(&hash) {
+            tracing::debug!(tx = %hash, ?error, "submission answered by an injected error");
+            return Err(self.injected_rejection(&tx, error));
+        }
+        let node_head = self.front.head_of(node, producer_head);
+        self.validate_at(&tx, node_head)
+            .map_err(Rejection::Invalid)?;
+        self.front.receive(node, tx, producer_head);
         Ok(hash)
+    }
+
+    fn injected_rejection(&self, tx: &SignedTransaction, error: InjectedError) -> Rejection {
+        use near_primitives::types::Balance;
+        let congestion_level = ordered_float::NotNan::<f64>::from(1u8);
+        match error {
+            InjectedError::ShardCongested => Rejection::Invalid(InvalidTxError::ShardCongested {
+                shard_id: 0,
+                congestion_level,
+            }),
+            InjectedError::ShardStuck => Rejection::Invalid(InvalidTxError::ShardStuck {
+                shard_id: 0,
+                missed_chunks: 10,
+            }),
+            InjectedError::NotEnoughBalance => {
+                Rejection::Invalid(InvalidTxError::NotEnoughBalance {
+                    signer_id: tx.transaction.signer_id().clone(),
+                    balance: Balance::from_yoctonear(0),
+                    cost: Balance::from_yoctonear(1),
+                })
+            }
+            InjectedError::Timeout => Rejection::Timeout,
+        }
+    }
+
+    /// Moves what the nodes forward for block `height` into the chunk producer's pool,
+    /// validating each transaction again against the producer's state (invalid ones, such as a
+    /// lower nonce arriving after a higher one was included, are dropped as nearcore drops them).
+    fn take_forwarded(&mut self, height: u64) {
+        let head = self.head().height;
+        for tx in self.front.forward(height) {
+            match self.validate_at(&tx, head) {
+                Ok(cost) => {
+                    self.admit(tx, cost);
+                }
+                Err(err) => {
+                    tracing::debug!(tx = %tx.get_hash(), ?err, "forwarded transaction dropped");
+                }
+            }
+        }
     }
 
     /// Key of a pool entry used to order transactions of one access key by nonce.

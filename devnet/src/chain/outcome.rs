@@ -1,5 +1,10 @@
 //! Transaction status: which `TxExecutionStatus` a transaction has reached and its
 //! `FinalExecutionOutcomeView` (receipt outcomes in depth-first order, as nearcore lists them).
+//!
+//! As on nearcore (chain/client/src/view_client_actor.rs `get_tx_status`), only transactions
+//! included in a block are known: pools are never consulted. Once included, the outcome is
+//! returned at every level, partial while receipts are pending (status `Started`, computed as
+//! nearcore's `Chain::get_execution_status` follows the `SuccessReceiptId` chain).
 
 use near_primitives::hash::CryptoHash;
 use near_primitives::views::{
@@ -12,10 +17,8 @@ use super::{Chain, TxRecord};
 
 /// Where a transaction is.
 pub enum TxLookup {
-    /// Never seen, or dropped.
+    /// Not included in a block (it may still wait in a pool).
     Unknown,
-    /// Waiting in the pool.
-    Pending,
     /// Included in a block.
     Included(Box<TxProgress>),
 }
@@ -24,8 +27,8 @@ pub enum TxLookup {
 pub struct TxProgress {
     /// The highest status reached.
     pub status: TxExecutionStatus,
-    /// The outcome, once every non-refund receipt has executed.
-    pub outcome: Option<FinalExecutionOutcomeViewEnum>,
+    /// The outcome so far (partial while receipts are pending).
+    pub outcome: FinalExecutionOutcomeViewEnum,
 }
 
 /// Whether a transaction that reached `reached` satisfies a request for `wanted`.
@@ -46,24 +49,31 @@ struct Walk<'a> {
     non_refund_done: bool,
     all_done: bool,
     last_height: u64,
+    node_head: u64,
 }
 
 impl Chain {
     /// Looks a transaction up; `with_receipts` adds the receipts (`EXPERIMENTAL_tx_status`).
-    pub fn lookup_tx(&self, hash: &CryptoHash, with_receipts: bool) -> TxLookup {
-        if let Some(rec) = self.txs.get(hash) {
-            return TxLookup::Included(Box::new(self.progress(rec, with_receipts)));
+    ///
+    /// The view is that of a node whose head is `node_head`: a transaction included above it is
+    /// unknown, and statuses are computed against that node's head and final block.
+    pub fn lookup_tx(&self, hash: &CryptoHash, with_receipts: bool, node_head: u64) -> TxLookup {
+        match self.txs.get(hash) {
+            Some(rec) if rec.height <= node_head => {
+                TxLookup::Included(Box::new(self.progress(rec, with_receipts, node_head)))
+            }
+            _ => TxLookup::Unknown,
         }
-        if self.pool_hashes.contains(hash) {
-            return TxLookup::Pending;
-        }
-        TxLookup::Unknown
     }
 
     /// Collects executed receipts depth-first from `id`. A receipt not executed yet holds back
     /// `FINAL`; unless it is a refund from `system`, it also holds back the `EXECUTED*` levels.
     fn walk<'a>(&'a self, id: &CryptoHash, walk: &mut Walk<'a>) {
-        let Some(rec) = self.receipt_records.get(id) else {
+        let rec = self
+            .receipt_records
+            .get(id)
+            .filter(|r| r.height <= walk.node_head);
+        let Some(rec) = rec else {
             walk.all_done = false;
             if !self.refund_ids.contains(id) {
                 walk.non_refund_done = false;
@@ -78,8 +88,11 @@ impl Chain {
         }
     }
 
-    fn progress(&self, rec: &TxRecord, with_receipts: bool) -> TxProgress {
-        let final_height = self.final_height();
+    fn progress(&self, rec: &TxRecord, with_receipts: bool, node_head: u64) -> TxProgress {
+        let node_head = node_head.min(self.head().height);
+        let final_height = node_head
+            .saturating_sub(super::FINALITY_LAG)
+            .max(self.params.genesis_height);
         let included_final = rec.height <= final_height;
         let mut walk = Walk {
             outcomes: Vec::new(),
@@ -87,6 +100,7 @@ impl Chain {
             non_refund_done: true,
             all_done: true,
             last_height: rec.height,
+            node_head,
         };
         for id in &rec.outcome.outcome.receipt_ids {
             self.walk(id, &mut walk);
@@ -99,21 +113,7 @@ impl Chain {
             (false, true) => S::ExecutedOptimistic,
             (false, false) => S::Included,
         };
-        if !walk.non_refund_done {
-            return TxProgress {
-                status,
-                outcome: None,
-            };
-        }
-        let first = walk.outcomes.first().map(|o| &o.outcome.status);
-        let final_status = match first {
-            Some(ExecutionStatusView::Failure(e)) => FinalExecutionStatus::Failure(e.clone()),
-            Some(ExecutionStatusView::SuccessValue(v)) => {
-                FinalExecutionStatus::SuccessValue(v.clone())
-            }
-            Some(_) => FinalExecutionStatus::Started,
-            None => FinalExecutionStatus::NotStarted,
-        };
+        let final_status = execution_status(rec, &walk.outcomes);
         let final_outcome = FinalExecutionOutcomeView {
             status: final_status,
             transaction: SignedTransactionView::from(rec.tx.clone()),
@@ -130,9 +130,30 @@ impl Chain {
         } else {
             FinalExecutionOutcomeViewEnum::FinalExecutionOutcome(final_outcome)
         };
-        TxProgress {
-            status,
-            outcome: Some(outcome),
+        TxProgress { status, outcome }
+    }
+}
+
+/// nearcore's `Chain::get_execution_status`: follow `SuccessReceiptId` from the transaction
+/// until a value or a failure; a receipt not executed yet means `Started`.
+fn execution_status(
+    rec: &TxRecord,
+    receipts: &[&ExecutionOutcomeWithIdView],
+) -> FinalExecutionStatus {
+    let mut status = &rec.outcome.outcome.status;
+    loop {
+        match status {
+            ExecutionStatusView::Failure(e) => return FinalExecutionStatus::Failure(e.clone()),
+            ExecutionStatusView::SuccessValue(v) => {
+                return FinalExecutionStatus::SuccessValue(v.clone())
+            }
+            ExecutionStatusView::Unknown => return FinalExecutionStatus::Started,
+            ExecutionStatusView::SuccessReceiptId(id) => {
+                match receipts.iter().find(|o| o.id == *id) {
+                    Some(o) => status = &o.outcome.status,
+                    None => return FinalExecutionStatus::Started,
+                }
+            }
         }
     }
 }

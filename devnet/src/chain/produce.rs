@@ -64,6 +64,7 @@ impl Chain {
     pub fn produce_block(&mut self, timestamp_ns: u64) -> Arc<Block> {
         let prev = self.head().clone();
         let height = prev.height + 1;
+        self.take_forwarded(height);
         let timestamp_ns = timestamp_ns.max(prev.message.block.header.timestamp_nanosec + 1);
         let hash = block_hash(height, &prev.hash, timestamp_ns);
         let mut meter = GasMeter {
@@ -130,6 +131,7 @@ impl Chain {
         }));
         self.hash_to_height.insert(block.hash, height);
         self.blocks.push(block.clone());
+        self.front.advance(height);
         block
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use crate::config::DEVNET_PROTOCOL_VERSION as PROTOCOL_VERSION;
 use axum::body::Bytes;
 use near_crypto::{KeyType, Signature};
 use near_indexer_primitives::{
@@ -12,7 +13,6 @@ use near_indexer_primitives::{
 use near_primitives::account::id::AccountIdRef;
 use near_primitives::hash::{hash, CryptoHash};
 use near_primitives::types::{AccountId, Balance, Gas, ShardId};
-use crate::config::DEVNET_PROTOCOL_VERSION as PROTOCOL_VERSION;
 use near_primitives::views::{BlockHeaderView, BlockView, ChunkHeaderView, ChunkView, ReceiptView};
 
 /// The block producer's account id shown as `author`.

@@ -29,14 +29,19 @@ fn to_value<T: serde::Serialize>(v: &T) -> RpcResult {
     serde_json::to_value(v).map_err(|e| RpcError::serialization_error(e.to_string()))
 }
 
-/// The block a reference points to.
-pub(crate) fn resolve(chain: &Chain, r: &BlockReference) -> Option<Arc<Block>> {
+/// The block a reference points to, as `node` sees the chain: its head is its latest block,
+/// final is two blocks behind its head, and blocks above its head do not exist for it.
+pub(crate) fn resolve(chain: &Chain, r: &BlockReference, node: usize) -> Option<Arc<Block>> {
+    let head = chain.node_head(node);
+    let genesis = chain.params().genesis_height;
     let block = match r {
-        BlockReference::Finality(Finality::None) => Some(chain.head()),
-        BlockReference::Finality(Finality::DoomSlug) => chain
-            .block_at(chain.head().height.saturating_sub(1))
-            .or(Some(chain.head())),
-        BlockReference::Finality(Finality::Final) => Some(chain.final_block()),
+        BlockReference::Finality(Finality::None) => chain.block_at(head),
+        BlockReference::Finality(Finality::DoomSlug) => {
+            chain.block_at(head.saturating_sub(1).max(genesis))
+        }
+        BlockReference::Finality(Finality::Final) => {
+            chain.block_at(head.saturating_sub(crate::chain::FINALITY_LAG).max(genesis))
+        }
         BlockReference::BlockId(BlockId::Height(h)) => chain.block_at(*h),
         BlockReference::BlockId(BlockId::Hash(h)) => chain.block_by_hash(h),
         BlockReference::SyncCheckpoint(SyncCheckpoint::Genesis)
@@ -44,7 +49,7 @@ pub(crate) fn resolve(chain: &Chain, r: &BlockReference) -> Option<Arc<Block>> {
             Some(chain.genesis())
         }
     };
-    block.cloned()
+    block.filter(|b| b.height <= head).cloned()
 }
 
 /// `{"finality"|"block_id"|"sync_checkpoint": …}` or the legacy `[block_id]`.
@@ -62,9 +67,12 @@ fn author() -> AccountId {
     crate::chain::Block::author()
 }
 
-pub(crate) fn status(shared: &Shared) -> RpcResult {
+pub(crate) fn status(shared: &Shared, node: usize) -> RpcResult {
     let chain = shared.chain.lock();
-    let head = chain.head();
+    let Some(head) = chain.block_at(chain.node_head(node)) else {
+        return Err(RpcError::new_internal_error(None, "no head".to_owned()));
+    };
+    let head = &head.clone();
     let genesis = chain.genesis();
     let time = |b: &Block| {
         let ns = i128::from(b.block_view().header.timestamp_nanosec);
@@ -109,15 +117,16 @@ pub(crate) fn status(shared: &Shared) -> RpcResult {
 
 /// `GET /status`, as nearcore serves it.
 pub(crate) async fn http_status(State(shared): State<Arc<Shared>>) -> Response {
-    match status(&shared) {
+    let node = shared.chain.lock().pick_node().0;
+    match status(&shared, node) {
         Ok(v) => axum::Json(v).into_response(),
         Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
-pub(crate) fn block(shared: &Shared, params: Value) -> RpcResult {
+pub(crate) fn block(shared: &Shared, node: usize, params: Value) -> RpcResult {
     let reference = block_reference(params)?;
-    let block = resolve(&shared.chain.lock(), &reference);
+    let block = resolve(&shared.chain.lock(), &reference, node);
     match block {
         Some(b) => to_value(b.block_view()),
         None => Err(RpcBlockError::UnknownBlock {
@@ -127,7 +136,7 @@ pub(crate) fn block(shared: &Shared, params: Value) -> RpcResult {
     }
 }
 
-pub(crate) fn chunk(shared: &Shared, params: Value) -> RpcResult {
+pub(crate) fn chunk(shared: &Shared, node: usize, params: Value) -> RpcResult {
     let reference: ChunkReference = match params {
         Value::Array(mut items) if items.len() == 1 => ChunkReference::ChunkHash {
             chunk_id: parse(items.remove(0))?,
@@ -144,12 +153,12 @@ pub(crate) fn chunk(shared: &Shared, params: Value) -> RpcResult {
                 .into());
             }
             let r = BlockReference::BlockId(block_id.clone());
-            resolve(&chain, &r).ok_or_else(|| RpcChunkError::UnknownBlock {
+            resolve(&chain, &r, node).ok_or_else(|| RpcChunkError::UnknownBlock {
                 error_message: format!("{block_id:?}"),
             })?
         }
         ChunkReference::ChunkHash { chunk_id } => {
-            let found = (chain.params().genesis_height..=chain.head().height)
+            let found = (chain.params().genesis_height..=chain.node_head(node))
                 .rev()
                 .filter_map(|h| chain.block_at(h))
                 .find(|b| {
@@ -173,7 +182,7 @@ pub(crate) fn chunk(shared: &Shared, params: Value) -> RpcResult {
     }
 }
 
-pub(crate) fn gas_price(shared: &Shared, params: Value) -> RpcResult {
+pub(crate) fn gas_price(shared: &Shared, node: usize, params: Value) -> RpcResult {
     let block_id: MaybeBlockId = match params {
         Value::Array(mut items) if items.len() == 1 => parse(items.remove(0))?,
         Value::Null => None,
@@ -182,7 +191,7 @@ pub(crate) fn gas_price(shared: &Shared, params: Value) -> RpcResult {
     };
     let chain = shared.chain.lock();
     if let Some(id) = block_id {
-        if resolve(&chain, &BlockReference::BlockId(id.clone())).is_none() {
+        if resolve(&chain, &BlockReference::BlockId(id.clone()), node).is_none() {
             return Err(RpcGasPriceError::UnknownBlock {
                 error_message: format!("{id:?}"),
             }
@@ -194,13 +203,13 @@ pub(crate) fn gas_price(shared: &Shared, params: Value) -> RpcResult {
     })
 }
 
-pub(crate) fn protocol_config(shared: &Shared, params: Value) -> RpcResult {
+pub(crate) fn protocol_config(shared: &Shared, node: usize, params: Value) -> RpcResult {
     let reference = match params {
         Value::Null => BlockReference::Finality(Finality::Final),
         other => block_reference(other)?,
     };
     let chain = shared.chain.lock();
-    if resolve(&chain, &reference).is_none() {
+    if resolve(&chain, &reference, node).is_none() {
         return Err(RpcProtocolConfigError::UnknownBlock {
             error_message: format!("{reference:?}"),
         }

@@ -74,6 +74,8 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Re
     };
     let params = request.get("params").cloned().unwrap_or(Value::Null);
     let fault = shared.faults.lock().draw_rpc();
+    // The load balancer's choice: one node answers the whole request.
+    let node = shared.chain.lock().pick_node().0;
     match fault {
         RpcFault::ServerError => {
             let err = RpcError::new_internal_error(None, "devnet fault: internal error".to_owned());
@@ -81,10 +83,10 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Re
         }
         RpcFault::Timeout => {
             // The call is processed (a transaction reaches the pool), but its answer is lost.
-            let _ = dispatch(&shared, &method, params, true).await;
+            let _ = dispatch(&shared, node, &method, params, true).await;
             reply(id, Err(RpcError::from(RpcTransactionError::TimeoutError)))
         }
-        RpcFault::None => reply(id, dispatch(&shared, &method, params, false).await),
+        RpcFault::None => reply(id, dispatch(&shared, node, &method, params, false).await),
     }
 }
 
@@ -92,24 +94,25 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Re
 /// methods return as soon as their transaction is submitted.
 async fn dispatch(
     shared: &Arc<Shared>,
+    node: usize,
     method: &str,
     params: Value,
     answer_lost: bool,
 ) -> RpcResult {
     tracing::trace!(method, "rpc call");
     match method {
-        "status" => chain::status(shared),
+        "status" => chain::status(shared, node),
         "health" => Ok(Value::Null),
-        "block" => chain::block(shared, params),
-        "chunk" => chain::chunk(shared, params),
-        "gas_price" => chain::gas_price(shared, params),
-        "EXPERIMENTAL_protocol_config" => chain::protocol_config(shared, params),
-        "query" => query::query(shared, params),
-        "send_tx" => tx::send_tx(shared, params, answer_lost).await,
-        "broadcast_tx_async" => tx::broadcast_async(shared, params),
-        "broadcast_tx_commit" => tx::broadcast_commit(shared, params, answer_lost).await,
-        "tx" => tx::status(shared, params, false, answer_lost).await,
-        "EXPERIMENTAL_tx_status" => tx::status(shared, params, true, answer_lost).await,
+        "block" => chain::block(shared, node, params),
+        "chunk" => chain::chunk(shared, node, params),
+        "gas_price" => chain::gas_price(shared, node, params),
+        "EXPERIMENTAL_protocol_config" => chain::protocol_config(shared, node, params),
+        "query" => query::query(shared, node, params),
+        "send_tx" => tx::send_tx(shared, node, params, answer_lost).await,
+        "broadcast_tx_async" => tx::broadcast_async(shared, node, params),
+        "broadcast_tx_commit" => tx::broadcast_commit(shared, node, params, answer_lost).await,
+        "tx" => tx::status(shared, node, params, false, answer_lost).await,
+        "EXPERIMENTAL_tx_status" => tx::status(shared, node, params, true, answer_lost).await,
         other => Err(RpcError::method_not_found(other.to_owned())),
     }
 }

@@ -77,10 +77,10 @@ fn legacy_error(error: String, height: u64, hash: CryptoHash) -> RpcResult {
     Ok(json!({ "error": error, "logs": [], "block_height": height, "block_hash": hash }))
 }
 
-pub(crate) fn query(shared: &Shared, params: Value) -> RpcResult {
+pub(crate) fn query(shared: &Shared, node: usize, params: Value) -> RpcResult {
     let (reference, req) = request(params)?;
     let chain = shared.chain.lock();
-    let Some(block) = resolve(&chain, &reference) else {
+    let Some(block) = resolve(&chain, &reference, node) else {
         return Err(RpcQueryError::UnknownBlock {
             block_reference: reference,
         }

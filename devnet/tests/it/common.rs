@@ -18,8 +18,18 @@ pub struct TestNet {
     _keys: tempfile::TempDir,
 }
 
+/// The test configuration with one RPC node that never lags: these tests check one rule at a
+/// time and read their own writes; `nearcore_rpc.rs` exercises the multi-node front.
+pub fn config() -> DevnetConfig {
+    DevnetConfig {
+        nodes: 1,
+        max_node_lag_blocks: 0,
+        ..DevnetConfig::for_tests()
+    }
+}
+
 pub async fn start() -> TestNet {
-    start_with(DevnetConfig::for_tests()).await
+    start_with(config()).await
 }
 
 pub async fn start_with(mut cfg: DevnetConfig) -> TestNet {

@@ -11,7 +11,7 @@ use near_primitives::transaction::SignedTransaction;
 use near_primitives::views::TxExecutionStatus;
 use payouts_devnet::{DevnetConfig, Faults};
 
-use crate::common::{ft_transfer, id, start_with, user, TestNet};
+use crate::common::{config, ft_transfer, id, start_with, user, TestNet};
 
 /// Whether `err` is the RPC's `TIMEOUT_ERROR` (HTTP 408).
 fn is_timeout<E: std::fmt::Debug>(err: &JsonRpcError<E>) -> bool {
@@ -51,7 +51,7 @@ async fn dropped_transactions_and_rpc_faults() {
         // The dropped transaction is validated again when re-sent: keep its block hash valid for far
         // longer than a stall of this host (100 blocks of 50 ms would be 5 s).
         validity_period: 10_000,
-        ..DevnetConfig::for_tests()
+        ..config()
     };
     let net = start_with(cfg).await;
     let signer = &net.handle.treasury_signers()[0];

@@ -7,14 +7,14 @@ use payouts_devnet::{DevnetConfig, TGAS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::{ft_transfer, function_call, id, start_with, user};
+use crate::common::{config, ft_transfer, function_call, id, start_with, user};
 
 #[tokio::test]
 async fn no_block_exceeds_the_gas_limit_under_random_loads() {
     // A small limit (120 Tgas) so that random loads overflow blocks often.
     let cfg = DevnetConfig {
         gas_limit: 120 * TGAS,
-        ..DevnetConfig::for_tests()
+        ..config()
     };
     let net = start_with(cfg).await;
     let signers = net.handle.treasury_signers();

@@ -7,14 +7,14 @@ use near_lake_framework::FastNearConfigBuilder;
 use near_primitives::views::{ExecutionStatusView, TxExecutionStatus};
 use payouts_devnet::DevnetConfig;
 
-use crate::common::{ft_transfer, id, start_with, user};
+use crate::common::{config, ft_transfer, id, start_with, user};
 
 #[tokio::test]
 async fn streamer_sees_the_batch() {
     let lake_dir = tempfile::tempdir().unwrap();
     let cfg = DevnetConfig {
         lake_dir: Some(lake_dir.path().to_path_buf()),
-        ..DevnetConfig::for_tests()
+        ..config()
     };
     let net = start_with(cfg).await;
     let signer = &net.handle.treasury_signers()[0];
@@ -118,7 +118,7 @@ async fn streamer_sees_the_batch() {
 
 #[tokio::test]
 async fn neardata_endpoints() {
-    let net = start_with(DevnetConfig::for_tests()).await;
+    let net = start_with(config()).await;
     let http = crate::rpc::reqwest_like(&net.handle.rpc_url());
     assert!(net.handle.wait_for_height(5, Duration::from_secs(5)).await);
     let (status, head, _) = http.get("/v0/last_block/final").await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use payouts_devnet::{DevnetConfig, LoadConfig};
 
-use crate::common::start_with;
+use crate::common::{config, start_with};
 
 #[tokio::test]
 async fn generator_produces_claim_events() {
@@ -13,7 +13,7 @@ async fn generator_produces_claim_events() {
             claims_per_second: 100.0,
             ..LoadConfig::default()
         },
-        ..DevnetConfig::for_tests()
+        ..config()
     };
     let net = start_with(cfg).await;
     let http = crate::rpc::reqwest_like(&net.handle.rpc_url());

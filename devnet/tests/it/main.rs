@@ -8,5 +8,6 @@ mod faults;
 mod gas_limit;
 mod lake;
 mod load;
+mod nearcore_rpc;
 mod rejections;
 mod rpc;

@@ -17,7 +17,7 @@ use near_primitives::types::{Balance, Gas};
 use near_primitives::views::TxExecutionStatus;
 use payouts_devnet::{DevnetConfig, TGAS};
 
-use crate::common::{ft_transfer, function_call, id, start, start_with, user, TestNet};
+use crate::common::{config, ft_transfer, function_call, id, start, start_with, user, TestNet};
 
 async fn rejected(net: &TestNet, tx: SignedTransaction) -> InvalidTxError {
     let err = net
@@ -230,7 +230,7 @@ async fn every_rule_has_its_typed_error() {
 async fn old_block_hash_expires() {
     let cfg = DevnetConfig {
         validity_period: 3,
-        ..DevnetConfig::for_tests()
+        ..config()
     };
     let net = start_with(cfg).await;
     let signer = &net.handle.treasury_signers()[0];
@@ -261,7 +261,7 @@ async fn old_block_hash_expires() {
 async fn nonce_above_upper_bound_times_out_and_never_lands() {
     let cfg = DevnetConfig {
         rpc_timeout_ms: 800,
-        ..DevnetConfig::for_tests()
+        ..config()
     };
     let net = start_with(cfg).await;
     let signer: &Signer = &net.handle.treasury_signers()[0];
@@ -288,18 +288,28 @@ async fn nonce_above_upper_bound_times_out_and_never_lands() {
         ),
         "{err:?}"
     );
-    // Dropped at chunk production: unknown afterwards, the key's nonce never moved.
-    let err = net
-        .client
-        .call(methods::tx::RpcTransactionStatusRequest {
+    // Dropped at chunk production: unknown afterwards (at once for NONE; a higher level polls
+    // until the RPC timeout, as nearcore's `tx_status_fetch`), the key's nonce never moved.
+    let lookup = |wait_until| {
+        net.client.call(methods::tx::RpcTransactionStatusRequest {
             transaction_info: methods::tx::TransactionInfo::TransactionId {
                 tx_hash,
                 sender_account_id: signer.get_account_id(),
             },
-            wait_until: TxExecutionStatus::Included,
+            wait_until,
         })
-        .await
-        .unwrap_err();
+    };
+    let err = lookup(TxExecutionStatus::Included).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JsonRpcError::ServerError(JsonRpcServerError::ResponseStatusError(
+                JsonRpcServerResponseStatusError::TimeoutError
+            ))
+        ),
+        "{err:?}"
+    );
+    let err = lookup(TxExecutionStatus::None).await.unwrap_err();
     assert!(
         matches!(
             err.handler_error(),
