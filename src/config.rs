@@ -145,7 +145,11 @@ impl Config {
                     .map(|_| "database.url".into()),
             )
             .merge(Env::prefixed("PAYOUTS_").ignore(&["CONFIG"]).split("__"));
-        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        let mut config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        if config.distributor.indexer_stream.is_none() {
+            // The distributor proves transactions dead from this stream's cursor.
+            config.distributor.indexer_stream = Some(config.indexer.stream.clone());
+        }
         config.validate()?;
         Ok(config)
     }

@@ -352,8 +352,14 @@ pub fn render_distributor(out: &mut Prom, s: &DistributorSnapshot) {
     c(
         out,
         "payouts_distributor_txs_dead_total",
-        "Transactions found provably dead.",
+        "Transactions the indexed chain proved dead (claims handed back).",
         s.txs_dead,
+    );
+    c(
+        out,
+        "payouts_distributor_rejections_total",
+        "Submissions the node rejected (reasons to look again, never a verdict).",
+        s.rejections,
     );
     c(
         out,

@@ -151,6 +151,9 @@ pub enum InjectedError {
     NotEnoughBalance,
     /// HTTP 408 `TIMEOUT_ERROR`.
     Timeout,
+    /// `InvalidTxError::InvalidNonce` (`ak_nonce` = the transaction's nonce), as a node answers a resend of a
+    /// transaction that landed in a block it has applied but not yet indexed for `tx_exists`.
+    InvalidNonce,
 }
 
 /// The load generator: users call `claims.devnet` `claim({"amount"})` at a steady rate, signed

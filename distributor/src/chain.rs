@@ -10,7 +10,7 @@ use near_jsonrpc_primitives::types::transactions::{RpcTransactionError, Transact
 use near_primitives::errors::InvalidTxError;
 use near_primitives::hash::CryptoHash;
 use near_primitives::transaction::SignedTransaction;
-use near_primitives::types::{AccountId, BlockReference, Finality, FunctionArgs};
+use near_primitives::types::{AccountId, BlockId, BlockReference, Finality, FunctionArgs};
 use near_primitives::views::{
     FinalExecutionOutcomeViewEnum, FinalExecutionStatus, QueryRequest, TxExecutionStatus,
 };
@@ -45,6 +45,15 @@ pub enum Lookup {
     Pending,
     /// Executed: `Ok` when every receipt succeeded, else the failure message.
     Done(Result<(), String>),
+}
+
+/// Protocol limits read from the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolLimits {
+    /// Cap on a transaction's prepaid gas.
+    pub max_tx_gas: u64,
+    /// Blocks after its `block_hash` during which a transaction can be included.
+    pub transaction_validity_period: u64,
 }
 
 /// The node, with a deadline per call.
@@ -209,6 +218,11 @@ impl Chain {
 
     /// The node's cap on a transaction's prepaid gas (300 Tgas before protocol 83, 1 PGas after).
     pub async fn max_tx_gas(&self) -> Result<u64, RpcFailure> {
+        Ok(self.protocol_limits().await?.max_tx_gas)
+    }
+
+    /// The node's protocol limits the distributor relies on (`EXPERIMENTAL_protocol_config`).
+    pub async fn protocol_limits(&self) -> Result<ProtocolLimits, RpcFailure> {
         let req = methods::EXPERIMENTAL_protocol_config::RpcProtocolConfigRequest {
             block_reference: BlockReference::Finality(Finality::Final),
         };
@@ -216,12 +230,58 @@ impl Chain {
             .call("EXPERIMENTAL_protocol_config", req)
             .await?
             .map_err(|e| failure("EXPERIMENTAL_protocol_config", e))?;
-        Ok(cfg
-            .runtime_config
-            .wasm_config
-            .limit_config
-            .max_total_prepaid_gas
-            .as_gas())
+        Ok(ProtocolLimits {
+            max_tx_gas: cfg
+                .runtime_config
+                .wasm_config
+                .limit_config
+                .max_total_prepaid_gas
+                .as_gas(),
+            transaction_validity_period: cfg.transaction_validity_period,
+        })
+    }
+
+    /// The height of the block with `hash` (an error when the answering node does not know it).
+    pub async fn block_height(&self, hash: CryptoHash) -> Result<u64, RpcFailure> {
+        let req = methods::block::RpcBlockRequest {
+            block_reference: BlockReference::BlockId(BlockId::Hash(hash)),
+        };
+        let block = self
+            .call("block", req)
+            .await?
+            .map_err(|e| failure("block", e))?;
+        Ok(block.header.height)
+    }
+
+    /// The nonce of an access key in the state of the block at `height` (`None`: no such key there).
+    pub async fn access_key_nonce_at(
+        &self,
+        account: &AccountId,
+        public_key: &near_crypto::PublicKey,
+        height: u64,
+    ) -> Result<Option<u64>, RpcFailure> {
+        let req = methods::query::RpcQueryRequest {
+            block_reference: BlockReference::BlockId(BlockId::Height(height)),
+            request: QueryRequest::ViewAccessKey {
+                account_id: account.clone(),
+                public_key: public_key.clone(),
+            },
+        };
+        match self.call("query", req).await? {
+            Ok(r) if r.block_height != height => Err(RpcFailure {
+                method: "query",
+                message: format!("asked for block {height}, answered at {}", r.block_height),
+            }),
+            Ok(r) => match r.kind {
+                QueryResponseKind::AccessKey(k) => Ok(Some(k.nonce)),
+                other => Err(RpcFailure {
+                    method: "query",
+                    message: format!("unexpected answer {other:?}"),
+                }),
+            },
+            Err(e) if format!("{e:?}").contains("UnknownAccessKey") => Ok(None),
+            Err(e) => Err(failure("query", e)),
+        }
     }
 
     /// Hands the node a transaction without waiting (`wait_until: NONE`): fast, keeps nonce order, reports no

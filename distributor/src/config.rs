@@ -48,6 +48,13 @@ pub struct DistributorConfig {
     /// Optional per-token cap on what is sent per UTC day (token → yocto, decimal string).
     #[serde(deserialize_with = "yocto_map")]
     pub daily_caps: BTreeMap<String, u128>,
+    /// The indexer stream whose processed blocks prove a transaction dead (its cursor is read from the
+    /// database; see the distributor's `death` module). Default `main`; `payouts` sets it to `[indexer] stream`
+    /// when this key is absent.
+    pub indexer_stream: Option<String>,
+    /// Longest wait between two re-broadcasts of a transaction in doubt (ms): re-broadcasts back off from
+    /// `rebroadcast_after_ms`, doubling up to this.
+    pub max_rebroadcast_backoff_ms: u64,
     /// On SIGTERM/SIGINT, how long to keep finishing in-flight work before releasing the keys (ms).
     pub shutdown_grace_ms: u64,
 }
@@ -71,6 +78,8 @@ impl Default for DistributorConfig {
             register_receivers: false,
             min_near_balance: 1_000_000_000_000_000_000_000_000,
             daily_caps: BTreeMap::new(),
+            indexer_stream: None,
+            max_rebroadcast_backoff_ms: 60_000,
             shutdown_grace_ms: 10_000,
         }
     }
@@ -89,6 +98,10 @@ impl DistributorConfig {
             ("outcome_timeout_ms", self.outcome_timeout_ms),
             ("rpc_timeout_ms", self.rpc_timeout_ms),
             ("poll_interval_ms", self.poll_interval_ms),
+            (
+                "max_rebroadcast_backoff_ms",
+                self.max_rebroadcast_backoff_ms,
+            ),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -114,6 +127,11 @@ impl DistributorConfig {
             }
         }
         Ok(())
+    }
+
+    /// The indexer stream whose cursor proves transactions dead.
+    pub fn indexer_stream(&self) -> &str {
+        self.indexer_stream.as_deref().unwrap_or("main")
     }
 
     /// Gas per action, in gas units.

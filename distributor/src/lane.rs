@@ -3,8 +3,9 @@
 //! The lane cuts batches ([`crate::prepare`]: stored and claims `submitted` in one DB transaction *before*
 //! anything is sent), hands them to the node in nonce order, re-broadcasts the same bytes when an answer is
 //! missing, and lets a transaction go only when it is settled (by the indexer's reconciliation, or by a `tx`
-//! lookup after `outcome_timeout`) or provably dead: rejected at submission *and* unknown to the node, in
-//! which case its claims go back to `pending`.
+//! lookup after `outcome_timeout`) or proven dead by the indexed chain ([`crate::death`]), in which case its
+//! claims go back to `pending`. Rejections, timeouts and `UNKNOWN_TRANSACTION` are never a verdict: they make
+//! the lane re-broadcast the same bytes with back-off and ask the indexed chain for a proof.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::{Lookup, RpcFailure, Sent};
+use crate::death::{self, Verdict};
 use crate::keyfile::TreasuryKey;
 use crate::metrics::add;
 use crate::prepare::{prepare, BatchOptions, LaneState, PrepareError, Prepared};
@@ -49,16 +51,51 @@ struct InFlight {
     looking: bool,
     submitted: bool,
     included: bool,
+    /// Answers that put it in doubt (rejections, "unknown"): each doubles the re-broadcast interval.
+    doubts: u32,
+    /// A death proof is being gathered.
+    proving: bool,
+    /// When the next death proof may be tried.
+    next_proof: Option<Instant>,
 }
 
-enum Why {
-    Rejected(String, bool),
-    Overdue,
+impl InFlight {
+    fn new(tx: SignedTransaction, token: String, total: u128, submitted: bool) -> Self {
+        Self {
+            hash: tx.get_hash(),
+            tx,
+            token,
+            total,
+            stored_at: Instant::now(),
+            last_sent: None,
+            last_lookup: None,
+            sending: false,
+            looking: false,
+            submitted,
+            included: false,
+            doubts: 0,
+            proving: false,
+            next_proof: None,
+        }
+    }
+
+    /// The wait before the next re-broadcast: `base` doubled per doubt, capped, with up to 25 % jitter so
+    /// lanes that were rejected together do not come back together.
+    fn backoff(&self, base: Duration, cap: Duration) -> Duration {
+        let factor = 1u32 << self.doubts.min(10);
+        let d = base.saturating_mul(factor).min(cap.max(base));
+        if self.doubts == 0 {
+            return d;
+        }
+        let jitter = rand::random::<u32>() % 256;
+        d + d.mul_f64(f64::from(jitter) / 1024.0)
+    }
 }
 
 enum Event {
     Sent(CryptoHash, Instant, Result<Sent, RpcFailure>),
-    Looked(CryptoHash, Why, Result<Lookup, RpcFailure>),
+    Looked(CryptoHash, Result<Lookup, RpcFailure>),
+    Proved(CryptoHash, Verdict),
 }
 
 pub(crate) struct Lane {
@@ -149,21 +186,10 @@ impl Lane {
             // Amounts of transactions left by an earlier holder are not reserved (the guard is conservative
             // enough with what this process sends).
             let total = 0;
+            let submitted = stored.status == TxStatus::Submitted;
             self.flight.insert(
                 stored.nonce as u64,
-                InFlight {
-                    hash: tx.get_hash(),
-                    tx,
-                    token: stored.token_contract,
-                    total,
-                    stored_at: Instant::now(),
-                    last_sent: None,
-                    last_lookup: None,
-                    sending: false,
-                    looking: false,
-                    submitted: stored.status == TxStatus::Submitted,
-                    included: false,
-                },
+                InFlight::new(tx, stored.token_contract, total, submitted),
             );
         }
         let db_nonce = list_keys(&mut conn)
@@ -228,27 +254,40 @@ impl Lane {
         Ok(())
     }
 
-    /// Re-broadcasts (same bytes, nonce order) what got no answer in time; asks the node about what the
-    /// stream has not settled after `outcome_timeout`.
+    /// Re-broadcasts (same bytes, nonce order, backing off while in doubt) what got no answer in time; asks
+    /// the node about what the stream has not settled after `outcome_timeout`; asks the indexed chain for a
+    /// death proof of what is in doubt or overdue.
     fn resend(&mut self) {
         let cfg = &self.shared.cfg;
         let again = Duration::from_millis(cfg.rebroadcast_after_ms);
+        let cap = Duration::from_millis(cfg.max_rebroadcast_backoff_ms);
         let overdue = Duration::from_millis(cfg.outcome_timeout_ms);
+        let now = Instant::now();
         let mut to_send = Vec::new();
         let mut to_look = Vec::new();
+        let mut to_prove = Vec::new();
         for f in self.flight.values_mut() {
+            let late = f.stored_at.elapsed() >= overdue;
+            if !f.included
+                && !f.proving
+                && (f.doubts > 0 || late)
+                && f.next_proof.is_none_or(|t| now >= t)
+            {
+                f.proving = true;
+                to_prove.push(f.tx.clone());
+            }
             if f.sending || f.looking {
                 continue;
             }
-            let due = f.last_sent.is_none_or(|t| t.elapsed() >= again);
+            let due = f
+                .last_sent
+                .is_none_or(|t| t.elapsed() >= f.backoff(again, cap));
             if !f.included && due {
                 f.sending = true;
                 to_send.push(f.tx.clone());
-            } else if f.stored_at.elapsed() >= overdue
-                && f.last_lookup.is_none_or(|t| t.elapsed() >= again)
-            {
+            } else if late && f.last_lookup.is_none_or(|t| t.elapsed() >= again) {
                 f.looking = true;
-                f.last_lookup = Some(Instant::now());
+                f.last_lookup = Some(now);
                 to_look.push(f.hash);
             }
         }
@@ -257,8 +296,33 @@ impl Lane {
             self.send_in_order(to_send);
         }
         for hash in to_look {
-            self.look(hash, Why::Overdue);
+            self.look(hash);
         }
+        for tx in to_prove {
+            self.prove(tx);
+        }
+    }
+
+    /// Gathers a death proof for `tx` from the indexed chain ([`crate::death`]).
+    fn prove(&self, tx: SignedTransaction) {
+        let shared = self.shared.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let verdict = match shared.conn().await {
+                Ok(mut conn) => {
+                    death::prove(
+                        &mut conn,
+                        &shared.chain,
+                        shared.cfg.indexer_stream(),
+                        shared.validity_period,
+                        &tx,
+                    )
+                    .await
+                }
+                Err(e) => Verdict::NotYet(format!("database: {e}")),
+            };
+            let _ = events.send(Event::Proved(tx.get_hash(), verdict));
+        });
     }
 
     /// Hands transactions to the node in the given (nonce) order, then waits for each to be included.
@@ -291,13 +355,13 @@ impl Lane {
         });
     }
 
-    fn look(&self, hash: CryptoHash, why: Why) {
+    fn look(&self, hash: CryptoHash) {
         let chain = self.shared.chain.clone();
         let events = self.events_tx.clone();
         let signer = self.key.account_id.clone();
         tokio::spawn(async move {
             let r = chain.lookup(hash, &signer).await;
-            let _ = events.send(Event::Looked(hash, why, r));
+            let _ = events.send(Event::Looked(hash, r));
         });
     }
 
@@ -333,11 +397,19 @@ impl Lane {
                         }
                     }
                     Ok(Sent::Rejected(err)) => {
+                        // A reason to look again, never a verdict: the first copy may sit in another node's pool,
+                        // and InvalidNonce on a resend usually means it landed.
+                        add(&metrics.rejections, 1);
                         let nonce_clash = matches!(err, InvalidTxError::InvalidNonce { .. });
-                        let reason = format!("rejected at submission: {err}");
-                        tracing::info!(tx = %hash, %reason, "transaction rejected");
+                        f.doubts = f.doubts.saturating_add(1);
+                        f.next_proof = None;
+                        tracing::info!(tx = %hash, error = %err, doubts = f.doubts, "submission rejected; will look again");
                         f.looking = true;
-                        self.look(hash, Why::Rejected(reason, nonce_clash));
+                        f.last_lookup = Some(Instant::now());
+                        self.look(hash);
+                        if nonce_clash {
+                            self.resync().await;
+                        }
                     }
                     Err(e) => {
                         add(&metrics.rpc_errors, 1);
@@ -345,38 +417,26 @@ impl Lane {
                     }
                 }
             }
-            Event::Looked(hash, why, result) => {
-                let Some((nonce, f)) = self.find(&hash) else {
+            Event::Looked(hash, result) => {
+                let Some((_, f)) = self.find(&hash) else {
                     return Ok(());
                 };
                 f.looking = false;
-                match (result, why) {
-                    (Err(e), _) => {
+                match result {
+                    Err(e) => {
                         add(&metrics.rpc_errors, 1);
                         tracing::debug!(tx = %hash, error = %e, "lookup failed");
                     }
-                    (Ok(Lookup::Unknown), Why::Rejected(reason, nonce_clash)) => {
-                        // Rejected and not on chain: provably dead. Its claims go back to pending.
-                        let (token, total) = (f.token.clone(), f.total);
-                        let mut conn = self.shared.conn().await?;
-                        let handed_back = bury(&mut conn, &hash.to_string(), &reason).await?;
-                        drop(conn);
-                        self.flight.remove(&nonce);
-                        self.shared.unreserve(&token, total);
-                        add(&metrics.txs_dead, 1);
-                        tracing::info!(tx = %hash, %reason, handed_back, "dead transaction: claims handed back");
-                        if nonce_clash {
-                            self.resync().await;
-                        }
-                    }
-                    (Ok(Lookup::Unknown), Why::Overdue) => {
-                        // Not known to the node: send it again (a rejection then proves it dead).
+                    Ok(Lookup::Unknown) => {
+                        // Not in a block this node has seen: it may still sit in a pool. Send it again (with
+                        // back-off) and let the indexed chain decide.
+                        f.doubts = f.doubts.saturating_add(1);
                         f.last_sent = None;
                     }
-                    (Ok(Lookup::Pending), _) => {
+                    Ok(Lookup::Pending) => {
                         f.submitted = true;
                     }
-                    (Ok(Lookup::Done(outcome)), _) => {
+                    Ok(Lookup::Done(outcome)) => {
                         let mut conn = self.shared.conn().await?;
                         if let Some(stored) = get_tx(&mut conn, &hash.to_string()).await? {
                             let how = match &outcome {
@@ -386,6 +446,30 @@ impl Lane {
                             let done = settle(&mut conn, &stored, how).await?;
                             tracing::info!(tx = %hash, ?done, "settled from a tx lookup (the stream had not)");
                         }
+                    }
+                }
+            }
+            Event::Proved(hash, verdict) => {
+                let again = Duration::from_millis(self.shared.cfg.rebroadcast_after_ms);
+                let Some((nonce, f)) = self.find(&hash) else {
+                    return Ok(());
+                };
+                f.proving = false;
+                match verdict {
+                    Verdict::NotYet(why) => {
+                        f.next_proof = Some(Instant::now() + again);
+                        tracing::debug!(tx = %hash, %why, "not proven dead; re-broadcasting the same bytes");
+                    }
+                    Verdict::Dead(reason) => {
+                        let (token, total) = (f.token.clone(), f.total);
+                        let mut conn = self.shared.conn().await?;
+                        // `bury` moves it only while the store still shows it not included (see death.rs).
+                        let handed_back = bury(&mut conn, &hash.to_string(), &reason).await?;
+                        drop(conn);
+                        self.flight.remove(&nonce);
+                        self.shared.unreserve(&token, total);
+                        add(&metrics.txs_dead, 1);
+                        tracing::info!(tx = %hash, %reason, handed_back, "dead transaction (proven by the indexed chain): claims handed back");
                     }
                 }
             }
@@ -455,22 +539,9 @@ impl Lane {
                         self.shared.clear_blocked(&token);
                         self.next_nonce += 1;
                         sent.push(b.batch.signed.clone());
-                        self.flight.insert(
-                            b.batch.nonce,
-                            InFlight {
-                                hash: b.batch.hash,
-                                tx: b.batch.signed,
-                                token: token.clone(),
-                                total: b.total,
-                                stored_at: Instant::now(),
-                                last_sent: None,
-                                last_lookup: None,
-                                sending: true,
-                                looking: false,
-                                submitted: false,
-                                included: false,
-                            },
-                        );
+                        let mut f = InFlight::new(b.batch.signed, token.clone(), b.total, false);
+                        f.sending = true;
+                        self.flight.insert(b.batch.nonce, f);
                     }
                     Prepared::Idle | Prepared::Wait(_) => break,
                     Prepared::Blocked(reason) => {

@@ -10,6 +10,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod death;
 pub mod keyfile;
 mod lane;
 pub mod metrics;

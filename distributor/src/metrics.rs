@@ -70,8 +70,10 @@ pub struct DistributorMetrics {
     pub broadcasts: AtomicU64,
     /// Re-broadcasts of stored bytes (timeouts, restarts).
     pub rebroadcasts: AtomicU64,
-    /// Transactions found provably dead (their claims handed back).
+    /// Transactions the indexed chain proved dead (their claims handed back).
     pub txs_dead: AtomicU64,
+    /// Submissions the node rejected (reasons to look again, never a verdict).
+    pub rejections: AtomicU64,
     /// Lane resyncs after `InvalidNonce`.
     pub nonce_resyncs: AtomicU64,
     /// RPC calls that failed (timeouts, 5xx, transport).
@@ -103,6 +105,8 @@ pub struct DistributorSnapshot {
     pub rebroadcasts: u64,
     /// See [`DistributorMetrics::txs_dead`].
     pub txs_dead: u64,
+    /// See [`DistributorMetrics::rejections`].
+    pub rejections: u64,
     /// See [`DistributorMetrics::nonce_resyncs`].
     pub nonce_resyncs: u64,
     /// See [`DistributorMetrics::rpc_errors`].
@@ -131,6 +135,7 @@ impl DistributorMetrics {
             broadcasts: get(&self.broadcasts),
             rebroadcasts: get(&self.rebroadcasts),
             txs_dead: get(&self.txs_dead),
+            rejections: get(&self.rejections),
             nonce_resyncs: get(&self.nonce_resyncs),
             rpc_errors: get(&self.rpc_errors),
             unpayable: get(&self.unpayable),

@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) cfg: DistributorConfig,
     pub(crate) owner: String,
     pub(crate) limits: Limits,
+    /// The node's `transaction_validity_period` (blocks), for the death rule.
+    pub(crate) validity_period: u64,
     pub(crate) metrics: Arc<DistributorMetrics>,
     treasury: AccountId,
     head: watch::Receiver<Option<CryptoHash>>,
@@ -271,7 +273,8 @@ impl Distributor {
         let keys = load_keys(&cfg.key_files, cfg.keys_env.as_deref())?;
         let treasury = keys[0].account_id.clone();
         let chain = Chain::new(rpc_url, Duration::from_millis(cfg.rpc_timeout_ms));
-        let max_tx_gas = chain.max_tx_gas().await?;
+        let protocol = chain.protocol_limits().await?;
+        let max_tx_gas = protocol.max_tx_gas;
         let limits = Limits {
             max_transfers_per_tx: cfg.max_transfers_per_tx,
             gas_per_transfer: cfg.gas_per_transfer(),
@@ -306,6 +309,7 @@ impl Distributor {
             cfg,
             owner,
             limits,
+            validity_period: protocol.transaction_validity_period,
             metrics,
             treasury,
             head,

@@ -126,7 +126,12 @@ async fn reconcile(
                 // Its outcome may come in a later block of this batch: match it there too.
                 open.insert(*receipt);
             }
-            (None, None) => {}
+            (None, None) => {
+                // Included without a receipt (not a shape nearcore gives a successful conversion): it is on
+                // chain all the same, so it must never look unseen to the death rule.
+                tracing::warn!(tx = %ours.hash, height = block.height, "our transaction included without a receipt");
+                record_inclusion(c, &ours.hash, block.height, "").await?;
+            }
         }
     }
     // Receipts of open transactions, including those recorded just above.

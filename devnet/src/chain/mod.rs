@@ -370,6 +370,10 @@ impl Chain {
                 })
             }
             InjectedError::Timeout => Rejection::Timeout,
+            InjectedError::InvalidNonce => Rejection::Invalid(InvalidTxError::InvalidNonce {
+                tx_nonce: tx.transaction.nonce(),
+                ak_nonce: tx.transaction.nonce(),
+            }),
         }
     }
 

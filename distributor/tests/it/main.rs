@@ -1,5 +1,6 @@
 //! Distributor tests against the devnet and a real PostgreSQL.
 
+mod death;
 mod payouts;
 mod prepare;
 mod signing;
