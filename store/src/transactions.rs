@@ -238,3 +238,15 @@ pub async fn tx_statuses(
         .load(conn)
         .await?)
 }
+
+/// Hashes of the transactions in `status` (audits: e.g. no `dropped` transaction may be on chain).
+pub async fn hashes_with_status(
+    conn: &mut AsyncPgConnection,
+    status: TxStatus,
+) -> Result<Vec<String>> {
+    Ok(transactions::table
+        .filter(transactions::status.eq(status))
+        .select(transactions::hash)
+        .load(conn)
+        .await?)
+}

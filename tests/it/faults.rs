@@ -1,7 +1,10 @@
 //! The fault suite: `payouts distributor` and `payouts indexer` as real processes, `kill -9`ed at random
 //! moments and restarted, PostgreSQL crashed (immediate stop, WAL recovery) and restarted mid-run, while the
-//! devnet drops transactions and loses or fails RPC answers. Afterwards the devnet ledger must show exactly
-//! one `ft_transfer` per claim and every balance exact.
+//! devnet drops transactions and loses or fails RPC answers, and answers as nearcore does: three nodes behind
+//! one URL lagging up to two blocks, forwarded transactions lost, late (nonce reorders) or held in a node's
+//! pool, re-submissions rejected with `ShardCongested` while an earlier copy still lands. Afterwards the devnet
+//! ledger must show exactly one `ft_transfer` per claim, every balance exact, and no transaction the store
+//! declared dead on chain.
 //!
 //! The CI variant is short; the long one (`cargo test --release --test it faults -- --ignored --nocapture`,
 //! sized by `FAULT_CLAIMS` / `FAULT_KILLS` / `FAULT_PG_RESTARTS`) is the one reported in notes.
@@ -10,7 +13,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use payouts_devnet::{Devnet, Faults};
+use payouts_devnet::{Devnet, Faults, InjectedError};
 use payouts_store::claims::{count_by_status, insert_claims};
 use payouts_store::cluster::PgCluster;
 use payouts_store::memo::claim_id_from_memo;
@@ -69,9 +72,17 @@ async fn fault_run(plan: Plan) {
             drop_tx_share: 0.05,
             rpc_timeout_share: 0.05,
             rpc_5xx_share: 0.02,
+            forward_drop_share: 0.02,
+            forward_delay_share: 0.05,
+            hold_share: 0.05,
+            hold_blocks: 4,
+            resend_reject_share: 0.3,
+            resend_reject_error: InjectedError::ShardCongested,
             seed: plan.seed,
             ..Faults::default()
         };
+        c.nodes = 3;
+        c.max_node_lag_blocks = 2;
     })
     .await
     .unwrap();
@@ -209,10 +220,26 @@ async fn fault_run(plan: Plan) {
         let id: near_primitives::types::AccountId = r.parse().unwrap();
         assert_eq!(devnet.ft_balance(&id).unwrap(), want, "balance of {r}");
     }
+    // No transaction declared dead ever landed.
+    let mut conn = payouts_store::pool::establish(&db).await.unwrap();
+    let dead = payouts_store::transactions::hashes_with_status(
+        &mut conn,
+        payouts_store::TxStatus::Dropped,
+    )
+    .await
+    .unwrap();
+    for hash in &dead {
+        let h: near_primitives::hash::CryptoHash = hash.parse().unwrap();
+        assert!(
+            !devnet.is_on_chain(&h),
+            "dead transaction {hash} is on chain"
+        );
+    }
     eprintln!(
-        "fault run: {} claims, {kills} kills, {restarts} postgres crashes, {:.0} s: 0 lost, 0 duplicated, balances exact",
+        "fault run: {} claims, {kills} kills, {restarts} postgres crashes, {:.0} s: 0 lost, 0 duplicated, balances exact, {} transactions proven dead, none on chain",
         plan.claims,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        dead.len()
     );
     devnet.shutdown().await;
 }
