@@ -46,6 +46,8 @@ pub fn bench_apply(batches: u64) -> BenchReport {
         chain_id: genesis.chain_id.clone(),
         genesis_height: genesis.genesis_height,
         gas_limit: None,
+        min_gas_price: genesis.min_gas_price.0,
+        max_gas_price: genesis.max_gas_price.0,
         validity_period: 1_000_000,
         fees: Fees::new(genesis.gas_price.0, 300 * TGAS),
     };

@@ -28,10 +28,9 @@ pub struct DevnetConfig {
     /// directory, unique per process and port.
     pub key_dir: Option<PathBuf>,
     /// Gas limit of the single shard's chunk, per block, in gas units (default 1,000 Tgas).
-    /// Work is admitted by its worst case (receipt: execution fees + attached gas capped at the
-    /// method's gas), so a block never exceeds it; the one exception is a single receipt larger
-    /// than the whole limit, which runs alone in an otherwise empty block rather than never
-    /// (impossible with limits of 300 Tgas and more).
+    /// As on nearcore it is also the chunk's *compute* limit: receipts are admitted while the
+    /// compute used is below it (the last one may overshoot), and storage operations cost about
+    /// 3× more compute than gas, so a chunk of token transfers is full before its gas is.
     pub gas_limit: u64,
     /// Lift the per-block gas limit entirely (benchmarks).
     pub lift_gas_limit: bool,
@@ -55,6 +54,8 @@ pub struct DevnetConfig {
     /// If set, final blocks are also written in the Lake S3 layout
     /// (`{height:012}/block.json`, `{height:012}/shard_0.json`) under this directory.
     pub lake_dir: Option<PathBuf>,
+    /// Congestion-control thresholds; each unset one is the runtime config's (mainnet).
+    pub congestion: CongestionOverrides,
     /// Fault knobs (can be changed at run time through `DevnetHandle::set_faults`).
     pub faults: Faults,
     /// Built-in load generator of user `claim` calls.
@@ -78,6 +79,7 @@ impl Default for DevnetConfig {
             rpc_timeout_ms: 10_000,
             neardata_poll_ms: 5_000,
             lake_dir: None,
+            congestion: CongestionOverrides::default(),
             faults: Faults::default(),
             load: LoadConfig::default(),
         }
@@ -99,6 +101,53 @@ impl DevnetConfig {
     /// The per-block gas limit in force, `None` when lifted.
     pub fn effective_gas_limit(&self) -> Option<u64> {
         (!self.lift_gas_limit).then_some(self.gas_limit)
+    }
+}
+
+/// Congestion-control thresholds that replace the runtime config's (nearcore's NEP-539 values,
+/// core/parameters/res/runtime_configs/68.yaml, 73.yaml, 79.yaml). Tests lower them to reach
+/// congestion with little load; `EXPERIMENTAL_protocol_config` reports the values in force.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CongestionOverrides {
+    /// Delayed-receipt gas that is 100 % incoming congestion (mainnet 400 PGas).
+    pub max_congestion_incoming_gas: Option<u64>,
+    /// Delayed-receipt bytes that are 100 % memory congestion (mainnet 1,000 MB).
+    pub max_congestion_memory_consumption: Option<u64>,
+    /// Missed chunks in a row that are 100 % congestion (mainnet 125).
+    pub max_congestion_missed_chunks: Option<u64>,
+    /// Congestion level at which new transactions are rejected, in percent (mainnet 80).
+    pub reject_tx_congestion_threshold_percent: Option<u8>,
+    /// Transaction-conversion gas budget per chunk without congestion (mainnet 500 Tgas).
+    pub max_tx_gas: Option<u64>,
+    /// That budget at full incoming congestion (mainnet 20 Tgas).
+    pub min_tx_gas: Option<u64>,
+}
+
+impl CongestionOverrides {
+    /// `fees` with these thresholds in its runtime config.
+    pub fn apply(&self, mut fees: crate::fees::Fees) -> crate::fees::Fees {
+        use near_primitives::types::Gas;
+        let c = &mut fees.runtime_config_mut().congestion_control_config;
+        if let Some(v) = self.max_congestion_incoming_gas {
+            c.max_congestion_incoming_gas = Gas::from_gas(v);
+        }
+        if let Some(v) = self.max_congestion_memory_consumption {
+            c.max_congestion_memory_consumption = v;
+        }
+        if let Some(v) = self.max_congestion_missed_chunks {
+            c.max_congestion_missed_chunks = v;
+        }
+        if let Some(v) = self.reject_tx_congestion_threshold_percent {
+            c.reject_tx_congestion_threshold = f64::from(v.min(100)) / 100.0;
+        }
+        if let Some(v) = self.max_tx_gas {
+            c.max_tx_gas = Gas::from_gas(v);
+        }
+        if let Some(v) = self.min_tx_gas {
+            c.min_tx_gas = Gas::from_gas(v);
+        }
+        fees
     }
 }
 

@@ -1,11 +1,21 @@
-//! Gas and fee arithmetic. Action fees come from near-parameters (`RuntimeConfigStore`, the
-//! protocol version this near-primitives speaks); the execution gas of the native contract
-//! methods is a constant per method ([`native_gas`]), chosen close to what the reference
+//! Gas, compute and fee arithmetic. Action fees and host-function costs come from
+//! near-parameters (`RuntimeConfigStore`, the protocol version this near-primitives speaks); the
+//! execution gas of the native contract methods is a constant per method ([`native_gas`]; the
+//! token's `ft_transfer` gas is set per token in genesis), chosen close to what the reference
 //! contracts burn on mainnet.
+//!
+//! **Compute.** nearcore admits receipts into a chunk by *compute*, not gas: every parameter has
+//! a gas cost (what the user pays) and a compute cost (what the validator spends); they are equal
+//! except for the storage host functions, whose compute costs were raised when flat storage
+//! shipped (core/parameters/res/runtime_configs/61.yaml, lowered again in 72.yaml): a storage
+//! read costs ≈2.8× its gas in compute, a write ≈3.1×. A native method here is modelled with the
+//! storage operations the equivalent wasm contract performs ([`storage_ops`]): its compute is its
+//! gas plus, per storage operation, the difference between the compute and the gas cost of that
+//! host function in the runtime config.
 
 use std::sync::Arc;
 
-use near_parameters::{ActionCosts, RuntimeConfig, RuntimeConfigStore};
+use near_parameters::{ActionCosts, ExtCosts, RuntimeConfig, RuntimeConfigStore};
 use near_primitives::account::AccessKeyPermission;
 use near_primitives::action::Action;
 use near_primitives::errors::InvalidTxError;
@@ -33,6 +43,30 @@ pub fn native_gas(method: &str) -> u64 {
     }
 }
 
+/// Default gas of a token's `ft_transfer` (see [`native_gas`]); a token may set its own in genesis.
+pub const DEFAULT_FT_TRANSFER_GAS: u64 = 1_900_000_000_000;
+
+/// The storage operations a native method performs, as the equivalent wasm contract would:
+/// `(reads, writes, trie nodes touched, key bytes, value bytes)`.
+///
+/// - `ft_transfer`: read and write the sender's and the receiver's balance;
+/// - `storage_deposit`: read the registration, write it;
+/// - `claim` / `reveal`: read and write the claims counter; `log`: nothing;
+/// - views called as transactions: one read.
+pub fn storage_ops(method: &str) -> (u64, u64, u64, u64, u64) {
+    match method {
+        "ft_transfer" => (2, 2, 24, 4 * 40, 4 * 16),
+        "storage_deposit" => (1, 1, 12, 2 * 40, 2 * 16),
+        "claim" | "reveal" => (1, 1, 12, 2 * 16, 2 * 8),
+        "ft_balance_of"
+        | "ft_total_supply"
+        | "ft_metadata"
+        | "storage_balance_of"
+        | "storage_balance_bounds" => (1, 0, 6, 40, 16),
+        _ => (0, 0, 0, 0, 0),
+    }
+}
+
 /// What converting a transaction into its receipt costs the signer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxCost {
@@ -50,7 +84,8 @@ pub struct TxCost {
 #[derive(Clone)]
 pub struct Fees {
     config: Arc<RuntimeConfig>,
-    /// Gas price, yoctoNEAR per gas (constant on the devnet).
+    /// Gas price of the block being produced, yoctoNEAR per gas (moves every block, see
+    /// `Chain::produce_block`).
     pub gas_price: u128,
 }
 
@@ -72,6 +107,43 @@ impl Fees {
     /// The runtime config (for `EXPERIMENTAL_protocol_config`).
     pub fn runtime_config(&self) -> &RuntimeConfig {
         &self.config
+    }
+
+    /// The runtime config, to override parts of it (congestion thresholds in tests).
+    pub fn runtime_config_mut(&mut self) -> &mut RuntimeConfig {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Compute a native method costs on top of its gas: per storage operation it performs
+    /// ([`storage_ops`]), the compute cost minus the gas cost of that host function.
+    pub fn storage_compute_surcharge(&self, method: &str) -> u64 {
+        let ext = &self.config.wasm_config.ext_costs;
+        let extra = |c: ExtCosts, n: u64| {
+            ext.compute_cost(c)
+                .saturating_sub(ext.gas_cost(c).as_gas())
+                .saturating_mul(n)
+        };
+        let (reads, writes, nodes, key_bytes, value_bytes) = storage_ops(method);
+        let per_op = |n: u64| n.max(1);
+        extra(ExtCosts::storage_read_base, reads)
+            + extra(ExtCosts::storage_write_base, writes)
+            + extra(ExtCosts::touching_trie_node, nodes)
+            + extra(
+                ExtCosts::storage_read_key_byte,
+                key_bytes / per_op(reads + writes) * reads,
+            )
+            + extra(
+                ExtCosts::storage_write_key_byte,
+                key_bytes / per_op(reads + writes) * writes,
+            )
+            + extra(
+                ExtCosts::storage_read_value_byte,
+                value_bytes / per_op(reads + writes) * reads,
+            )
+            + extra(
+                ExtCosts::storage_write_value_byte,
+                value_bytes / per_op(reads + writes) * writes,
+            )
     }
 
     /// Maximum number of actions per transaction / receipt.
@@ -207,6 +279,26 @@ mod tests {
         assert!(exec > 780_000_000_000 && exec < 790_000_000_000, "{exec}");
         assert_eq!(fees.receipt_fees().0, 108_059_500_000);
         assert_eq!(fees.max_actions(), 100);
+    }
+
+    #[test]
+    fn storage_costs_about_three_times_more_compute_than_gas() {
+        let fees = Fees::new(100_000_000, 1_000 * TGAS);
+        let ext = &fees.runtime_config().wasm_config.ext_costs;
+        for c in [ExtCosts::storage_read_base, ExtCosts::storage_write_base] {
+            let (gas, compute) = (ext.gas_cost(c).as_gas(), ext.compute_cost(c));
+            assert!(
+                compute > 2 * gas && compute < 4 * gas,
+                "{c:?}: {gas} / {compute}"
+            );
+        }
+        // ft_transfer: 2 reads + 2 writes ≈ 0.48 Tcompute on top of its 1.9 Tgas.
+        let extra = fees.storage_compute_surcharge("ft_transfer");
+        assert!(
+            extra > 450_000_000_000 && extra < 520_000_000_000,
+            "{extra}"
+        );
+        assert_eq!(fees.storage_compute_surcharge("log"), 0);
     }
 
     #[test]

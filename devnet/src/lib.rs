@@ -27,7 +27,8 @@ pub mod state;
 pub mod validate;
 
 pub use bench::{bench_apply, BenchReport};
-pub use config::{DevnetConfig, Faults, InjectedError, LoadConfig, TGAS};
+pub use chain::Congestion;
+pub use config::{CongestionOverrides, DevnetConfig, Faults, InjectedError, LoadConfig, TGAS};
 pub use error::DevnetError;
 pub use genesis::Genesis;
 pub use node::{run, BlockGas, Devnet, DevnetHandle};

@@ -103,8 +103,16 @@ impl Devnet {
             chain_id: genesis.chain_id.clone(),
             genesis_height: genesis.genesis_height,
             gas_limit: cfg.effective_gas_limit(),
+            min_gas_price: genesis.min_gas_price.0,
+            max_gas_price: genesis.max_gas_price.0,
             validity_period: cfg.validity_period,
-            fees: Fees::new(genesis.gas_price.0, cfg.max_tx_gas),
+            fees: cfg.congestion.apply(Fees::new(
+                genesis
+                    .gas_price
+                    .0
+                    .clamp(genesis.min_gas_price.0, genesis.max_gas_price.0),
+                cfg.max_tx_gas,
+            )),
         };
         let mut state = built.state;
         state.set_history_blocks(cfg.state_history_blocks);
@@ -177,8 +185,18 @@ pub struct BlockGas {
     pub height: u64,
     /// Gas burnt.
     pub used: u64,
-    /// Limit in force (`None`: lifted).
+    /// Compute spent (what the limit bounds).
+    pub compute: u64,
+    /// Limit in force (`None`: lifted); the compute limit too.
     pub limit: Option<u64>,
+    /// Gas price of the block, yoctoNEAR per gas.
+    pub gas_price: u128,
+    /// The chunk's congestion info.
+    pub congestion: crate::chain::Congestion,
+    /// Whether the block holds a chunk.
+    pub has_chunk: bool,
+    /// Compute used when its last receipt was admitted (below `limit`).
+    pub last_admitted_at: Option<u64>,
 }
 
 impl DevnetHandle {
@@ -367,9 +385,20 @@ impl DevnetHandle {
             .map(|b| BlockGas {
                 height: b.height,
                 used: b.gas_used,
+                compute: b.compute_used,
                 limit: b.gas_limit,
+                gas_price: b.message.block.header.gas_price.as_yoctonear(),
+                congestion: b.congestion,
+                has_chunk: b.has_chunk,
+                last_admitted_at: b.last_admitted_at,
             })
             .collect()
+    }
+
+    /// Makes the next `blocks` blocks miss the shard's chunk (nothing included or executed; at
+    /// 100 missed chunks in a row nodes answer new transactions with `ShardStuck`).
+    pub fn miss_chunks(&self, blocks: u64) {
+        self.shared.chain.lock().miss_chunks(blocks);
     }
 
     /// Transactions in the pool and receipts waiting for execution.

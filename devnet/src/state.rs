@@ -66,6 +66,9 @@ pub struct FtLedger {
     pub total_supply: u128,
     /// Metadata returned by `ft_metadata`.
     pub metadata: FtMetadata,
+    /// Gas one `ft_transfer` burns (on top of the action fees); a call with less attached gas
+    /// fails with "Exceeded the prepaid gas.".
+    pub ft_transfer_gas: u64,
 }
 
 #[derive(Clone)]
@@ -422,6 +425,7 @@ mod tests {
             balances: HashMap::from([(alice.clone(), 5)]),
             total_supply: 5,
             metadata,
+            ft_transfer_gas: crate::fees::DEFAULT_FT_TRANSFER_GAS,
         };
         (
             State::new(accounts, HashMap::from([(token.clone(), ledger)])),

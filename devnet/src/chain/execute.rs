@@ -1,6 +1,10 @@
 //! Receipt execution: all actions of a receipt apply or none do (the state journal is rolled
 //! back on the first failing action); logs written before the failure are kept; unused gas and,
-//! on failure, the deposits go back in refund receipts from `system`.
+//! on failure, the deposits go back in refund receipts from `system`. Gas is burnt and refunded
+//! at the price the receipt's gas was bought at; compute is the gas plus the storage surcharge
+//! of each method that ran (`fees::Fees::storage_compute_surcharge`). A function call whose
+//! attached gas is below what the method burns (a token's `ft_transfer` gas is its own) fails
+//! with "Exceeded the prepaid gas." and burns all it was given, failing the whole receipt.
 
 use near_crypto::{KeyType, PublicKey};
 use near_indexer_primitives::IndexerExecutionOutcomeWithReceipt;
@@ -28,6 +32,8 @@ pub(super) struct Executed {
     pub(super) outcome: IndexerExecutionOutcomeWithReceipt,
     pub(super) children: Vec<PendingReceipt>,
     pub(super) gas_burnt: u64,
+    pub(super) compute: u64,
+    pub(super) tokens_burnt: u128,
 }
 
 fn system() -> AccountId {
@@ -52,6 +58,16 @@ fn call_error(err: CallError) -> ActionErrorKind {
 }
 
 impl Chain {
+    /// Gas a native method burns: the token's own `ft_transfer` gas, else [`crate::fees::native_gas`].
+    fn method_gas(&self, contract: &AccountId, method: &str) -> u64 {
+        if method == "ft_transfer" {
+            if let Some(ledger) = self.state.ft(contract) {
+                return ledger.ft_transfer_gas;
+            }
+        }
+        crate::fees::native_gas(method)
+    }
+
     pub(super) fn execute_receipt(
         &mut self,
         r: PendingReceipt,
@@ -67,6 +83,7 @@ impl Chain {
         } else {
             fees.receipt_fees().1
         };
+        let mut compute_extra: u64 = 0;
         let mut fx = CallEffects::default();
         let mut value = Vec::new();
         let mut failure: Option<ActionError> = None;
@@ -92,7 +109,7 @@ impl Chain {
                     let deposit = fc.deposit.as_yoctonear();
                     self.state.credit(&receiver, deposit);
                     let contract = self.state.account(&receiver).and_then(|a| a.contract);
-                    let need = crate::fees::native_gas(&fc.method_name);
+                    let need = self.method_gas(&receiver, &fc.method_name);
                     match contract {
                         None => Err(ActionErrorKind::FunctionCallError(
                             FunctionCallError::CompilationError(
@@ -111,6 +128,8 @@ impl Chain {
                         }
                         Some(kind) => {
                             gas_burnt = gas_burnt.saturating_add(need);
+                            compute_extra = compute_extra
+                                .saturating_add(fees.storage_compute_surcharge(&fc.method_name));
                             let ctx = CallCtx {
                                 contract: &receiver,
                                 predecessor: &predecessor,
@@ -182,10 +201,15 @@ impl Chain {
                     .saturating_add(transfer_fees.0);
                 child_prepaid = child_prepaid.saturating_add(exec);
                 let id = next_id(&children);
-                let mut child =
-                    self.transfer_receipt(id, receiver.clone(), to, &r.signer, amount, false);
+                let mut child = self.transfer_receipt(
+                    id,
+                    receiver.clone(),
+                    to,
+                    &r.signer,
+                    amount,
+                    Some(r.gas_price),
+                );
                 child.prepaid_gas = exec;
-                child.upper_bound = exec;
                 children.push(child);
             }
         }
@@ -205,7 +229,7 @@ impl Chain {
                 predecessor.clone(),
                 &r.signer,
                 deposits,
-                true,
+                None,
             ));
         }
         let gas_refund = r
@@ -214,14 +238,14 @@ impl Chain {
             .saturating_sub(child_prepaid);
         if gas_refund > 0 && !r.is_refund {
             let id = next_id(&children);
-            let amount = fees.gas_amount(gas_refund);
+            let amount = u128::from(gas_refund).saturating_mul(r.gas_price);
             children.push(self.transfer_receipt(
                 id,
                 system(),
                 r.signer.clone(),
                 &r.signer,
                 amount,
-                true,
+                None,
             ));
         }
 
@@ -231,6 +255,7 @@ impl Chain {
                 .filter(|c| c.is_refund)
                 .map(|c| c.view.receipt_id),
         );
+        let tokens_burnt = u128::from(gas_burnt).saturating_mul(r.gas_price);
         let status = match failure {
             Some(err) => ExecutionStatusView::Failure(TxExecutionError::ActionError(err)),
             None => ExecutionStatusView::SuccessValue(value),
@@ -243,7 +268,7 @@ impl Chain {
                 logs: fx.logs,
                 receipt_ids: children.iter().map(|c| c.view.receipt_id).collect(),
                 gas_burnt: Gas::from_gas(gas_burnt),
-                tokens_burnt: Balance::from_yoctonear(fees.gas_amount(gas_burnt)),
+                tokens_burnt: Balance::from_yoctonear(tokens_burnt),
                 executor_id: receiver,
                 status,
                 metadata: ExecutionMetadataView::default(),
@@ -264,6 +289,8 @@ impl Chain {
             },
             children,
             gas_burnt,
+            compute: gas_burnt.saturating_add(compute_extra),
+            tokens_burnt,
         }
     }
 
@@ -274,17 +301,14 @@ impl Chain {
         to: AccountId,
         signer: &AccountId,
         amount: u128,
-        is_refund: bool,
+        bought_at: Option<u128>,
     ) -> PendingReceipt {
+        // `None`: a refund from `system`, which buys no gas.
+        let is_refund = bought_at.is_none();
         let deposit = Balance::from_yoctonear(amount);
-        let (signer_id, signer_public_key, gas_price) = if is_refund {
-            (system(), PublicKey::empty(KeyType::ED25519), Balance::ZERO)
-        } else {
-            (
-                signer.clone(),
-                PublicKey::empty(KeyType::ED25519),
-                Balance::from_yoctonear(self.params.fees.gas_price),
-            )
+        let (signer_id, signer_public_key, gas_price) = match bought_at {
+            None => (system(), PublicKey::empty(KeyType::ED25519), 0),
+            Some(price) => (signer.clone(), PublicKey::empty(KeyType::ED25519), price),
         };
         PendingReceipt {
             view: ReceiptView {
@@ -294,7 +318,7 @@ impl Chain {
                 receipt: ReceiptEnumView::Action {
                     signer_id,
                     signer_public_key,
-                    gas_price,
+                    gas_price: Balance::from_yoctonear(gas_price),
                     output_data_receivers: vec![],
                     input_data_ids: vec![],
                     actions: vec![ActionView::Transfer { deposit }],
@@ -306,7 +330,7 @@ impl Chain {
             actions: vec![Action::Transfer(TransferAction { deposit })],
             signer: signer.clone(),
             prepaid_gas: 0,
-            upper_bound: 0,
+            gas_price,
             is_refund,
         }
     }

@@ -1,12 +1,15 @@
 //! The chain: state, transaction pool, pending receipts, produced blocks and the outcome index.
 //!
-//! Lifecycle of a transaction: `submit` validates it (nearcore's RPC checks) and puts it in the
-//! pool; the next `produce_block` re-checks it at chunk production (including the nonce upper
-//! bound and the fault knob that drops transactions), charges the signer and converts it into a
-//! receipt; a later block executes the receipt (all actions or none) and emits gas/deposit refund
-//! receipts from `system`, executed in the block after that. Blocks become final two blocks
-//! after they are produced, like doomslug finality on nearcore.
+//! Lifecycle of a transaction: `submit` validates it (nearcore's RPC checks, congestion
+//! included) and puts it in the pool; the next `produce_block` re-checks it at chunk production
+//! (including the nonce upper bound and the fault knob that drops transactions), charges the
+//! signer at that block's gas price and converts it into a receipt, within the chunk's
+//! transaction budget; a later block executes the receipt (all actions or none) while the
+//! chunk's compute is below its limit, and emits gas/deposit refund receipts from `system`,
+//! executed in the block after that. Blocks become final two blocks after they are produced,
+//! like doomslug finality on nearcore.
 
+pub mod congestion;
 mod execute;
 pub mod front;
 mod outcome;
@@ -29,6 +32,7 @@ use near_primitives::views::{ExecutionOutcomeWithIdView, ReceiptView};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+pub use congestion::Congestion;
 pub use front::Front as RpcFront;
 pub use outcome::{satisfies as outcome_satisfies, TxLookup, TxProgress};
 pub use views::Block;
@@ -50,8 +54,12 @@ pub struct ChainParams {
     pub chain_id: String,
     /// Height of the genesis block.
     pub genesis_height: u64,
-    /// Per-block gas limit, `None` when lifted.
+    /// Per-chunk gas limit, which is also its compute limit; `None` when lifted.
     pub gas_limit: Option<u64>,
+    /// Lowest gas price, yoctoNEAR per gas (mainnet: 10^8).
+    pub min_gas_price: u128,
+    /// Highest gas price, yoctoNEAR per gas (mainnet: 10^22).
+    pub max_gas_price: u128,
     /// Transaction validity period, blocks.
     pub validity_period: u64,
     /// Fee schedule.
@@ -70,10 +78,11 @@ struct PendingReceipt {
     view: ReceiptView,
     actions: Vec<Action>,
     signer: AccountId,
-    /// Gas prepaid for executing it (exec fees + attached gas); refunded when unused.
+    /// Gas prepaid for executing it (exec fees + attached gas); refunded when unused. Also its
+    /// weight in the shard's congestion (delayed receipt gas).
     prepaid_gas: u64,
-    /// Gas the receipt can burn at most (admission against the block gas limit).
-    upper_bound: u64,
+    /// The gas price its gas was bought at (refunds are paid at it).
+    gas_price: u128,
     /// A refund from `system` (does not count for `EXECUTED` statuses).
     is_refund: bool,
 }
@@ -124,6 +133,8 @@ pub struct Chain {
     drop_share: f64,
     /// The nodes behind the RPC URL (one node that never lags unless configured).
     front: Front,
+    /// Blocks still to be produced without a chunk (fault knob: the shard misses chunks).
+    missing_chunks: u64,
 }
 
 /// Why a submission through a node was refused.
@@ -157,6 +168,7 @@ impl Chain {
             drop_rng: StdRng::seed_from_u64(drop_seed),
             drop_share: 0.0,
             front: Front::new(1, 0, params_genesis_height, drop_seed),
+            missing_chunks: 0,
         };
         chain.produce_genesis(timestamp_ns);
         chain
@@ -170,6 +182,19 @@ impl Chain {
     /// Current state.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Makes the next `blocks` blocks miss the shard's chunk: nothing is included or executed,
+    /// and the missed-chunks count that congestion control reads grows.
+    pub fn miss_chunks(&mut self, blocks: u64) {
+        self.missing_chunks = blocks;
+    }
+
+    /// The congestion info of the chunk at `height` (the latest before it when it missed none).
+    pub fn congestion_at(&self, height: u64) -> Congestion {
+        self.block_at(height.min(self.head().height))
+            .map(|b| b.congestion)
+            .unwrap_or_default()
     }
 
     /// Sets the share of valid transactions silently dropped at chunk production.
@@ -246,11 +271,23 @@ impl Chain {
     }
 
     /// Validates a transaction against the chain as a node whose head is `node_head` sees it:
-    /// blocks above `node_head` are unknown to it and the state is that of `node_head`.
+    /// blocks above `node_head` are unknown to it and the state is that of `node_head`; the
+    /// congestion it checks is that of its head's chunk.
     pub fn validate_at(
         &self,
         tx: &SignedTransaction,
         node_head: u64,
+    ) -> Result<TxCost, InvalidTxError> {
+        self.validate_as(tx, node_head, true)
+    }
+
+    /// [`Chain::validate_at`], with or without the congestion check (a node checks it when it
+    /// receives a transaction from a client, not again when it forwards one).
+    fn validate_as(
+        &self,
+        tx: &SignedTransaction,
+        node_head: u64,
+        check_congestion: bool,
     ) -> Result<TxCost, InvalidTxError> {
         let node_head = node_head.min(self.head().height);
         let at = ChainPoint {
@@ -265,6 +302,10 @@ impl Chain {
         };
         validate::check_validity(at)?;
         let cost = validate::check_stateless(&self.params.fees, tx)?;
+        if check_congestion {
+            self.congestion_at(node_head)
+                .accepts(&self.params.fees.runtime_config().congestion_control_config)?;
+        }
         if node_head >= self.head().height {
             validate::check_stateful(&self.state, tx, &cost, at)?;
         } else {
@@ -383,7 +424,7 @@ impl Chain {
     fn take_forwarded(&mut self, height: u64) {
         let head = self.head().height;
         for tx in self.front.forward(height) {
-            match self.validate_at(&tx, head) {
+            match self.validate_as(&tx, head, false) {
                 Ok(cost) => {
                     self.admit(tx, cost);
                 }

@@ -26,8 +26,18 @@ pub struct Block {
     pub hash: CryptoHash,
     /// Gas burnt by the block's transactions and receipts.
     pub gas_used: u64,
-    /// Gas limit in force when it was produced (`None`: lifted).
+    /// Gas limit in force when it was produced (`None`: lifted); also the compute limit.
     pub gas_limit: Option<u64>,
+    /// Compute spent by the block's transactions and receipts (≥ `gas_used`: storage operations
+    /// cost more compute than gas).
+    pub compute_used: u64,
+    /// The chunk's congestion info after it was applied.
+    pub congestion: super::Congestion,
+    /// Whether the block holds a chunk (false: the shard missed it).
+    pub has_chunk: bool,
+    /// Compute used when the last receipt of the block was admitted (always below the limit:
+    /// only that last receipt may take the block over it); `None` when no receipt ran.
+    pub last_admitted_at: Option<u64>,
     /// Everything about the block, in the neardata / Lake shape.
     pub message: StreamerMessage,
     json: OnceLock<Bytes>,
@@ -93,7 +103,12 @@ pub(crate) struct BlockParts {
     pub(crate) gas_price: u128,
     pub(crate) total_supply: u128,
     pub(crate) gas_used: u64,
+    pub(crate) compute_used: u64,
     pub(crate) gas_limit: Option<u64>,
+    pub(crate) congestion: super::Congestion,
+    /// `None`: the chunk is there; `Some(h)`: missed, the last chunk was included at `h`.
+    pub(crate) missed_since: Option<u64>,
+    pub(crate) last_admitted_at: Option<u64>,
     pub(crate) balance_burnt: u128,
     pub(crate) transactions: Vec<IndexerTransactionWithOutcome>,
     pub(crate) incoming_receipts: Vec<ReceiptView>,
@@ -127,8 +142,8 @@ pub(crate) fn build_block(p: BlockParts) -> Block {
         timestamp_nanosec: p.timestamp_ns,
         gas_price: Balance::from_yoctonear(p.gas_price),
         total_supply: Balance::from_yoctonear(p.total_supply),
-        chunks_included: 1,
-        chunk_mask: vec![true],
+        chunks_included: u64::from(p.missed_since.is_none()),
+        chunk_mask: vec![p.missed_since.is_none()],
         block_ordinal: Some(p.height - p.genesis_height + 1),
         last_final_block: p.last_final_hash,
         last_ds_final_block: p.prev_hash,
@@ -143,8 +158,8 @@ pub(crate) fn build_block(p: BlockParts) -> Block {
         prev_state_root: CryptoHash::default(),
         encoded_merkle_root: CryptoHash::default(),
         encoded_length: 0,
-        height_created: p.height,
-        height_included: p.height,
+        height_created: p.missed_since.unwrap_or(p.height),
+        height_included: p.missed_since.unwrap_or(p.height),
         shard_id: ShardId::new(0),
         gas_used: Gas::from_gas(p.gas_used),
         gas_limit: Gas::from_gas(p.gas_limit.unwrap_or(u64::MAX)),
@@ -154,7 +169,7 @@ pub(crate) fn build_block(p: BlockParts) -> Block {
         outgoing_receipts_root: CryptoHash::default(),
         tx_root: CryptoHash::default(),
         validator_proposals: vec![],
-        congestion_info: None,
+        congestion_info: Some(p.congestion.view()),
         bandwidth_requests: None,
         signature: Signature::empty(KeyType::ED25519),
     };
@@ -170,9 +185,10 @@ pub(crate) fn build_block(p: BlockParts) -> Block {
         receipts: p.incoming_receipts,
         local_receipts: vec![],
     };
+    let has_chunk = p.missed_since.is_none();
     let shard = IndexerShard {
         shard_id: ShardId::new(0),
-        chunk: Some(chunk),
+        chunk: has_chunk.then_some(chunk),
         receipt_execution_outcomes: p.outcomes,
         state_changes: vec![],
     };
@@ -181,6 +197,10 @@ pub(crate) fn build_block(p: BlockParts) -> Block {
         hash,
         gas_used: p.gas_used,
         gas_limit: p.gas_limit,
+        compute_used: p.compute_used,
+        congestion: p.congestion,
+        has_chunk,
+        last_admitted_at: p.last_admitted_at,
         message: StreamerMessage {
             block,
             shards: vec![shard],

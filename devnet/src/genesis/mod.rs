@@ -3,7 +3,12 @@
 //!
 //! Built-in default (`Genesis::default()`):
 //! - `treasury.devnet`: 1,000,000 NEAR, 8 full-access keys, holds the whole token supply;
-//! - `token.devnet`: the NEP-141 token (24 decimals, supply 10^12 tokens), 1 full-access key;
+//! - `token.devnet`: the NEP-141 token (24 decimals, supply 10^12 tokens, `ft_transfer` burns
+//!   1.9 Tgas), 1 full-access key;
+//! - `heavy.devnet`: a second NEP-141 token whose `ft_transfer` burns 4.5 Tgas (a token with more
+//!   storage work, such as one with per-holder accounting: 2–5 Tgas is typical on mainnet), so
+//!   a batch attaching 3 Tgas per transfer fails as a whole with "Exceeded the prepaid gas.";
+//!   same holders and registrations as `token.devnet`;
 //! - `claims.devnet`: the claims contract, 1 full-access key;
 //! - `user-0.devnet` … `user-999.devnet`: 100 NEAR and 1 full-access key each; users with an
 //!   even N are registered with the token (balance 0), odd ones are not.
@@ -50,9 +55,16 @@ pub struct Genesis {
     /// Height of the genesis block.
     #[serde(default = "default_genesis_height")]
     pub genesis_height: u64,
-    /// Gas price, yoctoNEAR per gas (constant on the devnet).
+    /// Gas price of the genesis block, yoctoNEAR per gas (then it moves with how full blocks
+    /// are, never below `min_gas_price` nor above `max_gas_price`).
     #[serde(default = "default_gas_price")]
     pub gas_price: U128,
+    /// Lowest gas price (mainnet's: 10^8 yoctoNEAR per gas).
+    #[serde(default = "default_gas_price")]
+    pub min_gas_price: U128,
+    /// Highest gas price (mainnet's: 10^22 yoctoNEAR per gas).
+    #[serde(default = "default_max_gas_price")]
+    pub max_gas_price: U128,
     /// The account whose keys are "the treasury keys".
     pub treasury: AccountId,
     /// Explicit accounts.
@@ -63,6 +75,9 @@ pub struct Genesis {
     pub users: Option<UsersGenesis>,
     /// The token contract's ledger.
     pub token: TokenGenesis,
+    /// Further token contracts (`[[tokens]]`), each with its own ledger.
+    #[serde(default)]
+    pub tokens: Vec<TokenGenesis>,
 }
 
 /// One explicit account.
@@ -142,6 +157,9 @@ pub struct TokenGenesis {
     /// Further accounts registered with balance 0.
     #[serde(default)]
     pub registered: Vec<AccountId>,
+    /// Gas one `ft_transfer` burns on top of the action fees (default 1.9 Tgas).
+    #[serde(default = "default_ft_transfer_gas")]
+    pub ft_transfer_gas: u64,
 }
 
 fn default_chain_id() -> String {
@@ -152,6 +170,12 @@ fn default_genesis_height() -> u64 {
 }
 fn default_gas_price() -> U128 {
     U128(100_000_000)
+}
+fn default_max_gas_price() -> U128 {
+    U128(10_000_000_000_000_000_000_000)
+}
+fn default_ft_transfer_gas() -> u64 {
+    crate::fees::DEFAULT_FT_TRANSFER_GAS
 }
 fn default_user_prefix() -> String {
     "user-".into()
@@ -192,10 +216,13 @@ impl Default for Genesis {
             chain_id: default_chain_id(),
             genesis_height: default_genesis_height(),
             gas_price: default_gas_price(),
+            min_gas_price: default_gas_price(),
+            max_gas_price: default_max_gas_price(),
             treasury: id!("treasury.devnet"),
             accounts: vec![
                 account(id!("treasury.devnet"), 1_000_000 * NEAR, 8, None),
                 account(id!("token.devnet"), 100 * NEAR, 1, Some(ContractKind::Ft)),
+                account(id!("heavy.devnet"), 100 * NEAR, 1, Some(ContractKind::Ft)),
                 account(
                     id!("claims.devnet"),
                     100 * NEAR,
@@ -218,7 +245,18 @@ impl Default for Genesis {
                 name: default_token_name(),
                 symbol: default_token_symbol(),
                 registered: vec![],
+                ft_transfer_gas: default_ft_transfer_gas(),
             },
+            tokens: vec![TokenGenesis {
+                account_id: id!("heavy.devnet"),
+                owner_id: id!("treasury.devnet"),
+                total_supply: U128(1_000_000_000_000 * NEAR),
+                decimals: default_decimals(),
+                name: "Heavy Devnet Token".into(),
+                symbol: "HEVT".into(),
+                registered: vec![],
+                ft_transfer_gas: 4_500_000_000_000,
+            }],
         }
     }
 }
@@ -344,53 +382,59 @@ impl Genesis {
                 users.push(account_id);
             }
         }
-        let t = &self.token;
-        match accounts.get(&t.account_id) {
-            Some(acc) if acc.contract == Some(ContractKind::Ft) => {}
-            _ => {
-                return Err(invalid(format!(
-                    "token {} must be an ft account",
-                    t.account_id
-                )))
-            }
-        }
-        if !accounts.contains_key(&t.owner_id) {
-            return Err(invalid(format!(
-                "token owner {} does not exist",
-                t.owner_id
-            )));
-        }
         if !accounts.contains_key(&self.treasury) {
             return Err(invalid(format!(
                 "treasury {} does not exist",
                 self.treasury
             )));
         }
-        let mut balances: HashMap<AccountId, u128> = HashMap::new();
-        for r in &t.registered {
-            balances.insert(r.clone(), 0);
-        }
-        if self.users.as_ref().is_some_and(|u| u.register_even) {
-            for user in users.iter().step_by(2) {
-                balances.insert(user.clone(), 0);
+        let mut ledgers = HashMap::new();
+        for t in std::iter::once(&self.token).chain(&self.tokens) {
+            match accounts.get(&t.account_id) {
+                Some(acc) if acc.contract == Some(ContractKind::Ft) => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "token {} must be an ft account",
+                        t.account_id
+                    )))
+                }
+            }
+            if !accounts.contains_key(&t.owner_id) {
+                return Err(invalid(format!(
+                    "token owner {} does not exist",
+                    t.owner_id
+                )));
+            }
+            let mut balances: HashMap<AccountId, u128> = HashMap::new();
+            for r in &t.registered {
+                balances.insert(r.clone(), 0);
+            }
+            if self.users.as_ref().is_some_and(|u| u.register_even) {
+                for user in users.iter().step_by(2) {
+                    balances.insert(user.clone(), 0);
+                }
+            }
+            balances.insert(t.owner_id.clone(), t.total_supply.0);
+            let metadata = FtMetadata {
+                spec: "ft-1.0.0".into(),
+                name: t.name.clone(),
+                symbol: t.symbol.clone(),
+                icon: None,
+                reference: None,
+                reference_hash: None,
+                decimals: t.decimals,
+            };
+            let ledger = FtLedger {
+                balances,
+                total_supply: t.total_supply.0,
+                metadata,
+                ft_transfer_gas: t.ft_transfer_gas,
+            };
+            if ledgers.insert(t.account_id.clone(), ledger).is_some() {
+                return Err(invalid(format!("duplicate token {}", t.account_id)));
             }
         }
-        balances.insert(t.owner_id.clone(), t.total_supply.0);
-        let metadata = FtMetadata {
-            spec: "ft-1.0.0".into(),
-            name: t.name.clone(),
-            symbol: t.symbol.clone(),
-            icon: None,
-            reference: None,
-            reference_hash: None,
-            decimals: t.decimals,
-        };
-        let ledger = FtLedger {
-            balances,
-            total_supply: t.total_supply.0,
-            metadata,
-        };
-        let state = State::new(accounts, HashMap::from([(t.account_id.clone(), ledger)]));
+        let state = State::new(accounts, ledgers);
         Ok(BuiltGenesis { state, keys, users })
     }
 }

@@ -190,16 +190,20 @@ pub(crate) fn gas_price(shared: &Shared, node: usize, params: Value) -> RpcResul
         other => return Err(bad_params(format!("unexpected params {other}"))),
     };
     let chain = shared.chain.lock();
-    if let Some(id) = block_id {
-        if resolve(&chain, &BlockReference::BlockId(id.clone()), node).is_none() {
-            return Err(RpcGasPriceError::UnknownBlock {
-                error_message: format!("{id:?}"),
-            }
-            .into());
+    // The price of the block asked for, else of the answering node's head (nearcore's
+    // `gas_price` with `null`).
+    let reference = match &block_id {
+        Some(id) => BlockReference::BlockId(id.clone()),
+        None => BlockReference::Finality(Finality::None),
+    };
+    let Some(block) = resolve(&chain, &reference, node) else {
+        return Err(RpcGasPriceError::UnknownBlock {
+            error_message: format!("{block_id:?}"),
         }
-    }
+        .into());
+    };
     to_value(&GasPriceView {
-        gas_price: Balance::from_yoctonear(chain.params().fees.gas_price),
+        gas_price: block.message.block.header.gas_price,
     })
 }
 
@@ -221,8 +225,9 @@ pub(crate) fn protocol_config(shared: &Shared, node: usize, params: Value) -> Rp
         chain_id: p.chain_id.clone(),
         genesis_height: p.genesis_height,
         gas_limit: Gas::from_gas(p.gas_limit.unwrap_or(u64::MAX)),
-        min_gas_price: Balance::from_yoctonear(p.fees.gas_price),
-        max_gas_price: Balance::from_yoctonear(p.fees.gas_price),
+        min_gas_price: Balance::from_yoctonear(p.min_gas_price),
+        max_gas_price: Balance::from_yoctonear(p.max_gas_price),
+        gas_price_adjustment_rate: near_primitives::num_rational::Rational32::new(1, 100),
         transaction_validity_period: p.validity_period,
         epoch_length: 43_200,
         num_block_producer_seats: 1,

@@ -8,6 +8,7 @@ mod faults;
 mod gas_limit;
 mod lake;
 mod load;
+mod nearcore_limits;
 mod nearcore_rpc;
 mod rejections;
 mod rpc;
