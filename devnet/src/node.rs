@@ -345,7 +345,13 @@ impl DevnetHandle {
         self.shared.chain.lock().final_height()
     }
 
-    /// Token balance of an account (`None`: not registered).
+    /// Balance of an account on the token contract `token` (`None`: not registered, or no such token).
+    pub fn ft_balance_of(&self, token: &AccountId, account: &AccountId) -> Option<u128> {
+        let chain = self.shared.chain.lock();
+        chain.state().ft(token)?.balances.get(account).copied()
+    }
+
+    /// Token balance of an account on the genesis `[token]`; `None` when not registered.
     pub fn ft_balance(&self, account: &AccountId) -> Option<u128> {
         let chain = self.shared.chain.lock();
         chain

@@ -26,6 +26,9 @@ pub struct DistributorConfig {
     pub max_transfers_per_tx: usize,
     /// Gas attached to each `ft_transfer` (and `storage_deposit`) action, in Tgas.
     pub gas_per_transfer_tgas: u64,
+    /// Per-token override of `gas_per_transfer_tgas` (token → Tgas), for tokens whose `ft_transfer` burns more
+    /// (typically 2–5 Tgas on mainnet). Too little gas fails a whole batch with "Exceeded the prepaid gas.".
+    pub gas_per_transfer_tgas_by_token: BTreeMap<String, u64>,
     /// Send a batch that is not full once its oldest claim waited this long (ms).
     pub max_batch_wait_ms: u64,
     /// Transactions in flight (stored, not settled) per key at most.
@@ -68,6 +71,7 @@ impl Default for DistributorConfig {
             instance_id: None,
             max_transfers_per_tx: 100,
             gas_per_transfer_tgas: 3,
+            gas_per_transfer_tgas_by_token: BTreeMap::new(),
             max_batch_wait_ms: 2_000,
             max_in_flight_per_key: 32,
             lease_ttl_ms: 15_000,
@@ -114,6 +118,18 @@ impl DistributorConfig {
         if self.gas_per_transfer_tgas > 1_000 {
             return Err("distributor.gas_per_transfer_tgas: at most 1000".into());
         }
+        for (token, tgas) in &self.gas_per_transfer_tgas_by_token {
+            if token.parse::<near_primitives::types::AccountId>().is_err() {
+                return Err(format!(
+                    "distributor.gas_per_transfer_tgas_by_token: `{token}` is not a valid account id"
+                ));
+            }
+            if *tgas == 0 || *tgas > 1_000 {
+                return Err(format!(
+                    "distributor.gas_per_transfer_tgas_by_token.{token}: between 1 and 1000"
+                ));
+            }
+        }
         for (token, cap) in &self.daily_caps {
             if token.parse::<near_primitives::types::AccountId>().is_err() {
                 return Err(format!(
@@ -137,6 +153,13 @@ impl DistributorConfig {
     /// Gas per action, in gas units.
     pub fn gas_per_transfer(&self) -> u64 {
         self.gas_per_transfer_tgas.saturating_mul(TGAS)
+    }
+
+    /// Gas per action for `token` (its override, else `gas_per_transfer`), in gas units.
+    pub fn gas_per_transfer_for(&self, token: &str) -> u64 {
+        self.gas_per_transfer_tgas_by_token
+            .get(token)
+            .map_or(self.gas_per_transfer(), |t| t.saturating_mul(TGAS))
     }
 }
 

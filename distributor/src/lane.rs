@@ -524,7 +524,7 @@ impl Lane {
                     block_hash,
                 };
                 let mut conn = self.shared.conn().await?;
-                let limits = self.shared.limits;
+                let limits = self.shared.limits_for(&token);
                 let owner = self.shared.owner.clone();
                 let out =
                     prepare(&mut conn, &owner, &self.key, &token, lane, &limits, &opts).await?;
@@ -565,7 +565,8 @@ impl Lane {
         let registrations = if cfg.register_receivers {
             let receivers = {
                 let mut conn = self.shared.conn().await?;
-                let n = i64::try_from(self.shared.limits.transfers_per_tx()).unwrap_or(100);
+                let n =
+                    i64::try_from(self.shared.limits_for(token).transfers_per_tx()).unwrap_or(100);
                 peek_pending_receivers(&mut conn, token, n).await?
             };
             self.shared.unregistered(token, receivers).await

@@ -27,6 +27,14 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The same limits with another gas per transfer.
+    pub fn with_gas(self, gas_per_transfer: u64) -> Self {
+        Self {
+            gas_per_transfer,
+            ..self
+        }
+    }
+
     /// Transfers that fit in one transaction: within the action cap, the gas cap and the configuration.
     /// At least 1 when a single transfer fits at all, else 0.
     pub fn transfers_per_tx(&self) -> usize {

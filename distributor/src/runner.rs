@@ -70,6 +70,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Batch limits for `token`: its own gas per transfer, when configured.
+    pub(crate) fn limits_for(&self, token: &str) -> Limits {
+        self.limits.with_gas(self.cfg.gas_per_transfer_for(token))
+    }
+
     pub(crate) async fn conn(&self) -> Result<PooledConn, StoreError> {
         payouts_store::get(&self.pool).await
     }
@@ -287,6 +292,18 @@ impl Distributor {
                 max_tx_gas / crate::config::TGAS
             )));
         }
+        for (token, tgas) in &cfg.gas_per_transfer_tgas_by_token {
+            if limits
+                .with_gas(cfg.gas_per_transfer_for(token))
+                .transfers_per_tx()
+                == 0
+            {
+                return Err(DistributorError::Config(format!(
+                    "distributor.gas_per_transfer_tgas_by_token.{token}: {tgas} Tgas does not fit the node's {} Tgas per transaction",
+                    max_tx_gas / crate::config::TGAS
+                )));
+            }
+        }
         let pks: Vec<String> = keys.iter().map(|k| k.public_key.to_string()).collect();
         {
             let mut conn = payouts_store::get(&pool).await?;
@@ -330,6 +347,11 @@ impl Distributor {
     /// Batch limits in force (with the node's gas cap).
     pub fn limits(&self) -> Limits {
         self.shared.limits
+    }
+
+    /// Batch limits for one token (its own gas per transfer, when configured).
+    pub fn limits_for(&self, token: &str) -> Limits {
+        self.shared.limits_for(token)
     }
 
     /// Runs until `shutdown` fires, then drains in-flight work (up to `shutdown_grace_ms`) and releases the keys.

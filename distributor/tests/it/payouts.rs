@@ -221,3 +221,46 @@ async fn a_transaction_sent_outside_with_one_of_the_keys_is_recovered_from() {
     d.shutdown().await;
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavy_token_is_paid_with_its_own_gas_per_transfer() {
+    // heavy.devnet's ft_transfer burns 4.5 Tgas: with the default 3 Tgas a transfer every batch would fail as a
+    // whole ("Exceeded the prepaid gas."); its own setting of 5 Tgas pays it, next to token.devnet at 3 Tgas.
+    let world = World::start(|_| {}).await;
+    let heavy: Vec<(String, u128)> = (0..150)
+        .map(|i| (registered_user(i), 7 + i as u128))
+        .collect();
+    let light: Vec<(String, u128)> = (0..50)
+        .map(|i| (registered_user(i), 3 + i as u128))
+        .collect();
+    let heavy_before: Vec<u128> = heavy
+        .iter()
+        .map(|(r, _)| world.balance_of("heavy.devnet", r))
+        .collect();
+    let light_before: Vec<u128> = light.iter().map(|(r, _)| world.balance(r)).collect();
+    let mut ids = world.claims_of("heavy.devnet", "h", &heavy).await;
+    ids.extend(world.claims("l", &light).await);
+    let mut cfg = world.config(0..2);
+    cfg.gas_per_transfer_tgas_by_token
+        .insert("heavy.devnet".into(), 5);
+    let d = world.spawn(cfg).await;
+    let counts = world.wait_settled(Duration::from_secs(60)).await;
+    assert_eq!(
+        counts.get(&ClaimStatus::Confirmed),
+        Some(&200),
+        "{counts:?}"
+    );
+    world.assert_exactly_once(&ids).await;
+    for ((r, a), b) in heavy.iter().zip(&heavy_before) {
+        assert_eq!(
+            world.balance_of("heavy.devnet", r),
+            b + a,
+            "heavy balance of {r}"
+        );
+    }
+    for ((r, a), b) in light.iter().zip(&light_before) {
+        assert_eq!(world.balance(r), b + a, "balance of {r}");
+    }
+    d.shutdown().await;
+    world.stop().await;
+}

@@ -88,20 +88,23 @@ impl World {
         }
     }
 
-    /// Inserts manual claims (receiver, amount); returns their ids in order.
+    /// Inserts manual claims (receiver, amount) of token.devnet; returns their ids in order.
     pub async fn claims(&self, tag: &str, items: &[(String, u128)]) -> Vec<ClaimId> {
+        self.claims_of("token.devnet", tag, items).await
+    }
+
+    /// Inserts manual claims (receiver, amount) of `token`; returns their ids in order.
+    pub async fn claims_of(
+        &self,
+        token: &str,
+        tag: &str,
+        items: &[(String, u128)],
+    ) -> Vec<ClaimId> {
         let rows: Vec<NewClaim> = items
             .iter()
             .enumerate()
             .map(|(i, (r, a))| {
-                NewClaim::manual(
-                    &format!("{tag}-{i}"),
-                    "d",
-                    "token.devnet",
-                    r,
-                    Yocto(*a),
-                    None,
-                )
+                NewClaim::manual(&format!("{tag}-{i}"), "d", token, r, Yocto(*a), None)
             })
             .collect();
         let mut conn = payouts_store::get(&self.pool).await.unwrap();
@@ -114,6 +117,12 @@ impl World {
             ids.push(claim_by_key(&self.pool, &key).await);
         }
         ids
+    }
+
+    pub fn balance_of(&self, token: &str, account: &str) -> u128 {
+        let token: AccountId = token.parse().unwrap();
+        let id: AccountId = account.parse().unwrap();
+        self.devnet.ft_balance_of(&token, &id).unwrap_or(0)
     }
 
     pub fn balance(&self, account: &str) -> u128 {
