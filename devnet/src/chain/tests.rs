@@ -156,3 +156,111 @@ fn tx_is_included_next_block_and_executes_in_a_later_one() {
     assert_eq!(chain.ft_transfers().len(), 1);
     assert_eq!(chain.txs[&hash].height, 2);
 }
+
+#[test]
+fn a_congested_shard_converts_fewer_transactions() {
+    // Lowered thresholds: 50 Tgas of delayed receipts is full congestion; the conversion budget then falls from
+    // 500 Tgas to 2 Tgas (≈ two transactions of 5 transfers, ≈1.1 Tgas each to convert).
+    let genesis = Genesis::default();
+    let built = genesis.build().unwrap();
+    let mut fees = Fees::new(100_000_000, 300 * TGAS);
+    {
+        let c = &mut fees.runtime_config_mut().congestion_control_config;
+        c.max_congestion_incoming_gas = Gas::from_gas(50 * TGAS);
+        c.min_tx_gas = Gas::from_gas(2 * TGAS);
+    }
+    let params = ChainParams {
+        chain_id: "devnet".into(),
+        genesis_height: 1,
+        gas_limit: Some(30 * TGAS),
+        min_gas_price: 100_000_000,
+        max_gas_price: 10_000_000_000_000_000_000_000,
+        validity_period: 10_000,
+        fees,
+    };
+    let mut chain = Chain::new(params, built.state, 1, 0);
+    let treasury = genesis.treasury.clone();
+    let signers: Vec<Signer> = (0..8)
+        .map(|i| {
+            InMemorySigner::from_secret_key(treasury.clone(), derived_secret_key(&treasury, i))
+        })
+        .collect();
+    let tx = |k: usize, nonce: u64, chain: &Chain| {
+        let actions = (0..5)
+            .map(|i| {
+                let to = &built.users[2 * (k * 5 + i)];
+                call(
+                    "ft_transfer",
+                    format!(r#"{{"receiver_id":"{to}","amount":"1","memo":"{k}-{nonce}-{i}"}}"#),
+                    3 * TGAS,
+                    1,
+                )
+            })
+            .collect();
+        sign(
+            Transaction::V0(TransactionV0 {
+                signer_id: treasury.clone(),
+                public_key: signers[k].public_key(),
+                nonce,
+                receiver_id: genesis.token.account_id.clone(),
+                block_hash: chain.head().hash,
+                actions,
+            }),
+            &signers[k],
+        )
+    };
+    for n in 1..=5 {
+        for k in 0..8 {
+            let t = tx(k, n, &chain);
+            chain.submit(t).unwrap();
+        }
+    }
+    let b = chain.produce_block(2);
+    assert_eq!(
+        b.shard()
+            .unwrap()
+            .chunk
+            .as_ref()
+            .unwrap()
+            .transactions
+            .len(),
+        40
+    );
+    let b = chain.produce_block(3);
+    assert!(
+        b.congestion.incoming(
+            &chain
+                .params()
+                .fees
+                .runtime_config()
+                .congestion_control_config
+        ) >= 1.0
+    );
+    // The RPC rejects new transactions now; ones already in the pool (forwarded earlier) meet the small budget.
+    let t = tx(0, 6, &chain);
+    assert!(matches!(
+        chain.submit(t.clone()),
+        Err(near_primitives::errors::InvalidTxError::ShardCongested { .. })
+    ));
+    for k in 0..8 {
+        let t = tx(k, 6, &chain);
+        let cost = chain
+            .params()
+            .fees
+            .tx_cost(t.transaction.actions())
+            .unwrap();
+        chain.admit(t, cost);
+    }
+    let b = chain.produce_block(4);
+    assert_eq!(
+        b.shard()
+            .unwrap()
+            .chunk
+            .as_ref()
+            .unwrap()
+            .transactions
+            .len(),
+        2
+    );
+    assert_eq!(chain.pool_len(), 6);
+}
