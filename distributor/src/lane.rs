@@ -15,6 +15,7 @@ use near_primitives::errors::InvalidTxError;
 use near_primitives::hash::CryptoHash;
 use near_primitives::transaction::SignedTransaction;
 use payouts_store::claims::peek_pending_receivers;
+use payouts_store::incidents::record_nonce_ahead;
 use payouts_store::keys::list_keys;
 use payouts_store::reconcile::{settle, Settlement};
 use payouts_store::transactions::{bury, get_tx, mark_submitted, tx_statuses, unsettled_of_key};
@@ -192,13 +193,13 @@ impl Lane {
                 InFlight::new(tx, stored.token_contract, total, submitted),
             );
         }
-        let db_nonce = list_keys(&mut conn)
+        let stored_nonce = list_keys(&mut conn)
             .await?
             .into_iter()
             .find(|k| k.public_key == self.pk)
             .and_then(|k| k.last_nonce)
-            .unwrap_or(0)
-            .max(0) as u64;
+            .map(|n| n.max(0) as u64);
+        let db_nonce = stored_nonce.unwrap_or(0);
         drop(conn);
         let chain_nonce = self
             .shared
@@ -212,6 +213,21 @@ impl Lane {
                     self.pk, self.key.account_id
                 ))
             })?;
+        // The store holds the nonce of every transaction signed with this key before it is broadcast, and
+        // the key is leased to us now (an earlier holder's writes are fenced on its lease), so the chain can
+        // be ahead only if something else signs with our key: an incident, which pauses every token.
+        if let Some(stored) = stored_nonce.filter(|s| chain_nonce > *s) {
+            let mut conn = self.shared.conn().await?;
+            let new = record_nonce_ahead(
+                &mut conn,
+                self.key.account_id.as_str(),
+                &self.pk,
+                stored,
+                chain_nonce,
+            )
+            .await?;
+            tracing::error!(key = %self.pk, stored, chain_nonce, new, "incident: the key's chain nonce is ahead of the store; every token paused");
+        }
         let last_flight = self.flight.keys().next_back().copied().unwrap_or(0);
         self.next_nonce = chain_nonce.max(db_nonce).max(last_flight) + 1;
         Ok(())

@@ -2,11 +2,17 @@
 //! sign a batch with the next nonce of a key this process has leased, store the signed transaction, move the
 //! key's nonce forward (fenced on the lease) and mark the claims `submitted`. Only after that commits may the
 //! bytes be broadcast; if anything fails, nothing is stored and nothing is sent.
+//!
+//! Fail closed on incidents: the same DB transaction first asks whether an incident that pauses the token
+//! is open ([`payouts_store::incidents::open_for_token`]: one of that token, or one of every token); if so it
+//! signs nothing and answers [`Prepared::Blocked`]. The check sits here, the only place that signs, so no
+//! lane or process can get past it; re-broadcasting bytes signed before the incident adds no payment.
 
 use near_primitives::hash::CryptoHash;
 use std::time::Duration;
 
 use payouts_store::claims::{lock_pending, spent_today, update_claims, ClaimUpdate};
+use payouts_store::incidents::open_for_token;
 use payouts_store::keys::use_nonce;
 use payouts_store::transactions::{insert_tx, NewTx};
 use payouts_store::{AsyncConnection, AsyncPgConnection, ClaimId, ClaimStatus, StoreError};
@@ -111,6 +117,13 @@ pub async fn prepare(
 ) -> Result<Prepared, PrepareError> {
     let per_tx = limits.transfers_per_tx().max(1);
     conn.transaction(async |c| {
+        if let Some(i) = open_for_token(c, token).await? {
+            let scope = i.token_contract.as_deref().unwrap_or("every token");
+            return Ok(Prepared::Blocked(format!(
+                "incident {} ({}) is open for {scope}: nothing of {token} is signed until an admin clears it",
+                i.id, i.kind
+            )));
+        }
         let pending = lock_pending(c, token, i64::try_from(per_tx).unwrap_or(1)).await?;
         let (batches, unpayable) = plan(pending, limits);
         for bad in &unpayable {

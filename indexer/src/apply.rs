@@ -1,5 +1,10 @@
-//! Writes scanned blocks: claims, reconciliation and the cursor move, in one DB transaction, so a block is
-//! either wholly committed or not at all, and a replayed block inserts nothing twice.
+//! Writes scanned blocks: claims, reconciliation, the treasury keys' transactions, incidents and the cursor
+//! move, in one DB transaction, so a block is either wholly committed or not at all, and a replayed block
+//! inserts nothing twice.
+//!
+//! Incidents ([`payouts_store::incidents`]) are detected after the whole batch is reconciled and its
+//! treasury-key transactions recorded: a memo'd transfer executes at least one block after the transaction
+//! that carries it, so by then the receipt it came from is known to be ours or not.
 
 use payouts_store::claims::{insert_claims, NewClaim};
 use payouts_store::cursor::advance_cursor;
@@ -9,7 +14,10 @@ use payouts_store::reconcile::{
 };
 use payouts_store::{AsyncConnection, AsyncPgConnection, StoreError};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use payouts_store::incidents::{detect_dead_landed, detect_memo_payments, MemoSighting};
+use payouts_store::key_txs::{record_key_txs, treasury_keys, KeyTx};
 
 use near_lake_framework::near_indexer_primitives::CryptoHash;
 
@@ -61,7 +69,10 @@ pub async fn write_blocks(
             insert_claims(c, &claims).await?
         }
     } as u64;
+    let key_txs = key_transactions(c, blocks).await?;
+    stats.key_txs = record_key_txs(c, &key_txs).await? as u64;
     reconcile_batch(c, blocks, &mut stats).await?;
+    stats.incidents = detect_incidents(c, blocks, &key_txs).await? as u64;
     if let Some(stream) = stream {
         advance_cursor(c, stream, last.height, Some(&last.hash)).await?;
     }
@@ -183,4 +194,80 @@ fn add(stats: &mut CommitStats, s: payouts_store::reconcile::Settled) {
     stats.confirmed += s.confirmed as u64;
     stats.handed_back += s.handed_back as u64;
     stats.failed += s.failed as u64;
+}
+
+/// The batch's transactions signed by a treasury key (`access_keys`: a handful of rows, read once per
+/// batch). Only a transaction whose signer is a treasury account has its key encoded and compared.
+async fn key_transactions(
+    c: &mut AsyncPgConnection,
+    blocks: &[BlockFindings],
+) -> Result<Vec<KeyTx>, StoreError> {
+    let mut keys: HashMap<String, HashSet<String>> = HashMap::new();
+    for (account, pk) in treasury_keys(c).await? {
+        keys.entry(account).or_default().insert(pk);
+    }
+    let mut out = Vec::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    for block in blocks {
+        for t in &block.transactions {
+            let Some(ours) = keys.get(t.signer_id.as_str()) else {
+                continue;
+            };
+            let pk = t.public_key.to_string();
+            if !ours.contains(&pk) {
+                continue;
+            }
+            out.push(KeyTx {
+                hash: t.tx_hash.to_string(),
+                signer_id: t.signer_id.to_string(),
+                public_key: pk,
+                nonce: i64::try_from(t.nonce).unwrap_or(i64::MAX),
+                block_height: i64::try_from(block.height).unwrap_or(i64::MAX),
+                block_hash: block.hash.clone(),
+                receipt_id: t.receipt_id.map(|r| r.to_string()),
+                failure: t.failure.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Records the batch's incidents: dropped transactions of ours that landed, and memo'd transfers that are
+/// not our payment of that claim. Idempotent (each incident's subject is unique). Returns how many are new.
+async fn detect_incidents(
+    c: &mut AsyncPgConnection,
+    blocks: &[BlockFindings],
+    key_txs: &[KeyTx],
+) -> Result<usize, StoreError> {
+    let landed: Vec<_> = key_txs
+        .iter()
+        .map(|k| {
+            let height = u64::try_from(k.block_height).unwrap_or(0);
+            (k.hash.as_str(), k.receipt_id.as_deref(), height)
+        })
+        .collect();
+    let mut new = detect_dead_landed(c, &landed).await?;
+    let sightings: Vec<MemoSighting<'_>> = blocks
+        .iter()
+        .flat_map(|b| {
+            b.memo_transfers.iter().map(|t| MemoSighting {
+                claim_id: t.claim_id,
+                token: &t.token,
+                from: &t.from,
+                to: &t.to,
+                amount: t.amount,
+                receipt_id: t.receipt_id.to_string(),
+                block_height: b.height,
+            })
+        })
+        .collect();
+    new += detect_memo_payments(c, &sightings).await?;
+    if new > 0 {
+        let first = blocks.first().map_or(0, |b| b.height);
+        let last = blocks.last().map_or(0, |b| b.height);
+        tracing::error!(new, from_height = first, to_height = last, "incident: a payment on chain the store did not expect; payouts of its token are paused");
+    }
+    Ok(new)
 }

@@ -79,6 +79,10 @@ pub struct CommitStats {
     pub handed_back: u64,
     /// Failed claims.
     pub failed: u64,
+    /// Treasury-key transactions recorded (`key_transactions`).
+    pub key_txs: u64,
+    /// New incidents recorded.
+    pub incidents: u64,
 }
 
 impl IndexerMetrics {

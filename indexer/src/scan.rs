@@ -2,9 +2,11 @@
 //! logs, and the facts reconciliation needs (our transactions' receipts, receipt outcomes, memo'd transfers).
 //! Pure: no I/O, so it is tested on real lake data.
 
+use near_crypto::PublicKey;
 use near_lake_framework::near_indexer_primitives::near_primitives::errors::{
     ActionErrorKind, FunctionCallError, TxExecutionError,
 };
+use near_lake_framework::near_indexer_primitives::types::AccountId;
 use near_lake_framework::near_indexer_primitives::views::{
     ExecutionOutcomeView, ExecutionStatusView,
 };
@@ -37,6 +39,12 @@ pub struct TxReceipt {
     pub receipt_id: Option<CryptoHash>,
     /// Why conversion failed, when it did.
     pub failure: Option<String>,
+    /// Signer account (matched against the treasury's keys: `key_transactions`).
+    pub signer_id: AccountId,
+    /// Signing key.
+    pub public_key: PublicKey,
+    /// Its nonce.
+    pub nonce: u64,
 }
 
 /// A receipt's execution result.
@@ -61,6 +69,8 @@ pub struct MemoTransfer {
     pub to: String,
     /// Amount.
     pub amount: Yocto,
+    /// Receipt whose outcome logged the event (for incidents: is it the receipt of our transaction?).
+    pub receipt_id: CryptoHash,
 }
 
 /// Everything one block contributes.
@@ -128,6 +138,9 @@ pub fn scan_block(msg: &StreamerMessage, rules: &[Rule]) -> BlockFindings {
                     tx_hash: tx.transaction.hash,
                     receipt_id: outcome.receipt_ids.first().copied(),
                     failure,
+                    signer_id: tx.transaction.signer_id.clone(),
+                    public_key: tx.transaction.public_key.clone(),
+                    nonce: tx.transaction.nonce,
                 });
             }
         }
@@ -143,7 +156,7 @@ pub fn scan_block(msg: &StreamerMessage, rules: &[Rule]) -> BlockFindings {
             });
             // Only a successful receipt's events happened: a failed one keeps its logs but reverted them.
             if succeeded && !with_id.outcome.logs.is_empty() {
-                scan_logs(&mut found, rules, &with_id.id.to_string(), &with_id.outcome);
+                scan_logs(&mut found, rules, with_id.id, &with_id.outcome);
             }
         }
     }
@@ -153,9 +166,11 @@ pub fn scan_block(msg: &StreamerMessage, rules: &[Rule]) -> BlockFindings {
 fn scan_logs(
     found: &mut BlockFindings,
     rules: &[Rule],
-    receipt_id: &str,
+    receipt: CryptoHash,
     outcome: &ExecutionOutcomeView,
 ) {
+    let receipt_id = receipt.to_string();
+    let receipt_id = receipt_id.as_str();
     let executor = &outcome.executor_id;
     let watched = rules.iter().any(|r| &r.contract == executor);
     for (log_index, log) in outcome.logs.iter().enumerate() {
@@ -177,7 +192,7 @@ fn scan_logs(
             }
         };
         if event.standard == "nep141" && event.event == "ft_transfer" {
-            memo_transfers(found, executor.as_str(), &event.items);
+            memo_transfers(found, executor.as_str(), receipt, &event.items);
         }
         for rule in rules.iter().filter(|r| r.matches(executor, &event)) {
             for (event_index, item) in event.items.iter().enumerate() {
@@ -209,7 +224,7 @@ fn scan_logs(
     }
 }
 
-fn memo_transfers(found: &mut BlockFindings, token: &str, items: &[Value]) {
+fn memo_transfers(found: &mut BlockFindings, token: &str, receipt: CryptoHash, items: &[Value]) {
     for item in items {
         let text = |k: &str| item.get(k).and_then(Value::as_str);
         let Some(claim_id) = text("memo").and_then(claim_id_from_memo) else {
@@ -228,6 +243,7 @@ fn memo_transfers(found: &mut BlockFindings, token: &str, items: &[Value]) {
             from: from.into(),
             to: to.into(),
             amount,
+            receipt_id: receipt,
         });
     }
 }

@@ -118,3 +118,35 @@ diesel::table! {
         dead_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    key_transactions (hash) {
+        hash -> Text,
+        signer_id -> Text,
+        public_key -> Text,
+        nonce -> Int8,
+        block_height -> Int8,
+        block_hash -> Text,
+        receipt_id -> Nullable<Text>,
+        failure -> Nullable<Text>,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    incidents (id) {
+        id -> Int8,
+        kind -> Text,
+        subject -> Text,
+        token_contract -> Nullable<Text>,
+        tx_hash -> Nullable<Text>,
+        receipt_id -> Nullable<Text>,
+        claim_id -> Nullable<Int8>,
+        public_key -> Nullable<Text>,
+        block_height -> Nullable<Int8>,
+        details -> Jsonb,
+        detected_at -> Timestamptz,
+        cleared_at -> Nullable<Timestamptz>,
+        cleared_by -> Nullable<Text>,
+    }
+}

@@ -250,6 +250,19 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What an incident is about (see [`crate::incidents`]).
+    IncidentKind {
+        /// A successful `ft_transfer` carrying a claim's memo whose receipt is not the receipt of a
+        /// non-dropped stored transaction carrying that claim (a foreign payment, or a second one).
+        UnexpectedMemoPayment => "unexpected_memo_payment",
+        /// A transaction of ours that the store declared dead (`dropped`) was found on chain.
+        DeadTransactionLanded => "dead_transaction_landed",
+        /// A key's nonce on chain was above the nonce the store last used, when its lane started.
+        NonceAhead => "nonce_ahead",
+    }
+}
+
 impl TxStatus {
     /// Whether the lifecycle allows `self → to`.
     pub fn can_become(self, to: TxStatus) -> bool {

@@ -3,6 +3,7 @@
 mod claims;
 mod cursor;
 mod harness;
+mod incidents;
 mod keys;
 mod migrations;
 mod reconcile;

@@ -37,14 +37,16 @@ async fn up_down_up_on_a_fresh_database() {
     let db = TestDb::empty().await;
     let cfg = db.config();
     let applied = run_migrations(&cfg, Direction::Up).await.unwrap();
-    assert_eq!(applied.len(), 6, "{applied:?}");
+    assert_eq!(applied.len(), 7, "{applied:?}");
     assert_eq!(
         tables(&db).await,
         [
             "access_keys",
             "claims",
             "distributor_status",
+            "incidents",
             "indexer_cursor",
+            "key_transactions",
             "transactions",
             "webhook_deliveries",
             "webhook_endpoints"
@@ -56,7 +58,7 @@ async fn up_down_up_on_a_fresh_database() {
     assert!(tables(&db).await.is_empty());
 
     assert_eq!(run_migrations(&cfg, Direction::Up).await.unwrap(), applied);
-    assert_eq!(tables(&db).await.len(), 7);
+    assert_eq!(tables(&db).await.len(), 9);
     // Running again is a no-op.
     assert!(run_migrations(&cfg, Direction::Up)
         .await
@@ -84,6 +86,12 @@ async fn schema_module_matches_the_database() {
         .await
         .unwrap();
     payouts_store::status::list_status(&mut conn).await.unwrap();
+    payouts_store::incidents::list_incidents(&mut conn, false, 1)
+        .await
+        .unwrap();
+    payouts_store::key_txs::key_txs_of(&mut conn, "k")
+        .await
+        .unwrap();
     access_keys::table
         .count()
         .get_result::<i64>(&mut conn)
