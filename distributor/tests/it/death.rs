@@ -187,9 +187,16 @@ async fn a_transaction_that_never_lands_is_dead_only_past_its_validity_in_the_in
     // counts is one the store shows, and each of them is an expiry proven by the indexed chain.
     let dead = dropped(&world).await;
     assert!(!dead.is_empty());
-    assert_eq!(d.metrics.snapshot().txs_dead as usize, dead.len(), "{dead:?}");
+    assert_eq!(
+        d.metrics.snapshot().txs_dead as usize,
+        dead.len(),
+        "{dead:?}"
+    );
     for (_, _, reason) in &dead {
-        assert!(reason.as_deref().unwrap_or("").contains("expired"), "{dead:?}");
+        assert!(
+            reason.as_deref().unwrap_or("").contains("expired"),
+            "{dead:?}"
+        );
     }
     d.shutdown().await;
     world.stop().await;

@@ -6,5 +6,6 @@ mod harness;
 mod keys;
 mod migrations;
 mod reconcile;
+mod spend;
 mod support;
 mod webhooks;

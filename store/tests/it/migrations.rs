@@ -37,12 +37,13 @@ async fn up_down_up_on_a_fresh_database() {
     let db = TestDb::empty().await;
     let cfg = db.config();
     let applied = run_migrations(&cfg, Direction::Up).await.unwrap();
-    assert_eq!(applied.len(), 6, "{applied:?}");
+    assert_eq!(applied.len(), 7, "{applied:?}");
     assert_eq!(
         tables(&db).await,
         [
             "access_keys",
             "claims",
+            "daily_spend",
             "distributor_status",
             "indexer_cursor",
             "transactions",
@@ -56,7 +57,7 @@ async fn up_down_up_on_a_fresh_database() {
     assert!(tables(&db).await.is_empty());
 
     assert_eq!(run_migrations(&cfg, Direction::Up).await.unwrap(), applied);
-    assert_eq!(tables(&db).await.len(), 7);
+    assert_eq!(tables(&db).await.len(), 8);
     // Running again is a no-op.
     assert!(run_migrations(&cfg, Direction::Up)
         .await
