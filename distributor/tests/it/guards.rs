@@ -117,7 +117,7 @@ async fn four_lanes_in_each_of_two_processes_never_pass_one_daily_cap() {
                 counts
                     .get(&ClaimStatus::Confirmed)
                     .is_some_and(|n| *n >= 100)
-                    && counts.get(&ClaimStatus::Submitted).is_none()
+                    && !counts.contains_key(&ClaimStatus::Submitted)
             }
         },
     )
