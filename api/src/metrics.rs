@@ -379,6 +379,12 @@ pub fn render_distributor(out: &mut Prom, s: &DistributorSnapshot) {
         "Claims failed before sending.",
         s.unpayable,
     );
+    c(
+        out,
+        "payouts_distributor_balance_unknown_total",
+        "Times a lane did not sign for a token because its treasury balance could not be read.",
+        s.balance_unknown,
+    );
     g(
         out,
         "payouts_distributor_keys_held",

@@ -43,8 +43,6 @@ pub(crate) enum LaneEnd {
 struct InFlight {
     tx: SignedTransaction,
     hash: CryptoHash,
-    token: String,
-    total: u128,
     stored_at: Instant,
     last_sent: Option<Instant>,
     last_lookup: Option<Instant>,
@@ -61,12 +59,10 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn new(tx: SignedTransaction, token: String, total: u128, submitted: bool) -> Self {
+    fn new(tx: SignedTransaction, submitted: bool) -> Self {
         Self {
             hash: tx.get_hash(),
             tx,
-            token,
-            total,
             stored_at: Instant::now(),
             last_sent: None,
             last_lookup: None,
@@ -155,8 +151,6 @@ impl Lane {
             if let Err(e) = self.step(stop.is_cancelled()).await {
                 if matches!(e, PrepareError::Store(StoreError::LeaseLost { .. })) {
                     tracing::warn!(key = %self.pk, "lease lost: lane stops");
-                    self.shared
-                        .unreserve_all(self.flight.values().map(|f| (&f.token, f.total)));
                     return LaneEnd::LeaseLost;
                 }
                 self.shared.report_error(&format!("lane {}: {e}", self.pk));
@@ -174,8 +168,6 @@ impl Lane {
                 self.handle(ev).await;
             }
         }
-        self.shared
-            .unreserve_all(self.flight.values().map(|f| (&f.token, f.total)));
         self.shared.set_lane_in_flight(&self.pk, 0);
         LaneEnd::Done
     }
@@ -184,14 +176,10 @@ impl Lane {
         let mut conn = self.shared.conn().await?;
         for stored in unsettled_of_key(&mut conn, &self.pk).await? {
             let tx = decode(&stored.signed_bytes)?;
-            // Amounts of transactions left by an earlier holder are not reserved (the guard is conservative
-            // enough with what this process sends).
-            let total = 0;
+            // (What it pays stays counted by the guards: they read the store, see crate::guard.)
             let submitted = stored.status == TxStatus::Submitted;
-            self.flight.insert(
-                stored.nonce as u64,
-                InFlight::new(tx, stored.token_contract, total, submitted),
-            );
+            self.flight
+                .insert(stored.nonce as u64, InFlight::new(tx, submitted));
         }
         let stored_nonce = list_keys(&mut conn)
             .await?
@@ -262,7 +250,6 @@ impl Lane {
                 }
                 Some(TxStatus::Final | TxStatus::Failed | TxStatus::Dropped) | None => {
                     metrics.settle_latency.observe(f.stored_at.elapsed());
-                    self.shared.unreserve(&f.token, f.total);
                     false
                 }
                 Some(TxStatus::Signed | TxStatus::Submitted) => true,
@@ -477,13 +464,11 @@ impl Lane {
                         tracing::debug!(tx = %hash, %why, "not proven dead; re-broadcasting the same bytes");
                     }
                     Verdict::Dead(reason) => {
-                        let (token, total) = (f.token.clone(), f.total);
                         let mut conn = self.shared.conn().await?;
                         // `bury` moves it only while the store still shows it not included (see death.rs).
                         let handed_back = bury(&mut conn, &hash.to_string(), &reason).await?;
                         drop(conn);
                         self.flight.remove(&nonce);
-                        self.shared.unreserve(&token, total);
                         add(&metrics.txs_dead, 1);
                         tracing::info!(tx = %hash, %reason, handed_back, "dead transaction (proven by the indexed chain): claims handed back");
                     }
@@ -534,7 +519,17 @@ impl Lane {
                 continue;
             }
             while self.flight.len() < max {
-                let opts = self.options(&token).await?;
+                let opts = match self.options(&token).await? {
+                    Ok(opts) => opts,
+                    Err(unknown) => {
+                        // Fail closed: no balance, no signing for this token.
+                        add(&self.shared.metrics.balance_unknown, 1);
+                        self.shared.set_blocked(&token, &unknown);
+                        self.blocked
+                            .insert(token.clone(), Instant::now() + Duration::from_secs(1));
+                        break;
+                    }
+                };
                 let lane = LaneState {
                     nonce: self.next_nonce,
                     block_hash,
@@ -551,11 +546,10 @@ impl Lane {
                         add(&m.batches, 1);
                         add(&m.transfers, b.claim_ids.len() as u64);
                         add(&m.unpayable, b.unpayable as u64);
-                        self.shared.reserve(&token, b.total);
                         self.shared.clear_blocked(&token);
                         self.next_nonce += 1;
                         sent.push(b.batch.signed.clone());
-                        let mut f = InFlight::new(b.batch.signed, token.clone(), b.total, false);
+                        let mut f = InFlight::new(b.batch.signed, false);
                         f.sending = true;
                         self.flight.insert(b.batch.nonce, f);
                     }
@@ -575,9 +569,13 @@ impl Lane {
         Ok(())
     }
 
-    /// Guards and registrations for the next batch of `token`.
-    async fn options(&self, token: &str) -> Result<BatchOptions, PrepareError> {
+    /// Guards and registrations for the next batch of `token`; `Ok(Err(why))` when its balance is unknown.
+    async fn options(&self, token: &str) -> Result<Result<BatchOptions, String>, PrepareError> {
         let cfg = &self.shared.cfg;
+        let balance = match self.shared.token_balance(token).await {
+            Ok(b) => b,
+            Err(why) => return Ok(Err(why)),
+        };
         let registrations = if cfg.register_receivers {
             let receivers = {
                 let mut conn = self.shared.conn().await?;
@@ -589,11 +587,12 @@ impl Lane {
         } else {
             Registrations::default()
         };
-        Ok(BatchOptions {
+        Ok(Ok(BatchOptions {
             max_wait: Duration::from_millis(cfg.max_batch_wait_ms),
-            budget: self.shared.budget(token).await,
+            balance: Some(balance),
             daily_cap: cfg.daily_caps.get(token).copied(),
             registrations,
-        })
+            register_receivers: cfg.register_receivers,
+        }))
     }
 }

@@ -4,13 +4,14 @@
 //! the letter: a signed transaction is persisted before it is broadcast, and re-broadcast as the same bytes.
 //!
 //! Parts: key files ([`keyfile`]), batch planning ([`plan`]: bisection groups), batch signing ([`tx`]), the
-//! persist-before-broadcast step ([`prepare`]: flush rule, guards), the node ([`chain`]), one lane per leased
+//! persist-before-broadcast step ([`prepare`]: flush rule, money guards ([`guard`])), the node ([`chain`]), one lane per leased
 //! key (nonce order, re-broadcast, dead-transaction detection, resync), and the process ([`runner`]: leases,
 //! guards, status, graceful shutdown).
 
 pub mod chain;
 pub mod config;
 pub mod death;
+pub mod guard;
 pub mod keyfile;
 mod lane;
 pub mod metrics;

@@ -80,6 +80,8 @@ pub struct DistributorMetrics {
     pub rpc_errors: AtomicU64,
     /// Claims failed before sending (zero amount, invalid receiver).
     pub unpayable: AtomicU64,
+    /// Times a lane did not sign for a token because the treasury's balance of it could not be read.
+    pub balance_unknown: AtomicU64,
     /// Keys leased now.
     pub keys_held: AtomicU64,
     /// Transactions in flight now (stored, not settled) on our lanes.
@@ -113,6 +115,8 @@ pub struct DistributorSnapshot {
     pub rpc_errors: u64,
     /// See [`DistributorMetrics::unpayable`].
     pub unpayable: u64,
+    /// See [`DistributorMetrics::balance_unknown`].
+    pub balance_unknown: u64,
     /// See [`DistributorMetrics::keys_held`].
     pub keys_held: u64,
     /// See [`DistributorMetrics::in_flight`].
@@ -139,6 +143,7 @@ impl DistributorMetrics {
             nonce_resyncs: get(&self.nonce_resyncs),
             rpc_errors: get(&self.rpc_errors),
             unpayable: get(&self.unpayable),
+            balance_unknown: get(&self.balance_unknown),
             keys_held: get(&self.keys_held),
             in_flight: get(&self.in_flight),
             paused: get(&self.paused),

@@ -145,6 +145,9 @@ mod tests {
             created_at: now,
             updated_at: now,
             confirmed_at: None,
+            retry_at: None,
+            retry_kind: None,
+            retries: 0,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The first half of paying a batch: in ONE database transaction, lock the oldest pending claims of a token,
-//! sign a batch with the next nonce of a key this process has leased, store the signed transaction, move the
-//! key's nonce forward (fenced on the lease) and mark the claims `submitted`. Only after that commits may the
-//! bytes be broadcast; if anything fails, nothing is stored and nothing is sent.
+//! take the token's spend lock and size the batch to the money guards ([`crate::guard`]: daily cap, balance
+//! less what is in flight), sign it with the next nonce of a key this process has leased, store the signed
+//! transaction with its amount, move the key's nonce forward (fenced on the lease), mark the claims
+//! `submitted` and reserve the amount against the day's cap. Only after that commits may the bytes be
+//! broadcast; if anything fails, nothing is stored, nothing is reserved and nothing is sent.
 //!
 //! Fail closed on incidents: the same DB transaction first asks whether an incident that pauses the token
 //! is open ([`payouts_store::incidents::open_for_token`]: one of that token, or one of every token); if so it
@@ -11,12 +13,14 @@
 use near_primitives::hash::CryptoHash;
 use std::time::Duration;
 
-use payouts_store::claims::{lock_pending, spent_today, update_claims, ClaimUpdate};
+use payouts_store::claims::{lock_pending, update_claims, ClaimUpdate};
 use payouts_store::incidents::open_for_token;
 use payouts_store::keys::use_nonce;
+use payouts_store::spend::{lock_spend, reserve_spend};
 use payouts_store::transactions::{insert_tx, NewTx};
-use payouts_store::{AsyncConnection, AsyncPgConnection, ClaimId, ClaimStatus, StoreError};
+use payouts_store::{AsyncConnection, AsyncPgConnection, ClaimId, ClaimStatus, StoreError, Yocto};
 
+use crate::guard::{Budget, TokenBalance};
 use crate::keyfile::TreasuryKey;
 use crate::plan::{plan, Limits};
 use crate::tx::{build_batch_registering, BuildError, Registrations, SignedBatch};
@@ -43,6 +47,10 @@ pub enum PrepareError {
     /// The batch could not be signed.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The daily-cap reservation was refused although the budget was checked under the spend lock (a
+    /// process not taking the lock?). Nothing was written.
+    #[error("daily cap reservation of {0} refused under the spend lock; nothing signed")]
+    Reservation(String),
 }
 
 impl From<diesel::result::Error> for PrepareError {
@@ -65,12 +73,16 @@ pub struct LaneState {
 pub struct BatchOptions {
     /// A batch that is not full waits until its oldest claim is this old (0: send at once).
     pub max_wait: Duration,
-    /// Most the batch may pay in total (token balance left after what is in flight); `None`: unbounded.
-    pub budget: Option<u128>,
-    /// Daily cap of the token, checked against what was sent today; `None`: no cap.
+    /// The treasury's balance of the token; the batch and what is in flight must fit in it. `None`: no
+    /// balance guard (tests of batching alone: the lane never signs without a balance, see [`crate::guard`]).
+    pub balance: Option<TokenBalance>,
+    /// Daily cap of the token, checked against what was reserved today; `None`: no cap.
     pub daily_cap: Option<u128>,
     /// Receivers to register first.
     pub registrations: Registrations,
+    /// `[distributor] register_receivers`: a claim whose receiver was not registered may be tried again (it
+    /// is registered first); off, such a claim is failed.
+    pub register_receivers: bool,
 }
 
 /// What [`prepare`] did.
@@ -124,7 +136,26 @@ pub async fn prepare(
                 i.id, i.kind
             )));
         }
-        let pending = lock_pending(c, token, i64::try_from(per_tx).unwrap_or(1)).await?;
+        let mut pending = lock_pending(c, token, i64::try_from(per_tx).unwrap_or(1)).await?;
+        // A receiver found not registered can only be paid after a registration; without one it is final.
+        let mut unregistrable = 0;
+        if !opts.register_receivers {
+            let (stuck, rest): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|cl| cl.retry_kind.as_deref() == Some("registration"));
+            pending = rest;
+            for cl in &stuck {
+                let error = format!(
+                    "{} (distributor.register_receivers is off)",
+                    cl.last_error
+                        .as_deref()
+                        .unwrap_or("receiver not registered")
+                );
+                let fail = ClaimUpdate::Fail { error: &error };
+                update_claims(c, &[cl.id], ClaimStatus::Pending, fail).await?;
+            }
+            unregistrable = stuck.len();
+        }
         let (batches, unpayable) = plan(pending, limits);
         for bad in &unpayable {
             let fail = ClaimUpdate::Fail { error: &bad.reason };
@@ -147,41 +178,18 @@ pub async fn prepare(
         while claims.len() > 1 && opts.registrations.actions_for(&claims) > per_tx {
             claims.pop();
         }
-        // Guards: the token balance left, and the daily cap.
-        let mut budget = opts.budget;
-        if let Some(cap) = opts.daily_cap {
-            let spent = spent_today(c, token).await?.0;
-            let left = cap.saturating_sub(spent);
-            budget = Some(budget.map_or(left, |b| b.min(left)));
+        // Guards, under the token's spend lock (held to the commit): the day's cap left and the balance left
+        // after what is in flight, both as every lane of every process has reserved them (crate::guard).
+        let since = opts.balance.map(|b| b.counts_successes_since());
+        let spend = lock_spend(c, token, since).await?;
+        let budget = Budget::new(&spend, opts.balance, opts.daily_cap);
+        let fits = budget.fits(&claims);
+        if fits == 0 {
+            let why = budget.blocked_reason(token, &spend, claims[0].amount.0);
+            return Ok(Prepared::Blocked(why));
         }
-        if let Some(budget) = budget {
-            let mut total: u128 = 0;
-            let fits = claims
-                .iter()
-                .take_while(|cl| match total.checked_add(cl.amount.0) {
-                    Some(t) if t <= budget => {
-                        total = t;
-                        true
-                    }
-                    _ => false,
-                })
-                .count();
-            if fits == 0 {
-                let why = if opts.daily_cap.is_some() && Some(budget) != opts.budget {
-                    format!(
-                        "daily cap of {token} reached (next claim needs {})",
-                        claims[0].amount
-                    )
-                } else {
-                    format!(
-                        "{token} balance too low: {budget} available, next claim needs {}",
-                        claims[0].amount
-                    )
-                };
-                return Ok(Prepared::Blocked(why));
-            }
-            claims.truncate(fits);
-        }
+        claims.truncate(fits);
+        let total: u128 = claims.iter().map(|c| c.amount.0).sum();
         let gas = limits.gas_per_transfer;
         let batch = build_batch_registering(
             key,
@@ -204,6 +212,8 @@ pub async fn prepare(
             signed_bytes: batch.bytes.clone(),
             token_contract: token.to_string(),
             claim_ids: claim_ids.iter().map(|id| id.0).collect(),
+            amount: Some(Yocto(total)),
+            spend_day: Some(spend.day),
         };
         insert_tx(c, &row).await?;
         use_nonce(c, &row.public_key, owner, nonce).await?;
@@ -214,12 +224,17 @@ pub async fn prepare(
             ClaimUpdate::Submit { tx_hash: &row.hash },
         )
         .await?;
-        let total = claims.iter().map(|c| c.amount.0).sum();
+        // Last, so the daily_spend row is locked only up to the commit. Refused only if a reservation
+        // slipped past the spend lock: then nothing of this batch is kept.
+        let cap = opts.daily_cap.map(Yocto);
+        if !reserve_spend(c, token, spend.day, Yocto(total), cap).await? {
+            return Err(PrepareError::Reservation(token.to_string()));
+        }
         Ok(Prepared::Batch(Box::new(PreparedBatch {
             batch,
             claim_ids,
             total,
-            unpayable: unpayable.len(),
+            unpayable: unpayable.len() + unregistrable,
         })))
     })
     .await

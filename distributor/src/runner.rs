@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::Chain;
 use crate::config::DistributorConfig;
+use crate::guard::{TokenBalance, BALANCE_MAX_AGE};
 use crate::keyfile::{load_keys, KeyFileError, TreasuryKey};
 use crate::lane::{Lane, LaneEnd};
 use crate::metrics::DistributorMetrics;
@@ -44,8 +45,7 @@ pub enum DistributorError {
 #[derive(Default)]
 struct GuardState {
     near_paused: Option<String>,
-    balances: HashMap<String, (u128, Instant)>,
-    reserved: HashMap<String, u128>,
+    balances: HashMap<String, (TokenBalance, Instant)>,
     blocked: HashMap<String, String>,
     storage_deposit: HashMap<String, u128>,
     registered: HashSet<(String, String)>,
@@ -111,25 +111,6 @@ impl Shared {
         self.lock().near_paused.clone()
     }
 
-    pub(crate) fn reserve(&self, token: &str, amount: u128) {
-        let mut s = self.lock();
-        let r = s.reserved.entry(token.to_string()).or_default();
-        *r = r.saturating_add(amount);
-    }
-
-    pub(crate) fn unreserve(&self, token: &str, amount: u128) {
-        let mut s = self.lock();
-        if let Some(r) = s.reserved.get_mut(token) {
-            *r = r.saturating_sub(amount);
-        }
-    }
-
-    pub(crate) fn unreserve_all<'a>(&self, items: impl Iterator<Item = (&'a String, u128)>) {
-        for (token, amount) in items {
-            self.unreserve(token, amount);
-        }
-    }
-
     pub(crate) fn set_lane_in_flight(&self, pk: &str, n: usize) {
         let mut s = self.lock();
         s.in_flight.insert(pk.to_string(), n);
@@ -159,33 +140,41 @@ impl Shared {
         (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 
-    /// The most the next batch of `token` may pay: the treasury's token balance (refreshed at most every
-    /// second) minus what is in flight.
-    pub(crate) async fn budget(&self, token: &str) -> Option<u128> {
+    /// The treasury's balance of `token` (asked at most every second), or why it is unknown: nothing may be
+    /// signed for the token then ([`crate::guard`]: fail closed). A failed read falls back on the last answer
+    /// only while it is younger than [`BALANCE_MAX_AGE`].
+    pub(crate) async fn token_balance(&self, token: &str) -> Result<TokenBalance, String> {
         let cached = self.lock().balances.get(token).copied();
-        let balance = match cached {
-            Some((b, at)) if at.elapsed() < Duration::from_secs(1) => b,
-            _ => {
-                let Ok(contract) = token.parse::<AccountId>() else {
-                    return Some(0);
-                };
-                match self.chain.ft_balance(&contract, &self.treasury).await {
-                    Ok(b) => {
-                        self.lock()
-                            .balances
-                            .insert(token.to_string(), (b, Instant::now()));
-                        b
+        if let Some((b, at)) = cached {
+            if at.elapsed() < Duration::from_secs(1) {
+                return Ok(b);
+            }
+        }
+        let contract = token
+            .parse::<AccountId>()
+            .map_err(|_| format!("balance of {token} unknown: not an account id"))?;
+        let read_at = chrono::Utc::now();
+        match self.chain.ft_balance(&contract, &self.treasury).await {
+            Ok(amount) => {
+                let b = TokenBalance { amount, read_at };
+                self.lock()
+                    .balances
+                    .insert(token.to_string(), (b, Instant::now()));
+                Ok(b)
+            }
+            Err(e) => {
+                crate::metrics::add(&self.metrics.rpc_errors, 1);
+                match cached {
+                    Some((b, at)) if at.elapsed() < BALANCE_MAX_AGE => {
+                        tracing::debug!(error = %e, token, "token balance read failed; using the last one");
+                        Ok(b)
                     }
-                    Err(e) => {
-                        crate::metrics::add(&self.metrics.rpc_errors, 1);
-                        tracing::debug!(error = %e, token, "token balance unknown; using the last one");
-                        cached.map(|(b, _)| b)?
-                    }
+                    _ => Err(format!(
+                        "balance of {token} unknown (not signing for it): {e}"
+                    )),
                 }
             }
-        };
-        let reserved = self.lock().reserved.get(token).copied().unwrap_or(0);
-        Some(balance.saturating_sub(reserved))
+        }
     }
 
     /// Of `receivers`, those not known to be registered with `token` (asked with `storage_balance_of`;
@@ -328,9 +317,13 @@ impl Distributor {
             limits,
             validity_period: protocol.transaction_validity_period,
             metrics,
-            treasury,
+            treasury: treasury.clone(),
             head,
-            state: Mutex::new(GuardState::default()),
+            // Fail closed: no lane signs before the NEAR balance has been read once.
+            state: Mutex::new(GuardState {
+                near_paused: Some(format!("NEAR balance of {treasury} not read yet")),
+                ..GuardState::default()
+            }),
         });
         Ok(Self {
             shared,
@@ -520,28 +513,43 @@ async fn follow_head(
     }
 }
 
-/// Pauses sending while the treasury's NEAR balance is below the configured minimum.
+/// Pauses sending while the treasury's NEAR balance is below the configured minimum, or unknown: not read
+/// yet, or no answer for [`BALANCE_MAX_AGE`] (fail closed, see [`crate::guard`]).
 async fn watch_near_balance(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut last_read: Option<Instant> = None;
     loop {
-        match shared.chain.near_balance(&shared.treasury).await {
+        let reason = match shared.chain.near_balance(&shared.treasury).await {
             Ok(b) => {
+                last_read = Some(Instant::now());
                 let min = shared.cfg.min_near_balance;
-                let reason = (b < min).then(|| {
+                (b < min).then(|| {
                     format!(
                         "NEAR balance of {} too low: {b} yocto, minimum {min}",
                         shared.treasury
                     )
-                });
-                let mut s = shared.lock();
-                if reason.is_some() && s.near_paused.is_none() {
-                    tracing::warn!(balance = %b, minimum = %min, "paused: NEAR balance too low");
-                }
-                s.near_paused = reason;
+                })
             }
             Err(e) => {
                 crate::metrics::add(&shared.metrics.rpc_errors, 1);
                 tracing::debug!(error = %e, "reading the NEAR balance failed");
+                match last_read {
+                    Some(at) if at.elapsed() < BALANCE_MAX_AGE => shared.near_paused(),
+                    _ => Some(format!(
+                        "NEAR balance of {} unknown (not signing): {e}",
+                        shared.treasury
+                    )),
+                }
             }
+        };
+        {
+            let mut s = shared.lock();
+            if reason.is_some() && s.near_paused != reason {
+                tracing::warn!(
+                    reason = reason.as_deref().unwrap_or(""),
+                    "paused: NEAR balance guard"
+                );
+            }
+            s.near_paused = reason;
         }
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -61,6 +61,13 @@ pub struct Claim {
     pub updated_at: DateTime<Utc>,
     /// When it was confirmed.
     pub confirmed_at: Option<DateTime<Utc>>,
+    /// After a transient failure: not tried again before this.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// The kind of its last transient failure (`paused`, `balance`, `registration`, `unknown`; see
+    /// [`crate::retry`]).
+    pub retry_kind: Option<String>,
+    /// Transient failures so far (bounded by [`crate::retry::MAX_RETRIES`]).
+    pub retries: i32,
 }
 
 /// One `RETURNING id` row of a raw statement.
@@ -262,7 +269,8 @@ pub async fn insert_manual_claim(
     Ok((existing, false))
 }
 
-/// Locks up to `limit` of the oldest pending claims of `token` for the caller's DB transaction.
+/// Locks up to `limit` of the oldest pending claims of `token` for the caller's DB transaction, leaving out
+/// those waiting for a retry (`retry_at` in the future).
 /// Rows locked by another transaction are skipped, so concurrent callers get disjoint sets.
 /// Must run inside a transaction, or the locks end with the statement.
 pub async fn lock_pending(
@@ -273,6 +281,11 @@ pub async fn lock_pending(
     Ok(claims::table
         .filter(claims::status.eq(ClaimStatus::Pending))
         .filter(claims::token_contract.eq(token))
+        .filter(
+            claims::retry_at
+                .is_null()
+                .or(claims::retry_at.le(diesel::dsl::now)),
+        )
         .order(claims::id.asc())
         .limit(limit)
         .for_update()
@@ -305,25 +318,6 @@ pub async fn pending_tokens(conn: &mut AsyncPgConnection) -> Result<Vec<String>>
     Ok(rows.into_iter().map(|r| r.token_contract).collect())
 }
 
-/// Total amount of `token` sent or being sent (claims `submitted` or `confirmed`) whose transaction was
-/// signed since UTC midnight: what a daily cap is checked against.
-pub async fn spent_today(conn: &mut AsyncPgConnection, token: &str) -> Result<Yocto> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Numeric)]
-        total: Yocto,
-    }
-    let row: Row = diesel::sql_query(
-        "SELECT COALESCE(SUM(c.amount), 0) AS total FROM claims c JOIN transactions t ON t.hash = c.current_tx_hash \
-         WHERE c.token_contract = $1 AND c.status IN ('submitted', 'confirmed') \
-           AND t.created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
-    )
-    .bind::<diesel::sql_types::Text, _>(token)
-    .get_result(conn)
-    .await?;
-    Ok(row.total)
-}
-
 /// Receivers of up to `limit` of the oldest pending claims of `token`, without locking anything (a look ahead,
 /// e.g. to check registrations before a batch is cut).
 pub async fn peek_pending_receivers(
@@ -334,6 +328,11 @@ pub async fn peek_pending_receivers(
     Ok(claims::table
         .filter(claims::status.eq(ClaimStatus::Pending))
         .filter(claims::token_contract.eq(token))
+        .filter(
+            claims::retry_at
+                .is_null()
+                .or(claims::retry_at.le(diesel::dsl::now)),
+        )
         .order(claims::id.asc())
         .limit(limit)
         .select(claims::receiver_id)

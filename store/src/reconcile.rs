@@ -7,6 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::claims::{update_claims, ClaimUpdate};
 use crate::error::Result;
+use crate::retry::{hold, FailureKind};
 use crate::schema::{claims, transactions};
 use crate::transactions::StoredTx;
 use crate::types::{ClaimId, ClaimStatus, TxStatus, Yocto};
@@ -101,7 +102,10 @@ pub struct Settled {
 }
 
 /// Settles an open transaction and its claims. A failed batch of several claims hands them back in two
-/// halves (bisection), each flagged for isolation with its own split group; a claim that failed alone is `failed` with the contract's message.
+/// halves (bisection), each flagged for isolation with its own split group; a claim that failed alone is
+/// `failed` with the contract's message when the error is permanent, and held for a retry when it is transient
+/// (as is a whole batch that failed for a batch-wide transient reason: see [`crate::retry`]). A failed
+/// transaction's reservation against the daily cap is released ([`crate::spend`]).
 /// A transaction that is already settled is left alone.
 pub async fn settle(
     conn: &mut AsyncPgConnection,
@@ -127,6 +131,10 @@ pub async fn settle(
     .await?;
     if moved == 0 {
         return Ok(Settled::default());
+    }
+    if let Settlement::Failure(_) = how {
+        // It paid nothing: its reservation against the daily cap goes back, once (the move above is once).
+        crate::spend::release_spend(conn, &tx.hash).await?;
     }
     if let Settlement::Success = how {
         // Every claim it still carries is paid: one statement, no look-up first.
@@ -184,29 +192,37 @@ async fn update_carried(
             out.confirmed =
                 update_claims(conn, carried, ClaimStatus::Submitted, ClaimUpdate::Confirm).await?;
         }
-        Settlement::Failure(error) if batch_size <= 1 => {
-            out.failed = update_claims(
-                conn,
-                carried,
-                ClaimStatus::Submitted,
-                ClaimUpdate::Fail { error },
-            )
-            .await?;
-        }
         Settlement::Failure(error) => {
-            // Bisection: each half goes on as its own group until a bad claim stands alone.
-            let (left, right) = carried.split_at(carried.len().div_ceil(2));
-            for (half, part) in [(0, left), (1, right)] {
-                if part.is_empty() {
-                    continue;
+            let kind = FailureKind::classify(error);
+            if kind.batch_wide() || (batch_size <= 1 && kind != FailureKind::Permanent) {
+                // A transient failure: back to pending with back-off, the whole batch at once when the error
+                // is not about one claim (bisecting would fail every half alike). See `crate::retry`.
+                let held = hold(conn, tx_hash, carried, kind, error).await?;
+                out.handed_back = held.held;
+                out.failed = held.failed;
+            } else if batch_size <= 1 {
+                out.failed = update_claims(
+                    conn,
+                    carried,
+                    ClaimStatus::Submitted,
+                    ClaimUpdate::Fail { error },
+                )
+                .await?;
+            } else {
+                // Bisection: each half goes on as its own group until a bad claim stands alone.
+                let (left, right) = carried.split_at(carried.len().div_ceil(2));
+                for (half, part) in [(0, left), (1, right)] {
+                    if part.is_empty() {
+                        continue;
+                    }
+                    let group = format!("{tx_hash}/{half}");
+                    let requeue = ClaimUpdate::Requeue {
+                        error,
+                        split_group: Some(&group),
+                    };
+                    out.handed_back +=
+                        update_claims(conn, part, ClaimStatus::Submitted, requeue).await?;
                 }
-                let group = format!("{tx_hash}/{half}");
-                let requeue = ClaimUpdate::Requeue {
-                    error,
-                    split_group: Some(&group),
-                };
-                out.handed_back +=
-                    update_claims(conn, part, ClaimStatus::Submitted, requeue).await?;
             }
         }
     }

@@ -20,6 +20,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         submitted_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        amount -> Nullable<Numeric>,
+        spend_day -> Nullable<Date>,
     }
 }
 
@@ -47,6 +49,18 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         confirmed_at -> Nullable<Timestamptz>,
+        retry_at -> Nullable<Timestamptz>,
+        retry_kind -> Nullable<Text>,
+        retries -> Int4,
+    }
+}
+
+diesel::table! {
+    daily_spend (token_contract, day) {
+        token_contract -> Text,
+        day -> Date,
+        reserved -> Numeric,
+        updated_at -> Timestamptz,
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::{Result, StoreError};
 use crate::schema::transactions;
-use crate::types::TxStatus;
+use crate::types::{TxStatus, Yocto};
 
 /// A stored signed transaction.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
@@ -70,6 +70,10 @@ pub struct NewTx {
     pub token_contract: String,
     /// Claims carried.
     pub claim_ids: Vec<i64>,
+    /// What its `ft_transfer`s move in total (the guards count it while it is in flight).
+    pub amount: Option<Yocto>,
+    /// The UTC day whose `daily_spend` holds its reservation ([`crate::spend::reserve_spend`]).
+    pub spend_day: Option<chrono::NaiveDate>,
 }
 
 /// Stores a freshly signed transaction in state `signed`.
@@ -170,9 +174,9 @@ pub async fn mark_submitted(conn: &mut AsyncPgConnection, hash: &str) -> Result<
     Ok(moved == 1)
 }
 
-/// A transaction that is provably dead (rejected at submission, or its nonce passed on chain without it):
-/// marks it `dropped` with `reason` and hands the claims it still carries back to `pending` (they keep their
-/// split group), in one DB transaction. Returns the number of claims handed back; 0 and no change when the
+/// A transaction that is provably dead (see the distributor's `death` module): marks it `dropped` with
+/// `reason`, releases its daily-cap reservation and hands the claims it still carries back to `pending` (they
+/// keep their split group), in one DB transaction. Returns the number of claims handed back; 0 and no change when the
 /// transaction is no longer `signed`/`submitted` (the stream saw it included: it is not dead).
 pub async fn bury(conn: &mut AsyncPgConnection, hash: &str, reason: &str) -> Result<usize> {
     use crate::claims::{update_claims, ClaimUpdate};
@@ -195,6 +199,8 @@ pub async fn bury(conn: &mut AsyncPgConnection, hash: &str, reason: &str) -> Res
         if moved == 0 {
             return Ok(0);
         }
+        // Dead: it can never pay, so its reservation against the daily cap goes back (once: the move is once).
+        crate::spend::release_spend(c, hash).await?;
         let carried: Vec<ClaimId> = claims::table
             .filter(claims::current_tx_hash.eq(hash))
             .filter(claims::status.eq(ClaimStatus::Submitted))

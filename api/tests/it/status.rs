@@ -53,6 +53,8 @@ pub async fn submit(
         signed_bytes: vec![1, 2, 3],
         token_contract: TOKEN_A.into(),
         claim_ids: claims.iter().map(|c| c.0).collect(),
+        amount: None,
+        spend_day: None,
     };
     insert_tx(conn, &tx).await.unwrap();
     update_claims(

@@ -295,6 +295,8 @@ async fn stored_batch(
         signed_bytes: borsh::to_vec(&tx).unwrap(),
         token_contract: "token.devnet".into(),
         claim_ids: ids.iter().map(|i| i.0).collect(),
+        amount: None,
+        spend_day: None,
     };
     insert_tx(&mut conn, &stored).await.unwrap();
     update_claims(

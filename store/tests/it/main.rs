@@ -7,5 +7,6 @@ mod incidents;
 mod keys;
 mod migrations;
 mod reconcile;
+mod spend;
 mod support;
 mod webhooks;

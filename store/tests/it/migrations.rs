@@ -43,6 +43,7 @@ async fn up_down_up_on_a_fresh_database() {
         [
             "access_keys",
             "claims",
+            "daily_spend",
             "distributor_status",
             "incidents",
             "indexer_cursor",
@@ -58,7 +59,7 @@ async fn up_down_up_on_a_fresh_database() {
     assert!(tables(&db).await.is_empty());
 
     assert_eq!(run_migrations(&cfg, Direction::Up).await.unwrap(), applied);
-    assert_eq!(tables(&db).await.len(), 9);
+    assert_eq!(tables(&db).await.len(), 10);
     // Running again is a no-op.
     assert!(run_migrations(&cfg, Direction::Up)
         .await

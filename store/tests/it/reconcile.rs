@@ -122,10 +122,12 @@ async fn failed_batch_hands_claims_back_and_a_lone_claim_fails() {
         (TxStatus::Failed, Some(msg))
     );
 
+    // Alone, a permanent contract error is final (a transient one is not: see the next tests).
+    let permanent = "Smart contract panicked: Sender and receiver should be different";
     let alone = submitted_batch(&mut conn, "tx2", 10, 1).await;
     let tx2 = get_tx(&mut conn, "tx2").await.unwrap().unwrap();
     assert_eq!(
-        settle(&mut conn, &tx2, Settlement::Failure(msg))
+        settle(&mut conn, &tx2, Settlement::Failure(permanent))
             .await
             .unwrap()
             .failed,
@@ -134,7 +136,131 @@ async fn failed_batch_hands_claims_back_and_a_lone_claim_fails() {
     let c = get_claim(&mut conn, alone[0]).await.unwrap().unwrap();
     assert_eq!(
         (c.status, c.last_error.as_deref()),
-        (ClaimStatus::Failed, Some(msg))
+        (ClaimStatus::Failed, Some(permanent))
+    );
+}
+
+/// Sets every waiting claim's `retry_at` into the past (the back-off is seconds; a test should not wait it).
+async fn end_back_off(conn: &mut AsyncPgConnection) {
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query(
+        "UPDATE claims SET retry_at = now() - interval '1 second' WHERE retry_at IS NOT NULL",
+    )
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_lone_transient_failure_waits_with_back_off_and_gives_up_after_the_bound() {
+    use payouts_store::retry::MAX_RETRIES;
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let id = submitted_batch(&mut conn, "t0", 0, 1).await[0];
+    let msg = "Smart contract panicked: The account doesn't have enough balance";
+    let tx = get_tx(&mut conn, "t0").await.unwrap().unwrap();
+    let out = settle(&mut conn, &tx, Settlement::Failure(msg))
+        .await
+        .unwrap();
+    assert_eq!((out.handed_back, out.failed), (1, 0));
+    let c = get_claim(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(c.status, ClaimStatus::Pending);
+    assert_eq!(
+        (c.retries, c.attempts, c.retry_kind.as_deref()),
+        (1, 1, Some("balance"))
+    );
+    let wait = c.retry_at.unwrap() - chrono::Utc::now();
+    assert!(
+        wait > chrono::Duration::zero() && wait <= chrono::Duration::seconds(1),
+        "{wait}"
+    );
+    // Waiting: no batch takes it before retry_at.
+    let locked = conn
+        .transaction(async |c| lock_pending(c, "token.devnet", 10).await)
+        .await
+        .unwrap();
+    assert!(locked.is_empty(), "{locked:?}");
+    // Each further transient failure doubles the wait, until the bound fails it, saying why.
+    for round in 2..=MAX_RETRIES {
+        end_back_off(&mut conn).await;
+        let hash = format!("t{round}");
+        let locked = conn
+            .transaction(async |c| lock_pending(c, "token.devnet", 10).await)
+            .await
+            .unwrap();
+        assert_eq!(locked.len(), 1, "round {round}");
+        stored_tx(&mut conn, &hash, 100 + i64::from(round), vec![id.0]).await;
+        update_claims(
+            &mut conn,
+            &[id],
+            ClaimStatus::Pending,
+            ClaimUpdate::Submit { tx_hash: &hash },
+        )
+        .await
+        .unwrap();
+        let tx = get_tx(&mut conn, &hash).await.unwrap().unwrap();
+        let out = settle(&mut conn, &tx, Settlement::Failure(msg))
+            .await
+            .unwrap();
+        let c = get_claim(&mut conn, id).await.unwrap().unwrap();
+        assert_eq!(c.retries, round);
+        if round < MAX_RETRIES {
+            assert_eq!((out.handed_back, c.status), (1, ClaimStatus::Pending));
+            let wait = c.retry_at.unwrap() - chrono::Utc::now();
+            let want = (1i64 << (round - 1)).min(600);
+            assert!(
+                wait <= chrono::Duration::seconds(want),
+                "round {round}: {wait}"
+            );
+            assert!(
+                wait > chrono::Duration::seconds(want - 2),
+                "round {round}: {wait}"
+            );
+        } else {
+            assert_eq!((out.failed, c.status), (1, ClaimStatus::Failed));
+            let err = c.last_error.unwrap();
+            assert!(
+                err.contains("gave up after") && err.contains("enough balance"),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_wide_transient_failure_hands_the_whole_batch_back_without_bisecting() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let ids = submitted_batch(&mut conn, "tx1", 0, 4).await;
+    let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
+    let msg = "Smart contract panicked: Pausable: paused";
+    let out = settle(&mut conn, &tx, Settlement::Failure(msg))
+        .await
+        .unwrap();
+    assert_eq!((out.handed_back, out.failed), (4, 0));
+    for id in ids {
+        let c = get_claim(&mut conn, id).await.unwrap().unwrap();
+        assert_eq!(c.status, ClaimStatus::Pending);
+        assert_eq!(
+            (c.needs_isolation, c.split_group),
+            (false, None),
+            "bisected"
+        );
+        assert_eq!(c.retry_kind.as_deref(), Some("paused"));
+        assert!(c.retry_at.is_some());
+    }
+    // A receiver's error in a batch is bisected as before; alone it waits for a registration.
+    let ids = submitted_batch(&mut conn, "tx2", 10, 1).await;
+    let tx = get_tx(&mut conn, "tx2").await.unwrap().unwrap();
+    let msg = "Smart contract panicked: The account bob.devnet is not registered";
+    let out = settle(&mut conn, &tx, Settlement::Failure(msg))
+        .await
+        .unwrap();
+    assert_eq!((out.handed_back, out.failed), (1, 0));
+    let c = get_claim(&mut conn, ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (c.status, c.retry_kind.as_deref()),
+        (ClaimStatus::Pending, Some("registration"))
     );
 }
 

@@ -23,6 +23,8 @@ pub async fn stored_tx(conn: &mut AsyncPgConnection, hash: &str, nonce: i64, cla
         signed_bytes: vec![1, 2, 3],
         token_contract: "token.devnet".into(),
         claim_ids,
+        amount: None,
+        spend_day: None,
     };
     insert_tx(conn, &tx).await.unwrap();
 }
