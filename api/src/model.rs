@@ -110,6 +110,11 @@ pub struct ClaimView {
     pub attempts: i32,
     /// Last failure message (the reason of a `failed` claim).
     pub last_error: Option<String>,
+    /// A `pending` claim whose transfer failed for a transient reason: `paused`, `balance`, `registration` or
+    /// `unknown` (it is tried again from `retry_at`, a bounded number of times).
+    pub retry_kind: Option<String>,
+    /// Not tried again before this.
+    pub retry_at: Option<DateTime<Utc>>,
     /// Hash of the transaction carrying it now (or last).
     pub tx_hash: Option<String>,
     /// Event claims: the indexer rule.
@@ -140,6 +145,8 @@ impl From<Claim> for ClaimView {
             memo: c.memo,
             attempts: c.attempts,
             last_error: c.last_error,
+            retry_kind: c.retry_kind,
+            retry_at: c.retry_at,
             tx_hash: c.current_tx_hash,
             rule: c.rule,
             receipt_id: c.receipt_id,

@@ -45,10 +45,13 @@ pub struct DistributorConfig {
     pub poll_interval_ms: u64,
     /// Add `storage_deposit` (registration only) before `ft_transfer` for receivers not registered.
     pub register_receivers: bool,
-    /// Pause while the treasury's NEAR balance is below this (yocto, decimal string).
+    /// Pause while the treasury's NEAR balance is below this, or unknown (yocto, decimal string; see
+    /// [`crate::guard`]).
     #[serde(deserialize_with = "yocto")]
     pub min_near_balance: u128,
-    /// Optional per-token cap on what is sent per UTC day (token → yocto, decimal string).
+    /// Optional per-token cap on what is signed per UTC day of the database clock (token → yocto, decimal
+    /// string), shared by every process on the database: reserved atomically with each stored batch, released
+    /// when it paid nothing ([`crate::guard`]).
     #[serde(deserialize_with = "yocto_map")]
     pub daily_caps: BTreeMap<String, u128>,
     /// The indexer stream whose processed blocks prove a transaction dead (its cursor is read from the
