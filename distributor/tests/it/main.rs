@@ -1,6 +1,7 @@
 //! Distributor tests against the devnet and a real PostgreSQL.
 
 mod death;
+mod incidents;
 mod payouts;
 mod prepare;
 mod signing;
