@@ -56,4 +56,33 @@ pub enum Command {
     },
     /// End-to-end benchmark against the devnet (pending claim → confirmed).
     Bench(crate::bench::BenchArgs),
+    /// Incidents (payments on chain the store did not expect): list them, or clear one so payouts of its
+    /// token resume.
+    Incidents {
+        /// What to do.
+        #[command(subcommand)]
+        action: IncidentsAction,
+    },
+}
+
+/// `payouts incidents …`
+#[derive(Debug, Subcommand)]
+pub enum IncidentsAction {
+    /// Lists open incidents (newest first), or every incident with `--all`.
+    List {
+        /// Cleared ones too.
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clears incident ID: the distributor signs again for its token (unless another incident is open).
+    Clear {
+        /// Incident id (from `payouts incidents list` or `/status`).
+        id: i64,
+        /// Who clears it (recorded as `cli:<by>`).
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
 }

@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod config;
 mod dev;
+mod incidents;
 mod logging;
 mod roles;
 
@@ -112,6 +113,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&config.log);
             config.log_summary();
             roles::run(config).await
+        }
+        Command::Incidents { action } => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            incidents::run(config, action).await
         }
         Command::Bench(args) => {
             let config = Config::load(cli.config.as_deref())?;

@@ -200,6 +200,7 @@
     list.replaceChildren(...items);
 
     renderWebhooks(s.webhooks);
+    renderIncidents(s.incidents || []);
 
     // token select of the send form
     const sel = $("send-token");
@@ -209,6 +210,24 @@
       sel.replaceChildren(...s.allowed_tokens.map((t) => el("option", { value: t }, t)));
       if (s.allowed_tokens.length === 0) sel.append(el("option", { value: "" }, "manual sends disabled"));
     }
+  }
+
+  // Open incidents: shown above everything else while there are any (each pauses its token, or all).
+  function renderIncidents(list) {
+    $("incidents").classList.toggle("hidden", list.length === 0);
+    replaceRows($("incidents-body"), list.map((i) => {
+      const details = JSON.stringify(i.details);
+      const where = i.tx_hash || i.receipt_id || i.public_key || "–";
+      return el("tr", { "data-id": String(i.id) },
+        el("td", { class: "num mono" }, String(i.id)),
+        el("td", { class: "alert" }, i.kind),
+        el("td", null, i.token === null ? "every token" : i.token),
+        el("td", { class: "num mono" }, i.claim_id === null ? "–" : String(i.claim_id)),
+        el("td", { class: "mono", title: [i.tx_hash, i.receipt_id, i.public_key].filter(Boolean).join(" · ") }, where),
+        el("td", { class: "err", title: details }, details),
+        el("td", { title: i.detected_at }, ago(i.detected_at)),
+      );
+    }), 7, "no open incidents");
   }
 
   // Webhook endpoints (by name: the URL is never in /status) and the most recent dead deliveries.

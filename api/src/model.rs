@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use payouts_store::claims::Claim;
+use payouts_store::incidents::Incident;
 use payouts_store::webhooks::{Delivery, EndpointSummary};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -395,6 +396,68 @@ pub struct StatusView {
     pub replay: Option<ReplayView>,
     /// Webhook endpoints and the most recent dead deliveries.
     pub webhooks: WebhooksView,
+    /// Open incidents (payments on chain the store did not expect), oldest first. While one is open for a
+    /// token (or one with `token: null`, for every token) the distributor signs nothing for it.
+    pub incidents: Vec<IncidentView>,
+}
+
+/// One incident (`GET /incidents`, `/status`, `POST /admin/incidents/{id}/clear`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentView {
+    /// Id; the id `POST /admin/incidents/{id}/clear` takes.
+    pub id: i64,
+    /// `unexpected_memo_payment`, `dead_transaction_landed` or `nonce_ahead`.
+    #[schema(example = "unexpected_memo_payment")]
+    pub kind: String,
+    /// The token it pauses; `null`: every token.
+    pub token: Option<String>,
+    /// Transaction concerned (for a memo payment: the treasury-key transaction that made it, if it was one).
+    pub tx_hash: Option<String>,
+    /// Receipt concerned.
+    pub receipt_id: Option<String>,
+    /// Claim concerned.
+    pub claim_id: Option<i64>,
+    /// Treasury key concerned.
+    pub public_key: Option<String>,
+    /// Block where it was seen.
+    pub block_height: Option<i64>,
+    /// Kind-specific facts: memo payments `{from, to, amount, signed_by_treasury_key}` (amount a decimal
+    /// string), dead transactions `{signer_id, nonce, claim_ids, declared_dead}`, nonces `{account_id,
+    /// stored_nonce, chain_nonce}`.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    /// When it was recorded.
+    pub detected_at: DateTime<Utc>,
+    /// When an admin cleared it; `null` while open.
+    pub cleared_at: Option<DateTime<Utc>>,
+    /// Who cleared it (API token name, or `cli:<name>`).
+    pub cleared_by: Option<String>,
+}
+
+impl From<Incident> for IncidentView {
+    fn from(i: Incident) -> Self {
+        Self {
+            id: i.id,
+            kind: i.kind.as_str().to_string(),
+            token: i.token_contract,
+            tx_hash: i.tx_hash,
+            receipt_id: i.receipt_id,
+            claim_id: i.claim_id,
+            public_key: i.public_key,
+            block_height: i.block_height,
+            details: i.details,
+            detected_at: i.detected_at,
+            cleared_at: i.cleared_at,
+            cleared_by: i.cleared_by,
+        }
+    }
+}
+
+/// `GET /incidents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentList {
+    /// Newest first.
+    pub incidents: Vec<IncidentView>,
 }
 
 /// One webhook endpoint's state. Its URL is never shown (it may carry credentials): the name only.
@@ -405,7 +468,7 @@ pub struct WebhookEndpointView {
     /// Whether the configuration still lists it (a removed endpoint stays, disabled, with its deliveries).
     pub enabled: bool,
     /// Event types it wants (`claim.created`, `claim.submitted`, `claim.confirmed`, `claim.failed`,
-    /// `distributor.paused`).
+    /// `distributor.paused`, `incident.opened`).
     pub events: Vec<String>,
     /// Deliveries waiting, including retries in back-off.
     pub pending: i64,
@@ -447,7 +510,8 @@ pub struct WebhookDeliveryView {
     /// The event's id (a UUID), shared by every endpoint told of the event; receivers deduplicate on it.
     #[schema(example = "0b7e6f9e-3c1d-4f63-9a55-2f1c1f0e8d7a")]
     pub event_id: String,
-    /// `claim.created`, `claim.submitted`, `claim.confirmed`, `claim.failed` or `distributor.paused`.
+    /// `claim.created`, `claim.submitted`, `claim.confirmed`, `claim.failed`, `distributor.paused` or
+    /// `incident.opened`.
     pub event_type: String,
     /// The claim, for claim events.
     pub claim_id: Option<i64>,

@@ -8,9 +8,9 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::model::{
     ChainView, ClaimPage, ClaimView, ClaimsSummary, DistributorView, HeadSource, HealthView,
-    IndexerView, KeyPoolView, KeyView, ReadyView, ReplayRequest, ReplayState, ReplayView,
-    SendFtRequest, StatusView, Throughput, TokenClaims, WebhookDeliveryView, WebhookEndpointView,
-    WebhooksView,
+    IncidentList, IncidentView, IndexerView, KeyPoolView, KeyView, ReadyView, ReplayRequest,
+    ReplayState, ReplayView, SendFtRequest, StatusView, Throughput, TokenClaims,
+    WebhookDeliveryView, WebhookEndpointView, WebhooksView,
 };
 use crate::routes;
 
@@ -51,19 +51,21 @@ impl Modify for BearerAuth {
         routes::admin::start_replay,
         routes::admin::replay_status,
         routes::admin::redeliver_webhook,
+        routes::incidents::list,
+        routes::incidents::clear,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, SendFtRequest, ClaimView, ClaimPage, HealthView, ReadyView, StatusView,
         ChainView, HeadSource, IndexerView, ClaimsSummary, TokenClaims, Throughput, KeyPoolView, KeyView,
         DistributorView, ReplayRequest, ReplayView, ReplayState, WebhooksView, WebhookEndpointView,
-        WebhookDeliveryView,
+        WebhookDeliveryView, IncidentView, IncidentList,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "read", description = "Status and claims (open unless api.read_requires_token)"),
         (name = "send", description = "Manual payouts (scope `send`)"),
-        (name = "admin", description = "Operations: replays, webhook redelivery (scope `admin`)"),
+        (name = "admin", description = "Operations: replays, webhook redelivery, clearing incidents (scope `admin`)"),
     )
 )]
 pub struct ApiDoc;

@@ -22,16 +22,21 @@ pub enum EventType {
     /// A distributor process stopped sending (low balance, guard, RPC down…), or its reason changed.
     #[serde(rename = "distributor.paused")]
     DistributorPaused,
+    /// A payment on chain the store did not expect was recorded as an incident; its token is paused until
+    /// an admin clears it.
+    #[serde(rename = "incident.opened")]
+    IncidentOpened,
 }
 
 impl EventType {
     /// Every type.
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         EventType::ClaimCreated,
         EventType::ClaimSubmitted,
         EventType::ClaimConfirmed,
         EventType::ClaimFailed,
         EventType::DistributorPaused,
+        EventType::IncidentOpened,
     ];
 
     /// The wire name (`claim.created`, …), also stored in the outbox.
@@ -42,6 +47,7 @@ impl EventType {
             EventType::ClaimConfirmed => "claim.confirmed",
             EventType::ClaimFailed => "claim.failed",
             EventType::DistributorPaused => "distributor.paused",
+            EventType::IncidentOpened => "incident.opened",
         }
     }
 }

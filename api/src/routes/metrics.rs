@@ -7,8 +7,9 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use payouts_store::claims::count_by_status;
 use payouts_store::cursor::read_cursor;
+use payouts_store::incidents::open_counts;
 use payouts_store::webhooks::endpoint_summaries;
-use payouts_store::ClaimStatus;
+use payouts_store::{ClaimStatus, IncidentKind};
 
 use crate::metrics::{
     render_distributor, render_indexer, render_webhook_endpoints, render_webhooks, Prom,
@@ -17,7 +18,7 @@ use crate::state::AppState;
 
 /// HTTP request counters and latency histograms, the in-process indexer's, distributor's and webhook
 /// worker's metrics (when this process runs them), and gauges read from the database (claims per status,
-/// indexer cursor, webhook deliveries pending and dead per endpoint).
+/// indexer cursor, open incidents per kind, webhook deliveries pending and dead per endpoint).
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -36,11 +37,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let counts = count_by_status(&mut conn).await?;
         let cursor = read_cursor(&mut conn, &inner.stream).await?;
         let endpoints = endpoint_summaries(&mut conn).await?;
-        Ok::<_, payouts_store::StoreError>((counts, cursor, endpoints))
+        let incidents = open_counts(&mut conn).await?;
+        Ok::<_, payouts_store::StoreError>((counts, cursor, endpoints, incidents))
     }
     .await;
     match db {
-        Ok((counts, cursor, endpoints)) => {
+        Ok((counts, cursor, endpoints, incidents)) => {
             out.single(
                 "payouts_database_up",
                 "gauge",
@@ -63,6 +65,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                     &[("stream", &inner.stream)],
                     c.block_height as f64,
                 );
+            }
+            out.header(
+                "payouts_incidents_open",
+                "gauge",
+                "Incidents not cleared yet, per kind (each pauses its token, or every token). Alert on > 0.",
+            );
+            for k in IncidentKind::ALL {
+                let n = incidents
+                    .iter()
+                    .find(|(kind, _)| kind == k)
+                    .map_or(0, |(_, n)| *n);
+                out.sample("payouts_incidents_open", &[("kind", k.as_str())], n as f64);
             }
             render_webhook_endpoints(&mut out, &endpoints);
         }

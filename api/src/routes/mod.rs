@@ -22,6 +22,7 @@ pub mod admin;
 pub mod claims;
 pub mod dashboard;
 pub mod health;
+pub mod incidents;
 pub mod metrics;
 pub mod send;
 pub mod status;
@@ -52,6 +53,8 @@ pub fn router(state: AppState) -> Router {
             "/admin/webhooks/{id}/redeliver",
             post(admin::redeliver_webhook),
         )
+        .route("/incidents", get(incidents::list))
+        .route("/admin/incidents/{id}/clear", post(incidents::clear))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(panic_response))

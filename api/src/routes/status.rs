@@ -11,6 +11,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use payouts_store::api_queries::{confirmed_by_age, count_by_token_and_status};
 use payouts_store::cursor::read_cursor;
+use payouts_store::incidents::list_incidents;
 use payouts_store::keys::list_keys;
 use payouts_store::status::list_status;
 use payouts_store::transactions::in_flight_by_key;
@@ -34,6 +35,8 @@ const BUCKET_SECS: u32 = 5;
 const ALIVE_SECS: i64 = 30;
 /// Dead webhook deliveries listed.
 const DEAD_SHOWN: i64 = 20;
+/// Open incidents listed (the most recent; `/metrics` counts them all).
+const OPEN_INCIDENTS_SHOWN: i64 = 100;
 
 /// Checks the `read` scope when the configuration asks for it.
 pub(crate) fn authorize_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -138,6 +141,8 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
             .map(Into::into)
             .collect(),
     };
+    let mut incidents = list_incidents(&mut conn, true, OPEN_INCIDENTS_SHOWN).await?;
+    incidents.reverse();
     drop(conn);
 
     let (chain, indexer) = position(state, cursor.map(|c| c.block_height)).await;
@@ -241,6 +246,7 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
         allowed_tokens: state.config().allowed_tokens.clone(),
         replay,
         webhooks,
+        incidents: incidents.into_iter().map(Into::into).collect(),
     })
 }
 
@@ -266,8 +272,8 @@ pub(crate) async fn invalidate(state: &AppState) {
 }
 
 /// Everything the dashboard shows: chain head, indexer lag, claims per status and token, transfers/s, key
-/// pool, distributor processes, webhook endpoints (by name, never their URL) and the most recent dead
-/// deliveries.
+/// pool, distributor processes, webhook endpoints (by name, never their URL), the most recent dead
+/// deliveries and the open incidents.
 #[utoipa::path(
     get,
     path = "/status",

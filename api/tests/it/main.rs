@@ -8,6 +8,7 @@ mod cdp;
 mod config;
 mod fuzz;
 mod http;
+mod incidents;
 mod read;
 mod send;
 mod status;

@@ -150,6 +150,8 @@ async fn health_openapi_and_dashboard() {
         "/claims/{id}",
         "/admin/replay",
         "/admin/webhooks/{id}/redeliver",
+        "/incidents",
+        "/admin/incidents/{id}/clear",
     ] {
         assert!(
             doc["paths"][path].is_object(),

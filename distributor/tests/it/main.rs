@@ -2,6 +2,7 @@
 
 mod death;
 mod guards;
+mod incidents;
 mod payouts;
 mod prepare;
 mod signing;

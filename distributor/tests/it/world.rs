@@ -191,6 +191,11 @@ impl World {
             unknown.is_empty(),
             "transfers for unknown claims {unknown:?}"
         );
+        // Our own payments, however they were settled, never look unexpected.
+        let incidents = payouts_store::incidents::list_incidents(&mut conn, false, 10)
+            .await
+            .unwrap();
+        assert!(incidents.is_empty(), "false incidents: {incidents:#?}");
     }
 
     pub async fn stop(self) {
