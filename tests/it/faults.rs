@@ -269,11 +269,11 @@ async fn kills_postgres_crashes_and_rpc_faults_lose_and_duplicate_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long: ≥ 20,000 claims and ≥ 20 kills; run with --ignored"]
+#[ignore = "long: ≥ 50,000 claims, ≥ 30 kills, ≥ 3 Postgres crashes; run with --ignored"]
 async fn long_fault_run() {
     fault_run(Plan {
-        claims: env_or("FAULT_CLAIMS", 20_000),
-        kills: env_or("FAULT_KILLS", 24),
+        claims: env_or("FAULT_CLAIMS", 50_000),
+        kills: env_or("FAULT_KILLS", 30),
         pg_restarts: env_or("FAULT_PG_RESTARTS", 3),
         seed: env_or("FAULT_SEED", 0x5eed) as u64,
     })

@@ -7,6 +7,7 @@ mod compose;
 mod dev;
 mod devnet;
 mod faults;
+mod incidents;
 mod kill;
 mod replay;
 mod run;

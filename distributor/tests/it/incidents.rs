@@ -282,6 +282,8 @@ async fn a_transaction_declared_dead_that_lands_is_an_incident() {
                 signed_bytes: borsh::to_vec(&tx).unwrap(),
                 token_contract: "token.devnet".into(),
                 claim_ids: vec![id.0],
+                amount: None,
+                spend_day: None,
             },
         )
         .await?;
