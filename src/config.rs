@@ -8,7 +8,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use payouts_api::ApiConfig;
 use payouts_devnet::DevnetConfig;
-use payouts_distributor::DistributorConfig;
+use payouts_distributor::{redact_url, DistributorConfig, RpcEndpointConfig, RpcPool};
 use payouts_indexer::IndexerConfig;
 use payouts_store::DbConfig;
 use payouts_webhooks::WebhooksConfig;
@@ -51,17 +51,51 @@ pub struct NetworkConfig {
     /// `mainnet`, `testnet`, `devnet` or any chain id the node reports.
     #[serde(default = "defaults::chain_id")]
     pub chain_id: String,
-    /// JSON-RPC endpoint.
-    #[serde(default = "defaults::rpc_url")]
-    pub rpc_url: String,
+    /// One JSON-RPC endpoint (default `http://127.0.0.1:3030`). Use `[[network.rpc]]` for several, or for
+    /// API keys in headers; not both.
+    #[serde(default)]
+    pub rpc_url: Option<String>,
+    /// `[[network.rpc]]`: a pool of endpoints with failover, weights, rate limits and header keys
+    /// (distributor/src/rpc.rs).
+    #[serde(default)]
+    pub rpc: Vec<RpcEndpointConfig>,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
         Self {
             chain_id: defaults::chain_id(),
-            rpc_url: defaults::rpc_url(),
+            rpc_url: None,
+            rpc: Vec::new(),
         }
+    }
+}
+
+impl NetworkConfig {
+    /// The endpoints to use: `[[network.rpc]]`, else `rpc_url` (or its default) alone.
+    pub fn endpoints(&self) -> Vec<RpcEndpointConfig> {
+        if self.rpc.is_empty() {
+            vec![RpcEndpointConfig::new(
+                self.rpc_url.clone().unwrap_or_else(defaults::rpc_url),
+            )]
+        } else {
+            self.rpc.clone()
+        }
+    }
+
+    /// The endpoints as logs may show them: names, never URLs' secrets.
+    pub fn shown(&self) -> String {
+        self.endpoints()
+            .iter()
+            .map(|e| e.name.clone().unwrap_or_else(|| redact_url(&e.url)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Points every role at one endpoint (`payouts dev`: the in-process devnet).
+    pub fn set_single(&mut self, url: String) {
+        self.rpc_url = Some(url);
+        self.rpc.clear();
     }
 }
 
@@ -173,7 +207,7 @@ impl Config {
         tracing::debug!(
             database = %self.database.as_ref().map_or_else(|| "-".to_string(), |d| d.url.to_string()),
             chain_id = %self.network.chain_id,
-            rpc_url = %self.network.rpc_url,
+            rpc = %self.network.shown(),
             api_listen = %self.api.listen,
             "configuration loaded"
         );
@@ -183,12 +217,22 @@ impl Config {
         if let Some(db) = &self.database {
             db.validate().map_err(ConfigError)?;
         }
-        let rpc = &self.network.rpc_url;
-        if !(rpc.starts_with("http://") || rpc.starts_with("https://")) {
-            return Err(ConfigError(format!(
-                "network.rpc_url: `{rpc}` is not an http(s) URL"
-            )));
+        if let Some(rpc) = &self.network.rpc_url {
+            if !self.network.rpc.is_empty() {
+                return Err(ConfigError(
+                    "network.rpc_url: set either rpc_url or [[network.rpc]] endpoints, not both"
+                        .into(),
+                ));
+            }
+            if !(rpc.starts_with("http://") || rpc.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "network.rpc_url: `{}` is not an http(s) URL",
+                    redact_url(rpc)
+                )));
+            }
         }
+        // Builds the pool once: bad URLs, header variables not set, duplicate names.
+        RpcPool::new(&self.network.endpoints()).map_err(|e| ConfigError(e.to_string()))?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError(format!(
                 "log.level: `{}` is not a valid filter: {e}",

@@ -105,7 +105,7 @@ pub async fn dev(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     write_private(&token_file, &token)?;
     config.set_database(DbConfig::new(cluster.url("postgres")));
     config.network.chain_id = "devnet".into();
-    config.network.rpc_url = rpc.clone();
+    config.network.set_single(rpc.clone());
     config.indexer = IndexerConfig {
         start_block_height: Some(1),
         rules: if config.indexer.rules.is_empty() {

@@ -95,10 +95,10 @@ pub async fn replay_range(config: Config, from: u64, to: u64, dry_run: bool) -> 
 pub async fn distributor(config: Config) -> anyhow::Result<()> {
     let pool = prepare_database(&config).await?;
     let metrics = Arc::new(payouts_distributor::DistributorMetrics::default());
-    let distributor = payouts_distributor::Distributor::new(
+    let distributor = payouts_distributor::Distributor::with_endpoints(
         pool,
         config.distributor.clone(),
-        &config.network.rpc_url,
+        &config.network.endpoints(),
         metrics,
     )
     .await?;
@@ -107,14 +107,14 @@ pub async fn distributor(config: Config) -> anyhow::Result<()> {
 }
 
 /// `payouts api`: migrations, the pool, then the HTTP API and dashboard until SIGINT/SIGTERM. The chain head
-/// comes from `[network] rpc_url`; `POST /admin/replay` uses `[indexer]`.
+/// comes from the `[network]` endpoints; `POST /admin/replay` uses `[indexer]`.
 pub async fn api(config: Config) -> anyhow::Result<()> {
     let config_error = api_config_error;
     // Token secrets are part of the configuration: a missing one stops start-up before the database is touched.
     payouts_api::auth::Tokens::load(&config.api).map_err(config_error)?;
     let pool = prepare_database(&config).await?;
     let state = payouts_api::AppState::builder(pool, config.api.clone())
-        .rpc_url(config.network.rpc_url.clone())
+        .rpc_endpoints(config.network.endpoints())
         .indexer_config(config.indexer.clone())
         .build()
         .map_err(config_error)?;
@@ -201,15 +201,15 @@ pub async fn run_all(
         config.indexer.clone(),
         indexer_metrics.clone(),
     )?;
-    let distributor = payouts_distributor::Distributor::new(
+    let distributor = payouts_distributor::Distributor::with_endpoints(
         pool.clone(),
         config.distributor.clone(),
-        &config.network.rpc_url,
+        &config.network.endpoints(),
         distributor_metrics.clone(),
     )
     .await?;
     let state = payouts_api::AppState::builder(pool.clone(), config.api.clone())
-        .rpc_url(config.network.rpc_url.clone())
+        .rpc_endpoints(config.network.endpoints())
         .indexer_config(config.indexer.clone())
         .indexer_metrics(indexer_metrics)
         .distributor_metrics(distributor_metrics)
@@ -218,7 +218,7 @@ pub async fn run_all(
         .map_err(api_config_error)?;
     let listener = payouts_api::bind(config.api.listen).await?;
     let api = listener.local_addr()?;
-    tracing::info!(%api, rpc = %config.network.rpc_url, "payouts run: starting");
+    tracing::info!(%api, rpc = %config.network.shown(), "payouts run: starting");
     ready(api);
 
     // Shutdown order: the API and the distributor first; the indexer (which settles the transactions the

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use near_jsonrpc_client::methods::block::RpcBlockRequest;
-use near_jsonrpc_client::JsonRpcClient;
 use near_primitives::types::{BlockId, BlockReference, Finality};
+use payouts_distributor::RpcPool;
 use tokio::sync::Mutex;
 
 /// A block height and its timestamp.
@@ -24,7 +24,7 @@ type Cached<T> = Option<(Instant, T)>;
 
 /// Reads and caches the chain head and the timestamp of the indexed block.
 pub(crate) struct Chain {
-    client: Option<JsonRpcClient>,
+    rpc: Option<Arc<RpcPool>>,
     timeout: Duration,
     ttl: Duration,
     head: Mutex<Cached<Result<BlockPoint, String>>>,
@@ -32,9 +32,9 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    pub(crate) fn new(rpc_url: Option<&str>, timeout: Duration, ttl: Duration) -> Self {
+    pub(crate) fn new(rpc: Option<Arc<RpcPool>>, timeout: Duration, ttl: Duration) -> Self {
         Self {
-            client: rpc_url.map(JsonRpcClient::connect),
+            rpc,
             timeout,
             ttl,
             head: Mutex::new(None),
@@ -43,21 +43,21 @@ impl Chain {
     }
 
     async fn block(&self, reference: BlockReference) -> Result<BlockPoint, String> {
-        let client = self
-            .client
+        let rpc = self
+            .rpc
             .as_ref()
             .ok_or_else(|| "no RPC endpoint configured".to_string())?;
-        let call = client.call(RpcBlockRequest {
+        let req = RpcBlockRequest {
             block_reference: reference,
-        });
-        match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Err(format!(
-                "the NEAR RPC did not answer within {} ms",
-                self.timeout.as_millis()
-            )),
+        };
+        match rpc.call(&req, self.timeout).await {
+            Err(e) => {
+                // Scrubbed of secrets by the pool; still only in the debug log.
+                tracing::debug!(error = %e.message, "chain head RPC call failed");
+                Err("the NEAR RPC gave no answer".to_string())
+            }
             Ok(Err(e)) => {
-                // The transport error may name the URL; keep it in the debug log only.
-                tracing::debug!(error = %e, "chain head RPC call failed");
+                tracing::debug!(error = ?e, "chain head RPC call failed");
                 Err("the NEAR RPC call failed".to_string())
             }
             Ok(Ok(block)) => Ok(BlockPoint {

@@ -403,6 +403,99 @@ pub fn render_distributor(out: &mut Prom, s: &DistributorSnapshot) {
         "1 while paused by a guard.",
         s.paused,
     );
+    c(
+        out,
+        "payouts_distributor_congestion_rejections_total",
+        "Submissions rejected with ShardCongested or ShardStuck (each slows its lane down; nothing fails).",
+        s.congestion_rejections,
+    );
+    g(
+        out,
+        "payouts_distributor_lanes_congested",
+        "Lanes backing off after congestion now.",
+        s.lanes_congested,
+    );
+    if let Ok(price) = s.gas_price.parse::<u128>() {
+        // Display only: a gauge is a float.
+        out.single(
+            "payouts_distributor_gas_price_yocto",
+            "gauge",
+            "Latest gas price read (yocto NEAR per gas; never below the protocol's min_gas_price).",
+            price as f64,
+        );
+    }
+    if !s.gas.is_empty() {
+        out.header(
+            "payouts_distributor_gas_per_transfer",
+            "gauge",
+            "Gas attached per transfer action, per token (learned from outcomes, or configured).",
+        );
+        for t in &s.gas {
+            let basis = serde_json::to_value(t.basis)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            out.sample(
+                "payouts_distributor_gas_per_transfer",
+                &[("token", &t.token), ("basis", &basis)],
+                t.gas_per_action as f64,
+            );
+        }
+        out.header(
+            "payouts_distributor_transfers_per_tx",
+            "gauge",
+            "Transfers per transaction the chosen gas allows, per token.",
+        );
+        for t in &s.gas {
+            out.sample(
+                "payouts_distributor_transfers_per_tx",
+                &[("token", &t.token)],
+                t.transfers_per_tx as f64,
+            );
+        }
+    }
+    if !s.rpc_endpoints.is_empty() {
+        let per = |out: &mut Prom,
+                   name: &str,
+                   kind: &str,
+                   help: &str,
+                   v: &dyn Fn(&payouts_distributor::EndpointSnapshot) -> u64| {
+            out.header(name, kind, help);
+            for e in &s.rpc_endpoints {
+                out.sample(name, &[("endpoint", &e.name)], v(e) as f64);
+            }
+        };
+        per(out, "payouts_rpc_endpoint_up", "gauge", "1 while an RPC endpoint is healthy (not resting after a failure). The label is its name or redacted URL.", &|e| u64::from(e.healthy));
+        per(
+            out,
+            "payouts_rpc_requests_total",
+            "counter",
+            "Requests sent to an RPC endpoint (reads and broadcasts).",
+            &|e| e.requests,
+        );
+        per(out, "payouts_rpc_errors_total", "counter", "Requests to an RPC endpoint that got no answer (transport, timeout, HTTP error, internal error).", &|e| e.errors);
+        per(
+            out,
+            "payouts_rpc_throttled_total",
+            "counter",
+            "Requests an RPC endpoint answered with 429.",
+            &|e| e.throttled,
+        );
+        per(
+            out,
+            "payouts_rpc_failovers_total",
+            "counter",
+            "Requests that moved on from an RPC endpoint to the next after it failed.",
+            &|e| e.failovers,
+        );
+        per(
+            out,
+            "payouts_rpc_broadcasts_total",
+            "counter",
+            "Transaction broadcasts sent to an RPC endpoint.",
+            &|e| e.broadcasts,
+        );
+    }
     render_latency(
         out,
         "payouts_distributor_broadcast_latency_seconds",

@@ -317,6 +317,13 @@ pub struct DistributorView {
     pub stopped_at: Option<DateTime<Utc>>,
     /// Not stopped and heard from in the last 30 s.
     pub alive: bool,
+    /// What it reported with its last heartbeat: `rpc_endpoints` (name or redacted URL, healthy, requests,
+    /// errors, throttled, failovers, broadcasts, last_error), `gas` per token (gas_per_action,
+    /// transfers_per_tx, basis `configured` | `learned` | `raised_after_out_of_gas`, samples, p99_burnt),
+    /// `congestion` (lanes backing off: public_key, error, resumes_in_ms), `gas_price`, `min_gas_price` and
+    /// `gas_reserve` (yocto strings). `{}` before the first report.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
 }
 
 /// State of a replay started with `POST /admin/replay`.

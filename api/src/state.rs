@@ -66,7 +66,7 @@ pub struct AppStateBuilder {
     distributor_metrics: Option<Arc<DistributorMetrics>>,
     webhook_metrics: Option<Arc<WebhookMetrics>>,
     indexer: Option<IndexerConfig>,
-    rpc_url: Option<String>,
+    rpc: Vec<payouts_distributor::RpcEndpointConfig>,
 }
 
 impl std::fmt::Debug for AppStateBuilder {
@@ -104,7 +104,13 @@ impl AppStateBuilder {
 
     /// The NEAR JSON-RPC used for the chain head when no indexer runs in this process.
     pub fn rpc_url(mut self, url: impl Into<String>) -> Self {
-        self.rpc_url = Some(url.into());
+        self.rpc = vec![payouts_distributor::RpcEndpointConfig::new(url)];
+        self
+    }
+
+    /// [`AppStateBuilder::rpc_url`] with a pool of endpoints (`[[network.rpc]]`: failover, header keys).
+    pub fn rpc_endpoints(mut self, endpoints: Vec<payouts_distributor::RpcEndpointConfig>) -> Self {
+        self.rpc = endpoints;
         self
     }
 
@@ -116,8 +122,16 @@ impl AppStateBuilder {
             .indexer
             .as_ref()
             .map_or_else(|| IndexerConfig::default().stream, |c| c.stream.clone());
+        let rpc = if self.rpc.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                payouts_distributor::RpcPool::new(&self.rpc)
+                    .map_err(|e| Error::Config(e.to_string()))?,
+            ))
+        };
         let chain = Chain::new(
-            self.rpc_url.as_deref(),
+            rpc,
             Duration::from_millis(self.config.rpc_timeout_ms),
             Duration::from_millis(self.config.status_cache_ms),
         );
@@ -153,7 +167,7 @@ impl AppState {
             distributor_metrics: None,
             webhook_metrics: None,
             indexer: None,
-            rpc_url: None,
+            rpc: Vec::new(),
         }
     }
 

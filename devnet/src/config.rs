@@ -60,6 +60,10 @@ pub struct DevnetConfig {
     pub faults: Faults,
     /// Built-in load generator of user `claim` calls.
     pub load: LoadConfig,
+    /// Per-token contract gas: token → gas its `ft_transfer` burns, replacing the genesis value
+    /// (`[devnet.ft_transfer_gas]`, e.g. `"heavy.devnet" = 6000000000000`). A call attaching less
+    /// fails with "Exceeded the prepaid gas.".
+    pub ft_transfer_gas: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for DevnetConfig {
@@ -82,6 +86,7 @@ impl Default for DevnetConfig {
             congestion: CongestionOverrides::default(),
             faults: Faults::default(),
             load: LoadConfig::default(),
+            ft_transfer_gas: std::collections::BTreeMap::new(),
         }
     }
 }

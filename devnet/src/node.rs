@@ -76,10 +76,21 @@ impl Devnet {
 
     /// Builds genesis, writes key files, binds the port and starts producing blocks.
     pub async fn start(cfg: DevnetConfig) -> Result<DevnetHandle, DevnetError> {
-        let genesis = match &cfg.genesis {
+        let mut genesis = match &cfg.genesis {
             Some(path) => Genesis::from_file(path)?,
             None => Genesis::default(),
         };
+        for (token, gas) in &cfg.ft_transfer_gas {
+            let t = std::iter::once(&mut genesis.token)
+                .chain(genesis.tokens.iter_mut())
+                .find(|t| t.account_id.as_str() == token)
+                .ok_or_else(|| {
+                    DevnetError::GenesisInvalid(format!(
+                        "devnet.ft_transfer_gas: `{token}` is not a token of the genesis"
+                    ))
+                })?;
+            t.ft_transfer_gas = *gas;
+        }
         let built = genesis.build()?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await

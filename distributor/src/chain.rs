@@ -1,10 +1,12 @@
-//! What the distributor asks of a NEAR node, over real JSON-RPC (near-jsonrpc-client). Every call has a
-//! deadline; errors are sorted into what the caller must do about them (see DESIGN "JSON-RPC facts").
+//! What the distributor asks of a NEAR node, over real JSON-RPC (near-jsonrpc-client's methods, through the
+//! endpoint pool of [`crate::rpc`]: failover, rate limits, secrets scrubbed). Every attempt has a deadline;
+//! errors are sorted into what the caller must do about them (see DESIGN "JSON-RPC facts").
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use near_jsonrpc_client::errors::{JsonRpcError, JsonRpcServerError};
-use near_jsonrpc_client::{methods, JsonRpcClient};
+use near_jsonrpc_client::methods;
 use near_jsonrpc_primitives::types::query::QueryResponseKind;
 use near_jsonrpc_primitives::types::transactions::{RpcTransactionError, TransactionInfo};
 use near_primitives::errors::InvalidTxError;
@@ -16,6 +18,8 @@ use near_primitives::views::{
 };
 use payouts_indexer::scan::failure_message;
 
+use crate::rpc::{RpcConfigError, RpcPool};
+
 /// A call that did not give an answer: timeout, transport error, 5xx. The request may or may not have been
 /// processed; only the answer is missing.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -23,7 +27,7 @@ use payouts_indexer::scan::failure_message;
 pub struct RpcFailure {
     /// The method.
     pub method: &'static str,
-    /// What went wrong (never contains secrets: requests carry none).
+    /// What went wrong (scrubbed of every endpoint's URL secrets and header values).
     pub message: String,
 }
 
@@ -54,19 +58,23 @@ pub struct ProtocolLimits {
     pub max_tx_gas: u64,
     /// Blocks after its `block_hash` during which a transaction can be included.
     pub transaction_validity_period: u64,
+    /// Execution fees a receipt burns outside its function calls' attached gas (for learning gas).
+    pub fixed_fees: payouts_store::gas::FixedFees,
+    /// The protocol's floor under the gas price (yocto per gas): no block's price is lower.
+    pub min_gas_price: u128,
 }
 
-/// The node, with a deadline per call.
+/// The node (a pool of endpoints), with a deadline per attempt.
 #[derive(Clone)]
 pub struct Chain {
-    client: JsonRpcClient,
+    pool: Arc<RpcPool>,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chain")
-            .field("rpc_url", &self.client.server_addr())
+            .field("endpoints", &self.pool.names())
             .finish()
     }
 }
@@ -83,12 +91,22 @@ fn failure<E: std::fmt::Debug>(method: &'static str, e: JsonRpcError<E>) -> RpcF
 }
 
 impl Chain {
-    /// A client of `rpc_url`; every call gives up after `timeout`.
-    pub fn new(rpc_url: &str, timeout: Duration) -> Self {
-        Self {
-            client: JsonRpcClient::connect(rpc_url),
+    /// A client of one endpoint at `rpc_url`; every call gives up after `timeout`.
+    pub fn new(rpc_url: &str, timeout: Duration) -> Result<Self, RpcConfigError> {
+        Ok(Self::with_pool(
+            Arc::new(RpcPool::single(rpc_url)?),
             timeout,
-        }
+        ))
+    }
+
+    /// A client of `pool`; every attempt gives up after `timeout`.
+    pub fn with_pool(pool: Arc<RpcPool>, timeout: Duration) -> Self {
+        Self { pool, timeout }
+    }
+
+    /// The endpoint pool (for its state on `/status` and `/metrics`).
+    pub fn pool(&self) -> &Arc<RpcPool> {
+        &self.pool
     }
 
     async fn call<M: methods::RpcMethod>(
@@ -96,12 +114,24 @@ impl Chain {
         name: &'static str,
         req: M,
     ) -> Result<Result<M::Response, JsonRpcError<M::Error>>, RpcFailure> {
-        tokio::time::timeout(self.timeout, self.client.call(req))
-            .await
-            .map_err(|_| RpcFailure {
+        let r = self.pool.call(&req, self.timeout).await;
+        self.answer(name, r)
+    }
+
+    fn answer<T, E>(
+        &self,
+        name: &'static str,
+        r: Result<Result<T, JsonRpcError<E>>, crate::rpc::PoolFailure>,
+    ) -> Result<Result<T, JsonRpcError<E>>, RpcFailure> {
+        match r {
+            Ok(Ok(v)) => Ok(Ok(v)),
+            // Handler errors are typed and carry no URL; scrub anyway, the message may be logged.
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(f) => Err(RpcFailure {
                 method: name,
-                message: format!("no answer within {} ms", self.timeout.as_millis()),
-            })
+                message: self.pool.scrub(&f.message),
+            }),
+        }
     }
 
     /// The latest final block: (height, hash).
@@ -162,6 +192,16 @@ impl Chain {
                 message: format!("unexpected answer {other:?}"),
             }),
         }
+    }
+
+    /// The gas price of the latest block (yocto per gas): what the gas of a transaction sent now is bought at.
+    pub async fn gas_price(&self) -> Result<u128, RpcFailure> {
+        let req = methods::gas_price::RpcGasPriceRequest { block_id: None };
+        let r = self
+            .call("gas_price", req)
+            .await?
+            .map_err(|e| failure("gas_price", e))?;
+        Ok(r.gas_price.as_yoctonear())
     }
 
     /// Calls a view method and parses its JSON result.
@@ -230,6 +270,7 @@ impl Chain {
             .call("EXPERIMENTAL_protocol_config", req)
             .await?
             .map_err(|e| failure("EXPERIMENTAL_protocol_config", e))?;
+        let fees = &cfg.runtime_config.transaction_costs;
         Ok(ProtocolLimits {
             max_tx_gas: cfg
                 .runtime_config
@@ -238,6 +279,15 @@ impl Chain {
                 .max_total_prepaid_gas
                 .as_gas(),
             transaction_validity_period: cfg.transaction_validity_period,
+            fixed_fees: payouts_store::gas::FixedFees {
+                per_receipt: fees.action_receipt_creation_config.execution.as_gas(),
+                per_action: fees
+                    .action_creation_config
+                    .function_call_cost
+                    .execution
+                    .as_gas(),
+            },
+            min_gas_price: cfg.min_gas_price.as_yoctonear(),
         })
     }
 
@@ -290,8 +340,8 @@ impl Chain {
         let req = methods::broadcast_tx_async::RpcBroadcastTxAsyncRequest {
             signed_transaction: tx.clone(),
         };
-        self.call("broadcast_tx_async", req)
-            .await?
+        let r = self.pool.broadcast(&req, self.timeout).await;
+        self.answer("broadcast_tx_async", r)?
             .map(|_| ())
             .map_err(|e| failure("broadcast_tx_async", e))
     }

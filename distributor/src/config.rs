@@ -29,6 +29,17 @@ pub struct DistributorConfig {
     /// Per-token override of `gas_per_transfer_tgas` (token → Tgas), for tokens whose `ft_transfer` burns more
     /// (typically 2–5 Tgas on mainnet). Too little gas fails a whole batch with "Exceeded the prepaid gas.".
     pub gas_per_transfer_tgas_by_token: BTreeMap<String, u64>,
+    /// Learn each token's gas from outcomes (crate::gas): attach the p99 of the gas recent receipts burnt
+    /// per action × (1 + `gas_margin_percent` / 100), within `min_gas_per_transfer_tgas` ..
+    /// `max_gas_per_transfer_tgas`; the two settings above are the starting point. A batch that failed with
+    /// "Exceeded the prepaid gas." is signed again with at least twice its gas.
+    pub learn_gas: bool,
+    /// Margin over the observed p99 (percent).
+    pub gas_margin_percent: u64,
+    /// Least gas a learned value may attach per action (Tgas).
+    pub min_gas_per_transfer_tgas: u64,
+    /// Most gas a learned value may attach per action (Tgas).
+    pub max_gas_per_transfer_tgas: u64,
     /// Send a batch that is not full once its oldest claim waited this long (ms).
     pub max_batch_wait_ms: u64,
     /// Transactions in flight (stored, not settled) per key at most.
@@ -75,6 +86,10 @@ impl Default for DistributorConfig {
             max_transfers_per_tx: 100,
             gas_per_transfer_tgas: 3,
             gas_per_transfer_tgas_by_token: BTreeMap::new(),
+            learn_gas: true,
+            gas_margin_percent: 30,
+            min_gas_per_transfer_tgas: 1,
+            max_gas_per_transfer_tgas: 50,
             max_batch_wait_ms: 2_000,
             max_in_flight_per_key: 32,
             lease_ttl_ms: 15_000,
@@ -99,6 +114,8 @@ impl DistributorConfig {
             ("max_keys", self.max_keys as u64),
             ("max_transfers_per_tx", self.max_transfers_per_tx as u64),
             ("gas_per_transfer_tgas", self.gas_per_transfer_tgas),
+            ("min_gas_per_transfer_tgas", self.min_gas_per_transfer_tgas),
+            ("max_gas_per_transfer_tgas", self.max_gas_per_transfer_tgas),
             ("max_in_flight_per_key", self.max_in_flight_per_key as u64),
             ("lease_ttl_ms", self.lease_ttl_ms),
             ("rebroadcast_after_ms", self.rebroadcast_after_ms),
@@ -117,6 +134,18 @@ impl DistributorConfig {
         }
         if self.lease_ttl_ms < 3 * self.poll_interval_ms {
             return Err("distributor.lease_ttl_ms: must be at least 3 × poll_interval_ms".into());
+        }
+        if self.min_gas_per_transfer_tgas > self.max_gas_per_transfer_tgas {
+            return Err(
+                "distributor.min_gas_per_transfer_tgas: must not exceed max_gas_per_transfer_tgas"
+                    .into(),
+            );
+        }
+        if self.max_gas_per_transfer_tgas > 1_000 {
+            return Err("distributor.max_gas_per_transfer_tgas: at most 1000".into());
+        }
+        if self.gas_margin_percent > 1_000 {
+            return Err("distributor.gas_margin_percent: at most 1000".into());
         }
         if self.gas_per_transfer_tgas > 1_000 {
             return Err("distributor.gas_per_transfer_tgas: at most 1000".into());

@@ -105,6 +105,21 @@ pub(crate) struct Lane {
     events: mpsc::UnboundedReceiver<Event>,
     /// Tokens held back by a guard, until when.
     blocked: HashMap<String, Instant>,
+    /// After `ShardCongested` / `ShardStuck`: no new batch before this (the same bytes are re-broadcast
+    /// with their own back-off; nothing fails).
+    congested_until: Option<Instant>,
+    /// Congestion rejections in a row (each doubles the pause), reset by an accepted submission.
+    congestion_streak: u32,
+}
+
+/// The lane's pause after its `n`-th congestion rejection in a row: 500 ms doubled per rejection, at most
+/// `cap`, with up to 50 % jitter so lanes rejected together do not come back together.
+fn congestion_pause(n: u32, cap: Duration) -> Duration {
+    let base = Duration::from_millis(500);
+    let d = base
+        .saturating_mul(1u32 << n.saturating_sub(1).min(10))
+        .min(cap.max(base));
+    d + d.mul_f64(f64::from(rand::random::<u32>() % 512) / 1024.0)
 }
 
 fn decode(bytes: &[u8]) -> Result<SignedTransaction, StoreError> {
@@ -124,6 +139,8 @@ impl Lane {
             events_tx,
             events,
             blocked: HashMap::new(),
+            congested_until: None,
+            congestion_streak: 0,
         }
     }
 
@@ -393,6 +410,15 @@ impl Lane {
                     Ok(Sent::Accepted) => {
                         metrics.broadcast_latency.observe(started.elapsed());
                         add(&metrics.broadcasts, 1);
+                        let was_congested = self.congestion_streak > 0;
+                        if was_congested {
+                            self.congestion_streak = 0;
+                            self.congested_until = None;
+                            self.shared.set_congested(&self.pk, None);
+                        }
+                        let Some((_, f)) = self.find(&hash) else {
+                            return Ok(());
+                        };
                         if !f.submitted {
                             f.submitted = true;
                             let mut conn = self.shared.conn().await?;
@@ -404,12 +430,30 @@ impl Lane {
                         // and InvalidNonce on a resend usually means it landed.
                         add(&metrics.rejections, 1);
                         let nonce_clash = matches!(err, InvalidTxError::InvalidNonce { .. });
+                        let congested = matches!(
+                            err,
+                            InvalidTxError::ShardCongested { .. }
+                                | InvalidTxError::ShardStuck { .. }
+                        );
                         f.doubts = f.doubts.saturating_add(1);
                         f.next_proof = None;
                         tracing::info!(tx = %hash, error = %err, doubts = f.doubts, "submission rejected; will look again");
                         f.looking = true;
                         f.last_lookup = Some(Instant::now());
                         self.look(hash);
+                        if congested {
+                            // Slow down: no new batches for a while, the same bytes re-broadcast later.
+                            add(&metrics.congestion_rejections, 1);
+                            self.congestion_streak = self.congestion_streak.saturating_add(1);
+                            let cap =
+                                Duration::from_millis(self.shared.cfg.max_rebroadcast_backoff_ms);
+                            let pause = congestion_pause(self.congestion_streak, cap);
+                            let until = Instant::now() + pause;
+                            self.congested_until = Some(until);
+                            self.shared
+                                .set_congested(&self.pk, Some((err.to_string(), until)));
+                            tracing::warn!(key = %self.pk, error = %err, pause_ms = pause.as_millis() as u64, streak = self.congestion_streak, "shard congested: lane backs off");
+                        }
                         if nonce_clash {
                             self.resync().await;
                         }
@@ -505,6 +549,13 @@ impl Lane {
         if self.flight.len() >= max || self.shared.near_paused().is_some() {
             return Ok(());
         }
+        if let Some(until) = self.congested_until {
+            if Instant::now() < until {
+                return Ok(());
+            }
+            self.congested_until = None;
+            self.shared.set_congested(&self.pk, None);
+        }
         let Some(block_hash) = self.shared.recent_block() else {
             return Ok(());
         };
@@ -534,6 +585,7 @@ impl Lane {
                     nonce: self.next_nonce,
                     block_hash,
                 };
+                self.shared.refresh_gas(&token).await;
                 let mut conn = self.shared.conn().await?;
                 let limits = self.shared.limits_for(&token);
                 let owner = self.shared.owner.clone();

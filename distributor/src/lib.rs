@@ -11,12 +11,14 @@
 pub mod chain;
 pub mod config;
 pub mod death;
+pub mod gas;
 pub mod guard;
 pub mod keyfile;
 mod lane;
 pub mod metrics;
 pub mod plan;
 pub mod prepare;
+pub mod rpc;
 pub mod runner;
 pub mod tx;
 
@@ -24,5 +26,6 @@ pub use config::DistributorConfig;
 pub use keyfile::{load_keys, KeyFileError, TreasuryKey};
 pub use metrics::{DistributorMetrics, DistributorSnapshot};
 pub use plan::{plan, Limits, Unpayable};
+pub use rpc::{redact_url, EndpointSnapshot, RpcEndpointConfig, RpcPool};
 pub use runner::{Distributor, DistributorError};
 pub use tx::{build_batch, SignedBatch};

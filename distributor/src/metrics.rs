@@ -62,6 +62,8 @@ impl Histogram {
 /// Shared distributor metrics.
 #[derive(Debug, Default)]
 pub struct DistributorMetrics {
+    /// The RPC endpoint pool, once the distributor has built it.
+    rpc: std::sync::OnceLock<std::sync::Arc<crate::rpc::RpcPool>>,
     /// Batches signed and stored.
     pub batches: AtomicU64,
     /// Transfers in those batches.
@@ -88,6 +90,14 @@ pub struct DistributorMetrics {
     pub in_flight: AtomicU64,
     /// 1 while paused by a guard.
     pub paused: AtomicU64,
+    /// Submissions rejected with `ShardCongested` / `ShardStuck` (each slows its lane down).
+    pub congestion_rejections: AtomicU64,
+    /// Lanes backing off after congestion now.
+    pub lanes_congested: AtomicU64,
+    /// The latest gas price read (yocto per gas; 0 before the first read).
+    pub gas_price: AtomicU128,
+    /// Per token: the gas per transfer chosen and the batch size it gives.
+    pub gas: std::sync::Mutex<Vec<crate::gas::TokenGas>>,
     /// Time of a broadcast call.
     pub broadcast_latency: Histogram,
     /// Time from storing a transaction to seeing it settled.
@@ -123,13 +133,28 @@ pub struct DistributorSnapshot {
     pub in_flight: u64,
     /// See [`DistributorMetrics::paused`].
     pub paused: u64,
+    /// See [`DistributorMetrics::congestion_rejections`].
+    pub congestion_rejections: u64,
+    /// See [`DistributorMetrics::lanes_congested`].
+    pub lanes_congested: u64,
+    /// See [`DistributorMetrics::gas_price`] (a decimal string: yocto units).
+    pub gas_price: String,
+    /// See [`DistributorMetrics::gas`].
+    pub gas: Vec<crate::gas::TokenGas>,
     /// See [`DistributorMetrics::broadcast_latency`].
     pub broadcast_latency: HistogramSnapshot,
     /// See [`DistributorMetrics::settle_latency`].
     pub settle_latency: HistogramSnapshot,
+    /// Every RPC endpoint's state ([`crate::rpc`]), in configuration order.
+    pub rpc_endpoints: Vec<crate::rpc::EndpointSnapshot>,
 }
 
 impl DistributorMetrics {
+    /// Shows `pool`'s endpoints in [`DistributorSnapshot::rpc_endpoints`] (the first pool set stays).
+    pub fn set_rpc(&self, pool: std::sync::Arc<crate::rpc::RpcPool>) {
+        let _ = self.rpc.set(pool);
+    }
+
     /// A copy of every value.
     pub fn snapshot(&self) -> DistributorSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -147,9 +172,30 @@ impl DistributorMetrics {
             keys_held: get(&self.keys_held),
             in_flight: get(&self.in_flight),
             paused: get(&self.paused),
+            congestion_rejections: get(&self.congestion_rejections),
+            lanes_congested: get(&self.lanes_congested),
+            gas_price: self.gas_price.get().to_string(),
+            gas: self.gas.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             broadcast_latency: self.broadcast_latency.snapshot(),
             settle_latency: self.settle_latency.snapshot(),
+            rpc_endpoints: self.rpc.get().map(|p| p.snapshot()).unwrap_or_default(),
         }
+    }
+}
+
+/// A u128 gauge (yocto units) behind a mutex: written once a second, read by the metrics page.
+#[derive(Debug, Default)]
+pub struct AtomicU128(std::sync::Mutex<u128>);
+
+impl AtomicU128 {
+    /// The value.
+    pub fn get(&self) -> u128 {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets it.
+    pub fn set(&self, v: u128) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = v;
     }
 }
 

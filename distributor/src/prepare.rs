@@ -214,6 +214,10 @@ pub async fn prepare(
             claim_ids: claim_ids.iter().map(|id| id.0).collect(),
             amount: Some(Yocto(total)),
             spend_day: Some(spend.day),
+            gas_per_action: i64::try_from(gas).ok().filter(|g| *g > 0),
+            action_count: i32::try_from(opts.registrations.actions_for(&claims))
+                .ok()
+                .filter(|n| *n > 0),
         };
         insert_tx(c, &row).await?;
         use_nonce(c, &row.public_key, owner, nonce).await?;

@@ -10,19 +10,23 @@ use std::time::{Duration, Instant};
 use near_primitives::hash::CryptoHash;
 use near_primitives::types::AccountId;
 use payouts_store::keys::{lease_keys, register_keys, release_leases, renew_leases};
-use payouts_store::status::{report_error, report_heartbeat, report_started, report_stopped};
+use payouts_store::status::{
+    report_details, report_error, report_heartbeat, report_started, report_stopped,
+};
 use payouts_store::{PgPool, PooledConn, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::Chain;
+use crate::chain::{Chain, ProtocolLimits};
 use crate::config::DistributorConfig;
+use crate::gas::{GasChoice, TokenGas};
 use crate::guard::{TokenBalance, BALANCE_MAX_AGE};
 use crate::keyfile::{load_keys, KeyFileError, TreasuryKey};
 use crate::lane::{Lane, LaneEnd};
 use crate::metrics::DistributorMetrics;
 use crate::plan::Limits;
+use crate::rpc::{RpcEndpointConfig, RpcPool};
 use crate::tx::Registrations;
 
 /// Why the distributor cannot start or go on.
@@ -52,7 +56,16 @@ struct GuardState {
     in_flight: HashMap<String, usize>,
     last_error: Option<String>,
     pending_tokens: Option<(Vec<String>, Instant)>,
+    /// Per token: the gas per action its next batches attach, and when it was chosen.
+    gas: HashMap<String, (GasChoice, Instant)>,
+    /// The latest gas price read (yocto per gas, never below the protocol's floor).
+    gas_price: Option<u128>,
+    /// Lanes backing off after a congestion rejection: key → (the rejection, until when).
+    congested: HashMap<String, (String, Instant)>,
 }
+
+/// How often a token's gas per action is chosen again from its recent outcomes.
+const GAS_REFRESH: Duration = Duration::from_millis(500);
 
 /// What the lanes of one process share.
 pub(crate) struct Shared {
@@ -63,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// The node's `transaction_validity_period` (blocks), for the death rule.
     pub(crate) validity_period: u64,
+    /// The node's protocol limits (fees for learning gas, gas price floor).
+    pub(crate) protocol: ProtocolLimits,
     pub(crate) metrics: Arc<DistributorMetrics>,
     treasury: AccountId,
     head: watch::Receiver<Option<CryptoHash>>,
@@ -70,9 +85,166 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Batch limits for `token`: its own gas per transfer, when configured.
+    /// Batch limits for `token`: the gas per action chosen for it ([`Shared::refresh_gas`]), else its
+    /// configured gas per transfer.
     pub(crate) fn limits_for(&self, token: &str) -> Limits {
-        self.limits.with_gas(self.cfg.gas_per_transfer_for(token))
+        self.limits.with_gas(self.gas_for(token).gas_per_action)
+    }
+
+    /// The gas per action `token`'s next batches attach, and why.
+    pub(crate) fn gas_for(&self, token: &str) -> GasChoice {
+        self.lock().gas.get(token).map_or_else(
+            || GasChoice::configured(self.cfg.gas_per_transfer_for(token)),
+            |(c, _)| *c,
+        )
+    }
+
+    /// Chooses `token`'s gas per action again from its recent outcomes ([`crate::gas`]), at most every
+    /// [`GAS_REFRESH`]; a failed read keeps the last choice.
+    pub(crate) async fn refresh_gas(&self, token: &str) {
+        if !self.cfg.learn_gas {
+            return;
+        }
+        if self
+            .lock()
+            .gas
+            .get(token)
+            .is_some_and(|(_, at)| at.elapsed() < GAS_REFRESH)
+        {
+            return;
+        }
+        let samples = match self.conn().await {
+            Ok(mut conn) => {
+                payouts_store::gas::gas_samples(
+                    &mut conn,
+                    token,
+                    crate::gas::SAMPLES,
+                    self.protocol.fixed_fees,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let samples = match samples {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, token, "reading gas samples failed; keeping the last choice");
+                return;
+            }
+        };
+        let cfg = &self.cfg;
+        let tgas = crate::config::TGAS;
+        let mut choice = crate::gas::choose(
+            cfg.gas_per_transfer_for(token),
+            &samples,
+            cfg.gas_margin_percent,
+            cfg.min_gas_per_transfer_tgas.saturating_mul(tgas),
+            cfg.max_gas_per_transfer_tgas.saturating_mul(tgas),
+        );
+        // One action must always fit the node's cap on a transaction's prepaid gas.
+        choice.gas_per_action = choice.gas_per_action.min(self.limits.max_tx_gas).max(1);
+        let previous = self
+            .lock()
+            .gas
+            .insert(token.to_string(), (choice, Instant::now()));
+        *self.metrics.gas.lock().unwrap_or_else(|p| p.into_inner()) = self.gas_report();
+        let before = previous.map_or(cfg.gas_per_transfer_for(token), |(c, _)| c.gas_per_action);
+        if before != choice.gas_per_action {
+            tracing::info!(
+                token,
+                gas_per_action = choice.gas_per_action,
+                previous = before,
+                basis = ?choice.basis,
+                samples = choice.samples,
+                p99_burnt = choice.p99_burnt,
+                transfers_per_tx = self.limits.with_gas(choice.gas_per_action).transfers_per_tx(),
+                "gas per transfer changed"
+            );
+        }
+    }
+
+    /// NEAR that one round of signing may take from the treasury before its receipts refund the unused
+    /// gas: per lane held, the largest transaction's prepaid gas (actions × gas per action, any token seen)
+    /// at the latest gas price, which is never below the protocol's `min_gas_price`. The NEAR balance guard
+    /// keeps it above `min_near_balance`, so a price rise cannot take the treasury below the minimum.
+    pub(crate) fn gas_reserve(&self) -> u128 {
+        let s = self.lock();
+        let price = s.gas_price.unwrap_or(self.protocol.min_gas_price);
+        let default = self.limits.with_gas(self.cfg.gas_per_transfer());
+        let per_tx = s
+            .gas
+            .values()
+            .map(|(c, _)| {
+                let l = self.limits.with_gas(c.gas_per_action);
+                u128::from(c.gas_per_action) * l.transfers_per_tx() as u128
+            })
+            .chain(std::iter::once(
+                u128::from(default.gas_per_transfer) * default.transfers_per_tx() as u128,
+            ))
+            .max()
+            .unwrap_or(0);
+        let lanes = self
+            .metrics
+            .keys_held
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1);
+        per_tx
+            .saturating_mul(price)
+            .saturating_mul(u128::from(lanes))
+    }
+
+    /// The latest gas price (yocto per gas), if read.
+    pub(crate) fn gas_price(&self) -> Option<u128> {
+        self.lock().gas_price
+    }
+
+    /// Marks the lane of `pk` as backing off after a congestion rejection (`None`: no longer).
+    pub(crate) fn set_congested(&self, pk: &str, state: Option<(String, Instant)>) {
+        let mut s = self.lock();
+        match state {
+            Some(v) => s.congested.insert(pk.to_string(), v),
+            None => s.congested.remove(pk),
+        };
+        let n = s.congested.len() as u64;
+        self.metrics
+            .lanes_congested
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Lanes backing off after congestion, for the status page.
+    pub(crate) fn congestion_report(&self) -> Vec<LaneCongestion> {
+        let s = self.lock();
+        let now = Instant::now();
+        let mut out: Vec<LaneCongestion> = s
+            .congested
+            .iter()
+            .map(|(pk, (error, until))| LaneCongestion {
+                public_key: pk.clone(),
+                error: error.clone(),
+                resumes_in_ms: until.saturating_duration_since(now).as_millis() as u64,
+            })
+            .collect();
+        out.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+        out
+    }
+
+    /// Per token seen: the gas per action chosen and the batch size it gives (status page).
+    pub(crate) fn gas_report(&self) -> Vec<TokenGas> {
+        let s = self.lock();
+        let mut out: Vec<TokenGas> = s
+            .gas
+            .iter()
+            .map(|(token, (c, _))| TokenGas {
+                token: token.clone(),
+                gas_per_action: c.gas_per_action,
+                transfers_per_tx: self.limits.with_gas(c.gas_per_action).transfers_per_tx(),
+                basis: c.basis,
+                samples: c.samples,
+                p99_burnt: c.p99_burnt,
+            })
+            .collect();
+        out.sort_by(|a, b| a.token.cmp(&b.token));
+        out
     }
 
     pub(crate) async fn conn(&self) -> Result<PooledConn, StoreError> {
@@ -84,8 +256,22 @@ impl Shared {
     }
 
     pub(crate) fn report_error(&self, error: &str) {
+        // An endpoint's URL or key must never reach a log line or the status page.
+        let error = self.chain.pool().scrub(error);
         tracing::warn!(%error, "distributor error");
-        self.lock().last_error = Some(error.to_string());
+        self.lock().last_error = Some(error);
+    }
+
+    /// What the status page shows of this process beyond its pause reason ([`report_details`]).
+    pub(crate) fn details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rpc_endpoints": self.chain.pool().snapshot(),
+            "gas": self.gas_report(),
+            "congestion": self.congestion_report(),
+            "gas_price": self.gas_price().map(|p| p.to_string()),
+            "min_gas_price": self.protocol.min_gas_price.to_string(),
+            "gas_reserve": self.gas_reserve().to_string(),
+        })
     }
 
     /// Tokens with pending claims, asked of the database at most every poll interval for all lanes together.
@@ -248,6 +434,17 @@ impl Shared {
     }
 }
 
+/// A lane backing off after `ShardCongested` / `ShardStuck` (status page).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LaneCongestion {
+    /// The lane's key.
+    pub public_key: String,
+    /// The rejection.
+    pub error: String,
+    /// When it takes new batches again.
+    pub resumes_in_ms: u64,
+}
+
 /// A distributor process.
 pub struct Distributor {
     shared: Arc<Shared>,
@@ -256,17 +453,31 @@ pub struct Distributor {
 }
 
 impl Distributor {
-    /// Loads the keys, registers them in the key pool, and reads the node's gas cap.
+    /// [`Distributor::with_endpoints`] with one endpoint at `rpc_url`.
     pub async fn new(
         pool: PgPool,
         cfg: DistributorConfig,
         rpc_url: &str,
         metrics: Arc<DistributorMetrics>,
     ) -> Result<Self, DistributorError> {
+        Self::with_endpoints(pool, cfg, &[RpcEndpointConfig::new(rpc_url)], metrics).await
+    }
+
+    /// Loads the keys, registers them in the key pool, and reads the node's gas cap, over the RPC endpoint
+    /// pool `endpoints` ([`crate::rpc`]).
+    pub async fn with_endpoints(
+        pool: PgPool,
+        cfg: DistributorConfig,
+        endpoints: &[RpcEndpointConfig],
+        metrics: Arc<DistributorMetrics>,
+    ) -> Result<Self, DistributorError> {
         cfg.validate().map_err(DistributorError::Config)?;
         let keys = load_keys(&cfg.key_files, cfg.keys_env.as_deref())?;
         let treasury = keys[0].account_id.clone();
-        let chain = Chain::new(rpc_url, Duration::from_millis(cfg.rpc_timeout_ms));
+        let rpc =
+            Arc::new(RpcPool::new(endpoints).map_err(|e| DistributorError::Config(e.to_string()))?);
+        metrics.set_rpc(rpc.clone());
+        let chain = Chain::with_pool(rpc, Duration::from_millis(cfg.rpc_timeout_ms));
         let protocol = chain.protocol_limits().await?;
         let max_tx_gas = protocol.max_tx_gas;
         let limits = Limits {
@@ -316,6 +527,7 @@ impl Distributor {
             owner,
             limits,
             validity_period: protocol.transaction_validity_period,
+            protocol,
             metrics,
             treasury: treasury.clone(),
             head,
@@ -433,6 +645,7 @@ impl Distributor {
                         .keys_held
                         .store(lanes.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     let _ = report_heartbeat(&mut conn, &shared.owner, pause.as_deref()).await;
+                    let _ = report_details(&mut conn, &shared.owner, &shared.details()).await;
                     let last_error = shared.lock().last_error.take();
                     if let Some(e) = last_error {
                         let _ = report_error(&mut conn, &shared.owner, &e).await;
@@ -518,13 +731,21 @@ async fn follow_head(
 async fn watch_near_balance(shared: Arc<Shared>, stop: CancellationToken) {
     let mut last_read: Option<Instant> = None;
     loop {
+        if let Ok(price) = shared.chain.gas_price().await {
+            // The protocol's floor (min_gas_price) bounds it from below whatever a node answers.
+            let price = price.max(shared.protocol.min_gas_price);
+            shared.lock().gas_price = Some(price);
+            shared.metrics.gas_price.set(price);
+        }
         let reason = match shared.chain.near_balance(&shared.treasury).await {
             Ok(b) => {
                 last_read = Some(Instant::now());
                 let min = shared.cfg.min_near_balance;
-                (b < min).then(|| {
+                let reserve = shared.gas_reserve();
+                let need = min.saturating_add(reserve);
+                (b < need).then(|| {
                     format!(
-                        "NEAR balance of {} too low: {b} yocto, minimum {min}",
+                        "NEAR balance of {} too low: {b} yocto, minimum {min} + {reserve} for one round of gas at the current price",
                         shared.treasury
                     )
                 })

@@ -165,6 +165,7 @@ async fn reconcile(
             Err(msg) => Settlement::Failure(msg),
         };
         add(stats, settle(c, &ours, how).await?);
+        payouts_store::gas::record_gas_burnt(c, &ours.hash, outcome.gas_burnt).await?;
     }
     confirm_memos(c, block, stats).await
 }

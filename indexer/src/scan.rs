@@ -54,6 +54,8 @@ pub struct ReceiptOutcome {
     pub receipt_id: CryptoHash,
     /// `Ok` on success, else the failure message.
     pub result: Result<(), String>,
+    /// Gas it burnt (what the distributor learns its gas per action from).
+    pub gas_burnt: u64,
 }
 
 /// A successful NEP-141 `ft_transfer` event whose memo names one of our claims.
@@ -153,6 +155,7 @@ pub fn scan_block(msg: &StreamerMessage, rules: &[Rule]) -> BlockFindings {
             found.receipt_outcomes.push(ReceiptOutcome {
                 receipt_id: with_id.id,
                 result,
+                gas_burnt: with_id.outcome.gas_burnt.as_gas(),
             });
             // Only a successful receipt's events happened: a failed one keeps its logs but reverted them.
             if succeeded && !with_id.outcome.logs.is_empty() {

@@ -11,6 +11,7 @@ pub mod claims;
 pub mod cluster;
 pub mod cursor;
 pub mod error;
+pub mod gas;
 pub mod incidents;
 pub mod key_txs;
 pub mod keys;

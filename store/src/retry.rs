@@ -3,8 +3,9 @@
 //! alone is `failed` only for an error that can never pass (a permanent contract error); for a transient one
 //! (the token contract paused, the treasury's token balance short, a receiver not registered yet) it goes back
 //! to `pending` and waits, with exponential back-off, for at most [`MAX_RETRIES`] such failures before it is
-//! `failed` with a message that says so. Errors that concern the whole batch (paused, balance) hand the whole
-//! batch back without bisecting it: splitting would only fail every half the same way.
+//! `failed` with a message that says so. Errors that concern the whole batch (paused, balance, and a receipt
+//! that ran out of its prepaid gas, which the distributor answers with more gas: [`crate::gas`]) hand the
+//! whole batch back without bisecting it: splitting would only fail every half the same way.
 //!
 //! Tests that try to break it: `store/tests/it/reconcile.rs` (transient failures held, permanent ones final,
 //! the bound) and `distributor/tests/it/guards.rs` (a transfer that failed for the treasury's balance is paid
@@ -33,6 +34,9 @@ pub enum FailureKind {
     Balance,
     /// The receiver is not registered with the token (registration can fix it).
     Registration,
+    /// The receipt ran out of its prepaid gas: the whole batch is signed again with more
+    /// ([`crate::gas`]; the distributor learns from it).
+    Gas,
     /// Not recognised: tried again, a bounded number of times.
     Unknown,
 }
@@ -52,7 +56,9 @@ impl FailureKind {
             "codedoesnotexist",
             "accountdoesnotexist",
         ];
-        if m.contains("paused") {
+        if crate::gas::is_out_of_gas(&m) {
+            FailureKind::Gas
+        } else if m.contains("paused") {
             FailureKind::Paused
         } else if m.contains("not registered") {
             FailureKind::Registration
@@ -72,13 +78,17 @@ impl FailureKind {
             FailureKind::Paused => Some("paused"),
             FailureKind::Balance => Some("balance"),
             FailureKind::Registration => Some("registration"),
+            FailureKind::Gas => Some("gas"),
             FailureKind::Unknown => Some("unknown"),
         }
     }
 
     /// True when the error concerns the batch as a whole, not one of its claims.
     pub fn batch_wide(self) -> bool {
-        matches!(self, FailureKind::Paused | FailureKind::Balance)
+        matches!(
+            self,
+            FailureKind::Paused | FailureKind::Balance | FailureKind::Gas
+        )
     }
 }
 
@@ -168,13 +178,14 @@ mod tests {
                 "Smart contract panicked: Failed to deserialize input from JSON.",
                 Permanent,
             ),
-            ("Exceeded the prepaid gas.", Unknown),
+            ("Exceeded the prepaid gas.", Gas),
             ("something new", Unknown),
         ];
         for (msg, kind) in cases {
             assert_eq!(FailureKind::classify(msg), kind, "{msg}");
         }
-        assert!(Paused.batch_wide() && Balance.batch_wide());
+        assert!(Paused.batch_wide() && Balance.batch_wide() && Gas.batch_wide());
+        assert_eq!(Gas.as_str(), Some("gas"));
         assert!(!Registration.batch_wide() && !Unknown.batch_wide() && !Permanent.batch_wide());
         assert_eq!(Permanent.as_str(), None);
     }

@@ -22,6 +22,9 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         amount -> Nullable<Numeric>,
         spend_day -> Nullable<Date>,
+        gas_per_action -> Nullable<Int8>,
+        action_count -> Nullable<Int4>,
+        gas_burnt -> Nullable<Int8>,
     }
 }
 
@@ -94,6 +97,7 @@ diesel::table! {
         started_at -> Timestamptz,
         heartbeat_at -> Timestamptz,
         stopped_at -> Nullable<Timestamptz>,
+        details -> Jsonb,
     }
 }
 

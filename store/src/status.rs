@@ -27,6 +27,9 @@ pub struct DistributorStatus {
     pub heartbeat_at: DateTime<Utc>,
     /// Set on graceful shutdown.
     pub stopped_at: Option<DateTime<Utc>>,
+    /// What it reports with each heartbeat beyond the above (RPC endpoints, gas per token, congestion);
+    /// `{}` until the first report ([`report_details`]).
+    pub details: serde_json::Value,
 }
 
 /// Registers (or re-registers) `owner` as running.
@@ -57,6 +60,20 @@ pub async fn report_heartbeat(
             distributor_status::heartbeat_at.eq(diesel::dsl::now),
             distributor_status::paused_reason.eq(paused_reason),
         ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records what `owner` reports beyond its pause reason (endpoints, gas, congestion): shown as is by the
+/// status page, so it must hold no secret (the distributor redacts URLs before).
+pub async fn report_details(
+    conn: &mut AsyncPgConnection,
+    owner: &str,
+    details: &serde_json::Value,
+) -> Result<()> {
+    diesel::update(distributor_status::table.find(owner))
+        .set(distributor_status::details.eq(details))
         .execute(conn)
         .await?;
     Ok(())

@@ -74,6 +74,10 @@ pub struct NewTx {
     pub amount: Option<Yocto>,
     /// The UTC day whose `daily_spend` holds its reservation ([`crate::spend::reserve_spend`]).
     pub spend_day: Option<chrono::NaiveDate>,
+    /// Gas attached to each of its actions ([`crate::gas`]).
+    pub gas_per_action: Option<i64>,
+    /// Its actions (`ft_transfer`s and registrations).
+    pub action_count: Option<i32>,
 }
 
 /// Stores a freshly signed transaction in state `signed`.

@@ -118,7 +118,7 @@ async fn foreign_transfer(
     memo: &str,
 ) {
     let signer = devnet.signer(from, 0).unwrap();
-    let chain = Chain::new(&devnet.rpc_url(), Duration::from_secs(5));
+    let chain = Chain::new(&devnet.rpc_url(), Duration::from_secs(5)).unwrap();
     let nonce = chain
         .access_key_nonce(&signer.get_account_id(), &signer.public_key())
         .await

@@ -10,5 +10,6 @@ mod faults;
 mod incidents;
 mod kill;
 mod replay;
+mod rpc;
 mod run;
 mod webhooks;

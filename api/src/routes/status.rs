@@ -222,6 +222,7 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
             started_at: d.started_at,
             heartbeat_at: d.heartbeat_at,
             stopped_at: d.stopped_at,
+            details: d.details,
         })
         .collect();
 

@@ -55,6 +55,8 @@ pub async fn submit(
         claim_ids: claims.iter().map(|c| c.0).collect(),
         amount: None,
         spend_day: None,
+        gas_per_action: None,
+        action_count: None,
     };
     insert_tx(conn, &tx).await.unwrap();
     update_claims(

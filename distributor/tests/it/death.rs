@@ -160,7 +160,8 @@ async fn a_transaction_that_never_lands_is_dead_only_past_its_validity_in_the_in
     let cursor = read_cursor(&mut conn, "main").await.unwrap().unwrap();
     drop(conn);
     let chain =
-        payouts_distributor::chain::Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5));
+        payouts_distributor::chain::Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5))
+            .unwrap();
     let base = chain
         .block_height(block_hash.parse().unwrap())
         .await

@@ -263,7 +263,7 @@ async fn send_ft(
     receiver: &str,
     amount: u128,
 ) {
-    let chain = Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5));
+    let chain = Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5)).unwrap();
     let nonce = chain
         .access_key_nonce(signer, public_key)
         .await
@@ -305,7 +305,7 @@ async fn a_transfer_that_failed_for_the_treasury_balance_waits_and_is_paid_once_
     // A batch is signed and stored while the balance covers it (as a lane does), but not sent yet ...
     let files = world.devnet.treasury_key_files();
     let key = TreasuryKey::from_file(&files[0]).unwrap();
-    let chain = Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5));
+    let chain = Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5)).unwrap();
     let nonce = chain
         .access_key_nonce(&key.account_id, &key.public_key)
         .await

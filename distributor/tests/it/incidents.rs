@@ -35,7 +35,7 @@ async fn ft_transfer(
     amount: u128,
     memo: &str,
 ) -> SignedTransaction {
-    let chain = Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5));
+    let chain = Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5)).unwrap();
     let nonce = chain
         .access_key_nonce(&signer.get_account_id(), &signer.public_key())
         .await
@@ -284,6 +284,8 @@ async fn a_transaction_declared_dead_that_lands_is_an_incident() {
                 claim_ids: vec![id.0],
                 amount: None,
                 spend_day: None,
+                gas_per_action: None,
+                action_count: None,
             },
         )
         .await?;

@@ -181,7 +181,7 @@ async fn a_transaction_sent_outside_with_one_of_the_keys_is_recovered_from() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let key = TreasuryKey::from_file(&world.devnet.treasury_key_files()[0]).unwrap();
-    let chain = Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5));
+    let chain = Chain::new(&world.devnet.rpc_url(), Duration::from_secs(5)).unwrap();
     let nonce = chain
         .access_key_nonce(&key.account_id, &key.public_key)
         .await

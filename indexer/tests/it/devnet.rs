@@ -297,6 +297,8 @@ async fn stored_batch(
         claim_ids: ids.iter().map(|i| i.0).collect(),
         amount: None,
         spend_day: None,
+        gas_per_action: None,
+        action_count: None,
     };
     insert_tx(&mut conn, &stored).await.unwrap();
     update_claims(

@@ -33,6 +33,8 @@ async fn reserve_tx(
             claim_ids: vec![],
             amount: Some(Yocto(amount)),
             spend_day: Some(spend.day),
+            gas_per_action: None,
+            action_count: None,
         };
         insert_tx(c, &tx).await?;
         if !reserve_spend(c, TOKEN, spend.day, Yocto(amount), Some(Yocto(cap))).await? {

@@ -25,6 +25,8 @@ pub async fn stored_tx(conn: &mut AsyncPgConnection, hash: &str, nonce: i64, cla
         claim_ids,
         amount: None,
         spend_day: None,
+        gas_per_action: None,
+        action_count: None,
     };
     insert_tx(conn, &tx).await.unwrap();
 }

@@ -1,0 +1,1 @@
+ALTER TABLE distributor_status DROP COLUMN details;
