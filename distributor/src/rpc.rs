@@ -524,6 +524,32 @@ impl RpcPool {
         healthy.into_iter().chain(resting).collect()
     }
 
+    /// One attempt of [`RpcPool::call`] on endpoint `i`: its answer, or its failure as `name: message` (a
+    /// failure of the first pass counts as a failover and is logged at debug).
+    async fn try_one<M: RpcMethod>(
+        &self,
+        i: usize,
+        method: &M,
+        timeout: Duration,
+        first_pass: bool,
+    ) -> Result<Result<M::Response, JsonRpcError<M::Error>>, String> {
+        let e = &self.endpoints[i];
+        match e.attempt(&self.http, method, timeout).await {
+            Ok(answer) => {
+                e.ok();
+                Ok(answer)
+            }
+            Err(no) => {
+                if first_pass {
+                    tracing::debug!(endpoint = %e.name, error = %no.message, method = method.method_name(), "rpc endpoint failed; trying the next");
+                    e.counters.failovers.fetch_add(1, Ordering::Relaxed);
+                }
+                e.failed(&no);
+                Err(format!("{}: {}", e.name, no.message))
+            }
+        }
+    }
+
     /// Calls `method` on one endpoint after another until one answers (each attempt gives up after
     /// `timeout`). A handler error is an answer.
     pub async fn call<M: RpcMethod>(
@@ -537,37 +563,21 @@ impl RpcPool {
         // Over their rate limit: skipped in the first pass, tried in the second.
         let mut limited = Vec::new();
         for &i in &order {
-            let e = &self.endpoints[i];
-            if !e.allowed() {
+            if !self.endpoints[i].allowed() {
                 limited.push(i);
                 continue;
             }
             tried += 1;
-            match e.attempt(&self.http, method, timeout).await {
-                Ok(answer) => {
-                    e.ok();
-                    return Ok(answer);
-                }
-                Err(no) => {
-                    tracing::debug!(endpoint = %e.name, error = %no.message, method = method.method_name(), "rpc endpoint failed; trying the next");
-                    e.failed(&no);
-                    e.counters.failovers.fetch_add(1, Ordering::Relaxed);
-                    last = Some(format!("{}: {}", e.name, no.message));
-                }
+            match self.try_one(i, method, timeout, true).await {
+                Ok(answer) => return Ok(answer),
+                Err(l) => last = Some(l),
             }
         }
         for i in limited {
-            let e = &self.endpoints[i];
             tried += 1;
-            match e.attempt(&self.http, method, timeout).await {
-                Ok(answer) => {
-                    e.ok();
-                    return Ok(answer);
-                }
-                Err(no) => {
-                    e.failed(&no);
-                    last = Some(format!("{}: {}", e.name, no.message));
-                }
+            match self.try_one(i, method, timeout, false).await {
+                Ok(answer) => return Ok(answer),
+                Err(l) => last = Some(l),
             }
         }
         Err(PoolFailure {

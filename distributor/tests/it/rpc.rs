@@ -10,11 +10,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use payouts_distributor::{Distributor, DistributorMetrics, RpcEndpointConfig};
+use payouts_distributor::RpcEndpointConfig;
 use payouts_store::ClaimStatus;
-use tokio_util::sync::CancellationToken;
 
-use crate::world::{registered_user, Running, World};
+use crate::world::{registered_user, World};
 
 #[derive(Clone)]
 struct Proxy {
@@ -87,24 +86,6 @@ fn dead_url() -> String {
     format!("http://127.0.0.1:{port}/")
 }
 
-async fn spawn_with(world: &World, endpoints: &[RpcEndpointConfig]) -> Running {
-    let mut cfg = world.config(0..2);
-    cfg.max_transfers_per_tx = 10;
-    let metrics = Arc::new(DistributorMetrics::default());
-    let d = Distributor::with_endpoints(world.pool.clone(), cfg, endpoints, metrics.clone())
-        .await
-        .unwrap();
-    let owner = d.owner().to_string();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(d.run(stop.clone()));
-    Running {
-        stop,
-        task,
-        metrics,
-        owner,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_a_throttling_and_a_slow_endpoint_still_pay_every_claim_once() {
     let world = World::start(|_| {}).await;
@@ -132,7 +113,9 @@ async fn a_dead_a_throttling_and_a_slow_endpoint_still_pay_every_claim_once() {
         .map(|i| (registered_user(i), 1_000 + i as u128))
         .collect();
     let ids = world.claims("pool", &items).await;
-    let d = spawn_with(&world, &endpoints).await;
+    let mut cfg = world.config(0..2);
+    cfg.max_transfers_per_tx = 10;
+    let d = world.spawn_with_endpoints(cfg, &endpoints).await;
     let counts = world.wait_settled(Duration::from_secs(120)).await;
     assert_eq!(
         counts.get(&ClaimStatus::Confirmed),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use near_primitives::types::AccountId;
 use payouts_devnet::{Devnet, DevnetConfig, DevnetHandle};
-use payouts_distributor::{Distributor, DistributorConfig, DistributorMetrics};
+use payouts_distributor::{Distributor, DistributorConfig, DistributorMetrics, RpcEndpointConfig};
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::claims::{count_by_status, get_claim, insert_claims, NewClaim};
 use payouts_store::memo::claim_id_from_memo;
@@ -68,15 +68,20 @@ impl World {
     }
 
     pub async fn spawn(&self, cfg: DistributorConfig) -> Running {
+        let endpoint = RpcEndpointConfig::new(self.devnet.rpc_url());
+        self.spawn_with_endpoints(cfg, &[endpoint]).await
+    }
+
+    /// [`World::spawn`] over the RPC endpoint pool `endpoints`.
+    pub async fn spawn_with_endpoints(
+        &self,
+        cfg: DistributorConfig,
+        endpoints: &[RpcEndpointConfig],
+    ) -> Running {
         let metrics = Arc::new(DistributorMetrics::default());
-        let d = Distributor::new(
-            self.pool.clone(),
-            cfg,
-            &self.devnet.rpc_url(),
-            metrics.clone(),
-        )
-        .await
-        .unwrap();
+        let d = Distributor::with_endpoints(self.pool.clone(), cfg, endpoints, metrics.clone())
+            .await
+            .unwrap();
         let owner = d.owner().to_string();
         let stop = CancellationToken::new();
         let task = tokio::spawn(d.run(stop.clone()));
