@@ -138,14 +138,18 @@ impl IndexerConfig {
         if self.preload == 0 || self.max_blocks_per_commit == 0 {
             return Err("indexer.preload / max_blocks_per_commit: must be at least 1".into());
         }
-        if self.source_retry_initial_ms == 0 || self.source_retry_max_ms < self.source_retry_initial_ms
+        if self.source_retry_initial_ms == 0
+            || self.source_retry_max_ms < self.source_retry_initial_ms
         {
             return Err(
-                "indexer.source_retry_initial_ms / source_retry_max_ms: need 0 < initial <= max".into(),
+                "indexer.source_retry_initial_ms / source_retry_max_ms: need 0 < initial <= max"
+                    .into(),
             );
         }
         if self.stuck_after_secs == 0 || self.replay_max_attempts == 0 {
-            return Err("indexer.stuck_after_secs / replay_max_attempts: must be at least 1".into());
+            return Err(
+                "indexer.stuck_after_secs / replay_max_attempts: must be at least 1".into(),
+            );
         }
         if self
             .fetch_concurrency

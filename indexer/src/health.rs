@@ -29,9 +29,7 @@ impl Retry {
     /// The wait after failure number `attempt` (1-based): `initial`, doubled each time, at most `max`.
     pub fn delay(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(30);
-        self.initial
-            .saturating_mul(1u32 << doublings)
-            .min(self.max)
+        self.initial.saturating_mul(1u32 << doublings).min(self.max)
     }
 }
 
@@ -149,4 +147,3 @@ impl SourceHealth {
         }
     }
 }
-

@@ -69,12 +69,13 @@ pub(crate) async fn run(
     let mut listed: VecDeque<u64> = VecDeque::new();
     let mut fetching: VecDeque<Fetching> = VecDeque::new();
     let mut list_failures = 0u32;
-    let mut listed_nothing_at: Option<Instant> = None;
+    // No listing before this (after one that found nothing new: `poll`; after a failed one: its back-off).
+    let mut list_at: Option<Instant> = None;
     // Set once the last block wanted is listed: `until` itself, or else the first height past it (whose
     // `prev_hash` tells the caller whether the heights before it were skipped or are missing).
     let mut listed_all = false;
     loop {
-        let due = listed_nothing_at.is_none_or(|at| at.elapsed() >= lake.poll);
+        let due = list_at.is_none_or(|at| Instant::now() >= at);
         if listed.is_empty() && !listed_all && due {
             match list(&lake, next_list).await {
                 Ok(heights) => {
@@ -82,7 +83,6 @@ pub(crate) async fn run(
                         health.recovered(&listing_key(next_list), list_failures);
                         list_failures = 0;
                     }
-                    let before = listed.len();
                     for h in heights.into_iter().filter(|h| *h >= next_list) {
                         listed.push_back(h);
                         if plan.until.is_some_and(|u| h >= u) {
@@ -91,12 +91,12 @@ pub(crate) async fn run(
                         }
                     }
                     match listed.back() {
-                        Some(&last) if listed.len() > before => {
+                        Some(&last) => {
                             health.listed(last);
                             next_list = last + 1;
-                            listed_nothing_at = None;
+                            list_at = None;
                         }
-                        _ => listed_nothing_at = Some(Instant::now()),
+                        None => list_at = Some(Instant::now() + lake.poll),
                     }
                 }
                 Err(cause) => {
@@ -107,13 +107,7 @@ pub(crate) async fn run(
                     if plan.max_attempts.is_some_and(|m| list_failures >= m) {
                         return Err(gave_up(&key, &cause, list_failures));
                     }
-                    if fetching.is_empty() {
-                        tokio::select! {
-                            () = out.closed() => return Ok(()),
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                    }
-                    continue;
+                    list_at = Some(Instant::now() + delay);
                 }
             }
         }
@@ -132,10 +126,11 @@ pub(crate) async fn run(
                 out.closed().await;
                 return Ok(());
             }
-            // At the source's head: look again after `poll`.
+            // At the source's head (or its listing failing): look again when due.
+            let wake = list_at.unwrap_or_else(Instant::now);
             tokio::select! {
                 () = out.closed() => return Ok(()),
-                () = tokio::time::sleep(lake.poll) => {}
+                () = tokio::time::sleep_until(wake.into()) => {}
             }
             continue;
         };

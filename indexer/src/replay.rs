@@ -126,6 +126,7 @@ pub async fn replay(
         let mut prev: Option<(u64, CryptoHash)> = None;
         let mut block_at = Instant::now();
         let mut waiting = tokio::time::interval(Duration::from_secs(1));
+        waiting.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         waiting.reset();
         let mut reported_at = Instant::now();
         loop {
@@ -138,6 +139,8 @@ pub async fn replay(
                     // The committing half failed: it reports why.
                     break;
                 }
+                // Waiting for the database is not waiting for the source.
+                block_at = Instant::now();
                 lingered = false;
                 continue;
             }

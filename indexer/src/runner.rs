@@ -198,8 +198,18 @@ impl Indexer {
         Ok(())
     }
 
-    async fn open(&self, from: u64, health: &Arc<SourceHealth>) -> Result<source::Stream, IndexerError> {
-        source::start_watched(&self.cfg.source, from, self.cfg.fetch(None), Arc::clone(health)).await
+    async fn open(
+        &self,
+        from: u64,
+        health: &Arc<SourceHealth>,
+    ) -> Result<source::Stream, IndexerError> {
+        source::start_watched(
+            &self.cfg.source,
+            from,
+            self.cfg.fetch(None),
+            Arc::clone(health),
+        )
+        .await
     }
 
     /// A block that does not chain onto `expected` (the last processed block): logged, counted, stored.
@@ -292,7 +302,9 @@ impl Indexer {
         let result = async {
             let mut conn = payouts_store::get(&self.pool).await?;
             match stall {
-                Some((kind, reason)) => report_stall(&mut conn, &self.cfg.stream, kind, reason).await,
+                Some((kind, reason)) => {
+                    report_stall(&mut conn, &self.cfg.stream, kind, reason).await
+                }
                 None => clear_stall(&mut conn, &self.cfg.stream).await.map(|_| ()),
             }
         }

@@ -96,7 +96,11 @@ async fn replay_exits_non_zero_with_the_reason() {
     assert!(text.contains("inserted 4 new claims"), "{text}");
 
     // A hole: refused, naming the broken link.
-    let (code, text, _) = replay(&config, &url, &["--from", &from, "--to", &(B + 3).to_string()]);
+    let (code, text, _) = replay(
+        &config,
+        &url,
+        &["--from", &from, "--to", &(B + 3).to_string()],
+    );
     assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("chain broken")
@@ -122,7 +126,10 @@ async fn replay_exits_non_zero_with_the_reason() {
     std::fs::remove_file(&bad).unwrap();
     let (code, text, _) = replay(&config, &url, &["--from", &from, "--to", &to]);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains(&key) && text.contains("No such file"), "{text}");
+    assert!(
+        text.contains(&key) && text.contains("No such file"),
+        "{text}"
+    );
     std::fs::write(&bad, good).unwrap();
 
     // `--to` past the source's last block (B+1, once the block after the hole is gone): fails after the
@@ -131,7 +138,14 @@ async fn replay_exits_non_zero_with_the_reason() {
     let (code, text, took) = replay(
         &config,
         &url,
-        &["--from", &from, "--to", &(B + 50).to_string(), "--wait-timeout-secs", "2"],
+        &[
+            "--from",
+            &from,
+            "--to",
+            &(B + 50).to_string(),
+            "--wait-timeout-secs",
+            "2",
+        ],
     );
     assert_eq!(code, Some(1), "{text}");
     assert!(
@@ -185,7 +199,8 @@ async fn the_indexer_logs_a_missing_shard_and_a_chain_gap() {
         l.contains("ERROR") && l.contains("chain gap")
     });
     assert!(
-        line.contains(&format!("last_height={}", B + 1)) && line.contains(&format!("next_height={}", B + 3)),
+        line.contains(&format!("last_height={}", B + 1))
+            && line.contains(&format!("next_height={}", B + 3)),
         "{line}"
     );
     let _ = child.kill();

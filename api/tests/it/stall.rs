@@ -11,7 +11,9 @@ use crate::support::app_with;
 async fn a_stored_stall_fails_ready_and_shows_on_status_and_metrics() {
     let app = app_with(|c| c.status_cache_ms = 0, |b| b).await;
     let mut conn = app.db.conn().await;
-    advance_cursor(&mut conn, "main", 100, Some("H100")).await.unwrap();
+    advance_cursor(&mut conn, "main", 100, Some("H100"))
+        .await
+        .unwrap();
     assert_eq!(app.get("/ready").await.status, StatusCode::OK);
     let v = app.get("/status").await.json();
     assert!(v["indexer"]["stall"].is_null(), "{v}");

@@ -129,7 +129,11 @@ async fn a_hole_holds_the_cursor_until_the_missing_block_appears() {
         format!("last processed block is {B}"),
         hash_of(B).to_string(),
     ] {
-        assert!(stalled.reason.contains(&part), "{part} in {}", stalled.reason);
+        assert!(
+            stalled.reason.contains(&part),
+            "{part} in {}",
+            stalled.reason
+        );
     }
     let m = run.metrics.snapshot();
     assert_eq!((m.chain_breaks, m.stalled), (1, StallState::ChainGap));
@@ -149,7 +153,11 @@ async fn a_hole_holds_the_cursor_until_the_missing_block_appears() {
         (cursor(&pool).await == Some(B + 2)).then_some(())
     })
     .await;
-    assert_eq!(claims(&pool).await, 6, "two claims from each of B, B+1, B+2");
+    assert_eq!(
+        claims(&pool).await,
+        6,
+        "two claims from each of B, B+1, B+2"
+    );
     eventually(Duration::from_secs(10), "the stall cleared", || async {
         stall(&pool).await.is_none().then_some(())
     })
@@ -179,11 +187,17 @@ async fn skipped_heights_that_still_chain_are_not_gaps() {
     // A restart from the cursor checks the next block against the cursor's stored hash.
     write_block(dir.path(), B + 7, B + 6);
     let run = spawn(&pool, dir_config(dir.path(), B));
-    let stalled = eventually(Duration::from_secs(10), "the gap after a restart", || async {
-        stall(&pool).await
-    })
+    let stalled = eventually(
+        Duration::from_secs(10),
+        "the gap after a restart",
+        || async { stall(&pool).await },
+    )
     .await;
-    assert!(stalled.reason.contains(&hash_of(B + 5).to_string()), "{}", stalled.reason);
+    assert!(
+        stalled.reason.contains(&hash_of(B + 5).to_string()),
+        "{}",
+        stalled.reason
+    );
     assert_eq!(cursor(&pool).await, Some(B + 5));
     run.stop().await;
 }
@@ -222,6 +236,8 @@ async fn replay_refuses_a_range_that_does_not_chain() {
     let broken = replay(&pool, &cfg, B, B + 2, true, |_| {}).await;
     assert!(matches!(broken, Err(IndexerError::Chain(_))), "{broken:?}");
     // From the far side of the hole the range chains again.
-    let ok = replay(&pool, &cfg, B + 3, B + 4, true, |_| {}).await.unwrap();
+    let ok = replay(&pool, &cfg, B + 3, B + 4, true, |_| {})
+        .await
+        .unwrap();
     assert_eq!(ok.blocks, 2);
 }

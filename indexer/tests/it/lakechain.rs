@@ -47,49 +47,84 @@ fn read(file: &str) -> String {
     std::fs::read_to_string(fixture_dir().join(format!("{FIXTURE:012}/{file}"))).unwrap()
 }
 
+/// The fixture's files, read once, and the strings each copy renames.
+pub struct Template {
+    block: Value,
+    shards: Vec<String>,
+    original_hash: String,
+    ids: Vec<String>,
+}
+
+impl Template {
+    /// Reads the fixture.
+    pub fn load() -> Self {
+        let block: Value = serde_json::from_str(&read("block.json")).unwrap();
+        let original_hash = block["header"]["hash"].as_str().unwrap().to_string();
+        let shards: Vec<String> = (0..4).map(|i| read(&format!("shard_{i}.json"))).collect();
+        // Receipt ids of every shard, renamed for each height wherever they appear.
+        let mut ids: Vec<String> = Vec::new();
+        for text in &shards {
+            let shard: Value = serde_json::from_str(text).unwrap();
+            for o in shard["receipt_execution_outcomes"].as_array().unwrap() {
+                ids.push(o["receipt"]["receipt_id"].as_str().unwrap().to_string());
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Self {
+            block,
+            shards,
+            original_hash,
+            ids,
+        }
+    }
+
+    /// Writes block `height` into `dir`, linked to `prev` (its `prev_hash` is `hash_of(prev)`). Returns the
+    /// bytes written.
+    pub fn write(&self, dir: &Path, height: u64, prev: u64) -> u64 {
+        let new_hash = hash_of(height).to_string();
+        let rename = |text: &str| {
+            let mut out = text.replace(&self.original_hash, &new_hash);
+            for id in &self.ids {
+                out = out.replace(
+                    id.as_str(),
+                    &hash(format!("{id}-{height}").as_bytes()).to_string(),
+                );
+            }
+            out
+        };
+        let folder = dir.join(format!("{height:012}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let mut block = self.block.clone();
+        block["header"]["height"] = height.into();
+        block["header"]["hash"] = new_hash.clone().into();
+        block["header"]["prev_hash"] = hash_of(prev).to_string().into();
+        let mut bytes = 0;
+        // Shards first, block.json last, each written whole (renamed into place, as an S3 PUT lands).
+        let put = |name: &str, text: &str| {
+            let tmp = folder.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, folder.join(name)).unwrap();
+            text.len() as u64
+        };
+        for (i, text) in self.shards.iter().enumerate() {
+            bytes += put(&format!("shard_{i}.json"), &rename(text));
+        }
+        bytes + put("block.json", &block.to_string())
+    }
+}
+
 /// Writes block `height` into `dir`, linked to `prev` (its `prev_hash` is `hash_of(prev)`).
 pub fn write_block(dir: &Path, height: u64, prev: u64) {
-    let original_hash = {
-        let block: Value = serde_json::from_str(&read("block.json")).unwrap();
-        block["header"]["hash"].as_str().unwrap().to_string()
-    };
-    let new_hash = hash_of(height).to_string();
-    // Receipt ids of every shard, renamed for this height wherever they appear.
-    let shards: Vec<String> = (0..4).map(|i| read(&format!("shard_{i}.json"))).collect();
-    let mut ids: Vec<String> = Vec::new();
-    for text in &shards {
-        let shard: Value = serde_json::from_str(text).unwrap();
-        for o in shard["receipt_execution_outcomes"].as_array().unwrap() {
-            ids.push(o["receipt"]["receipt_id"].as_str().unwrap().to_string());
-        }
-    }
-    ids.sort();
-    ids.dedup();
-    let rename = |text: &str| {
-        let mut out = text.replace(&original_hash, &new_hash);
-        for id in &ids {
-            out = out.replace(id.as_str(), &hash(format!("{id}-{height}").as_bytes()).to_string());
-        }
-        out
-    };
-    let folder = dir.join(format!("{height:012}"));
-    std::fs::create_dir_all(&folder).unwrap();
-    let mut block: Value = serde_json::from_str(&read("block.json")).unwrap();
-    block["header"]["height"] = height.into();
-    block["header"]["hash"] = new_hash.clone().into();
-    block["header"]["prev_hash"] = hash_of(prev).to_string().into();
-    // Write block.json last, so a reader that lists the folder early finds at worst a missing block.json.
-    for (i, text) in shards.iter().enumerate() {
-        std::fs::write(folder.join(format!("shard_{i}.json")), rename(text)).unwrap();
-    }
-    std::fs::write(folder.join("block.json"), block.to_string()).unwrap();
+    Template::load().write(dir, height, prev);
 }
 
 /// Writes `heights` into `dir`, each linked to the one before it in the list (the first to `first_prev`).
 pub fn write_chain(dir: &Path, first_prev: u64, heights: &[u64]) {
+    let template = Template::load();
     let mut prev = first_prev;
     for &h in heights {
-        write_block(dir, h, prev);
+        template.write(dir, h, prev);
         prev = h;
     }
 }

@@ -50,9 +50,11 @@ async fn stream_recovers(file: &str, damage: impl Fn(&Path), cause: &str) {
         .unwrap()
         .unwrap();
     assert_eq!(first.block.header.height, B);
-    let failing = eventually(Duration::from_secs(5), "the failing object reported", || async {
-        stream.health.oldest_failure()
-    })
+    let failing = eventually(
+        Duration::from_secs(5),
+        "the failing object reported",
+        || async { stream.health.oldest_failure() },
+    )
     .await;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(failing.key, key(B + 1, file));
@@ -63,9 +65,15 @@ async fn stream_recovers(file: &str, damage: impl Fn(&Path), cause: &str) {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let fetches = stream.health.errors_total() - errors_before;
     let per_second = fetches as f64 / watched.elapsed().as_secs_f64();
-    assert!((1..=8).contains(&fetches), "{fetches} failed fetches in 4 s");
+    assert!(
+        (1..=8).contains(&fetches),
+        "{fetches} failed fetches in 4 s"
+    );
     assert!(per_second <= 3.0, "{per_second} fetches/s");
-    assert!(stream.blocks.try_recv().is_err(), "nothing past the bad block");
+    assert!(
+        stream.blocks.try_recv().is_err(),
+        "nothing past the bad block"
+    );
 
     std::fs::write(&bad, good).unwrap();
     for want in [B + 1, B + 2] {
@@ -150,10 +158,17 @@ async fn the_indexer_reports_itself_stuck_and_recovers() {
     })
     .await;
     assert_eq!(stuck.kind, StallKind::Source);
-    assert!(stuck.reason.contains(&key(B + 1, "shard_2.json")), "{}", stuck.reason);
+    assert!(
+        stuck.reason.contains(&key(B + 1, "shard_2.json")),
+        "{}",
+        stuck.reason
+    );
     let m = run.metrics.snapshot();
     assert_eq!(m.stalled, StallState::Source);
-    assert!(m.source_errors >= 1 && m.source_failing_objects == 1, "{m:?}");
+    assert!(
+        m.source_errors >= 1 && m.source_failing_objects == 1,
+        "{m:?}"
+    );
 
     std::fs::write(&bad, good).unwrap();
     eventually(Duration::from_secs(30), "B+1 indexed", || async {

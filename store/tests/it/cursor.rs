@@ -94,13 +94,19 @@ async fn a_stall_is_reported_refreshed_and_cleared() {
         .await
         .unwrap();
     let first = read_stall(&mut conn, "main").await.unwrap().unwrap();
-    assert_eq!((first.kind, first.reason.as_str()), (StallKind::Source, "shard_3.json missing"));
+    assert_eq!(
+        (first.kind, first.reason.as_str()),
+        (StallKind::Source, "shard_3.json missing")
+    );
     // Same kind: `since` stays, the reason is the latest.
     report_stall(&mut conn, "main", StallKind::Source, "still missing")
         .await
         .unwrap();
     let again = read_stall(&mut conn, "main").await.unwrap().unwrap();
-    assert_eq!((again.since, again.reason.as_str()), (first.since, "still missing"));
+    assert_eq!(
+        (again.since, again.reason.as_str()),
+        (first.since, "still missing")
+    );
     report_stall(&mut conn, "main", StallKind::ChainGap, "gap")
         .await
         .unwrap();
