@@ -14,7 +14,15 @@ pub const FIXTURE: u64 = 93_085_141;
 
 /// The real block's files.
 pub fn fixture_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/lake-mainnet");
+    // The repository's `tests/fixtures`, from the indexer crate or from the workspace root.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = [
+        root.join("tests/fixtures/lake-mainnet"),
+        root.join("../tests/fixtures/lake-mainnet"),
+    ]
+    .into_iter()
+    .find(|d| d.is_dir())
+    .unwrap_or_else(|| root.join("tests/fixtures/lake-mainnet"));
     assert!(
         dir.join(format!("{FIXTURE:012}/block.json")).is_file(),
         "fixture missing at {}",
