@@ -53,6 +53,11 @@ pub enum Command {
         /// Report what would be inserted without writing.
         #[arg(long)]
         dry_run: bool,
+        /// Fail when no block comes for this many seconds (e.g. `--to` past the source's last block);
+        /// without it the replay waits, logging what it waits for every 5 s
+        /// (`indexer.replay_wait_timeout_secs`).
+        #[arg(long)]
+        wait_timeout_secs: Option<u64>,
     },
     /// End-to-end benchmark against the devnet (pending claim → confirmed).
     Bench(crate::bench::BenchArgs),

@@ -80,8 +80,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&config.log);
             roles::devnet(config).await
         }
-        Command::Replay { from, to, dry_run } => {
-            let config = Config::load(cli.config.as_deref())?;
+        Command::Replay {
+            from,
+            to,
+            dry_run,
+            wait_timeout_secs,
+        } => {
+            let mut config = Config::load(cli.config.as_deref())?;
+            if wait_timeout_secs.is_some() {
+                config.indexer.replay_wait_timeout_secs = wait_timeout_secs;
+            }
             logging::init(&config.log);
             roles::replay_range(config, from, to, dry_run).await
         }

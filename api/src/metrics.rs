@@ -310,6 +310,24 @@ pub fn render_indexer(out: &mut Prom, s: &MetricsSnapshot, now_nanos: u64) {
         "Claims failed for good by reconciliation.",
         s.claims_failed,
     );
+    c(
+        out,
+        "payouts_indexer_chain_breaks_total",
+        "Blocks whose prev_hash was not the hash of the last processed block (each gap counted once).",
+        s.chain_breaks,
+    );
+    c(
+        out,
+        "payouts_indexer_source_errors_total",
+        "Failed fetches and listings of the block source (s3/dir).",
+        s.source_errors,
+    );
+    g(
+        out,
+        "payouts_indexer_source_failing_objects",
+        "Source objects failing right now.",
+        s.source_failing_objects as f64,
+    );
 }
 
 fn render_latency(out: &mut Prom, name: &str, help: &str, h: &HistogramSnapshot) {

@@ -225,6 +225,35 @@ pub struct IndexerView {
     pub lag_seconds: Option<f64>,
     /// Whether the indexer runs in this process (then its counters are in `/metrics`).
     pub in_process: bool,
+    /// Why the indexer is not advancing, while it is not (also makes `/ready` answer 503).
+    pub stall: Option<StallView>,
+    /// Failed fetches of the block source so far (in-process indexer only).
+    pub source_errors: Option<u64>,
+}
+
+/// An indexer stall (`indexer_stalls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StallView {
+    /// `chain_gap` (the next block's `prev_hash` is not the cursor's hash: a block is missing from the
+    /// source) or `source` (the block source has failed for longer than `indexer.stuck_after_secs`).
+    pub kind: String,
+    /// Heights, hashes, object keys and causes.
+    pub reason: String,
+    /// Since when.
+    pub since: DateTime<Utc>,
+    /// Last report by the indexer.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<payouts_store::stalls::Stall> for StallView {
+    fn from(s: payouts_store::stalls::Stall) -> Self {
+        Self {
+            kind: s.kind.as_str().to_string(),
+            reason: s.reason,
+            since: s.since,
+            updated_at: s.updated_at,
+        }
+    }
 }
 
 /// Claims of one token, per status.

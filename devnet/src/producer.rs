@@ -43,11 +43,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Writes `{height:012}/block.json` and `{height:012}/shard_0.json`.
+/// Writes `{height:012}/shard_0.json` and `{height:012}/block.json`, each whole or not at all (as an S3 PUT
+/// is): written to a temporary name in the folder, then renamed, so a reader never sees half a file.
 pub(crate) fn write_lake(dir: &Path, block: &Block) -> std::io::Result<()> {
     let folder = dir.join(format!("{:012}", block.height));
     std::fs::create_dir_all(&folder)?;
-    std::fs::write(folder.join("block.json"), block.header_json())?;
-    let shard = serde_json::to_vec(&block.shard())?;
-    std::fs::write(folder.join("shard_0.json"), shard)
+    let put = |name: &str, bytes: &[u8]| {
+        let tmp = folder.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, folder.join(name))
+    };
+    put("shard_0.json", &serde_json::to_vec(&block.shard())?)?;
+    put("block.json", &block.header_json())
 }

@@ -297,9 +297,9 @@ async fn raw_stream(
 ) -> Duration {
     let started = Instant::now();
     let fetch = Fetch {
-        preload: 100,
         concurrency,
         until: Some(to),
+        ..Fetch::ahead(100)
     };
     let mut stream = source::start(source, from, fetch).await.expect("stream");
     while let Some(msg) = stream.blocks.recv().await {

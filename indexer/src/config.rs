@@ -3,7 +3,9 @@
 use serde::Deserialize;
 
 use crate::rules::RuleConfig;
-use crate::source::{Fetch, SourceConfig};
+use std::time::Duration;
+
+use crate::source::{Fetch, Retry, SourceConfig};
 
 /// `[indexer]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -34,6 +36,25 @@ pub struct IndexerConfig {
     /// Event rules.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// s3/dir sources: first wait before fetching a missing or unreadable object again; doubled on each
+    /// further failure of that object, up to `source_retry_max_ms`.
+    #[serde(default = "default_retry_initial")]
+    pub source_retry_initial_ms: u64,
+    /// Longest wait between two fetches of a failing object (also between two looks at a block whose
+    /// `prev_hash` does not chain onto the cursor).
+    #[serde(default = "default_retry_max")]
+    pub source_retry_max_ms: u64,
+    /// The indexer reports itself stuck (`/ready` 503 with the reason, `/status`, the stalled metric) once
+    /// its block source has failed, with no block committed, for this long.
+    #[serde(default = "default_stuck_after")]
+    pub stuck_after_secs: u64,
+    /// `payouts replay`: fetches of one failing object before the replay gives up with its error.
+    #[serde(default = "default_replay_attempts")]
+    pub replay_max_attempts: u32,
+    /// `payouts replay`: how long to wait for blocks past the source's head (`--to` beyond its last block)
+    /// before failing; `None`: wait, logging progress (`--wait-timeout-secs` sets it).
+    #[serde(default)]
+    pub replay_wait_timeout_secs: Option<u64>,
 }
 
 fn default_stream() -> String {
@@ -44,6 +65,18 @@ fn default_preload() -> usize {
 }
 fn default_max_batch() -> usize {
     50
+}
+fn default_retry_initial() -> u64 {
+    250
+}
+fn default_retry_max() -> u64 {
+    10_000
+}
+fn default_stuck_after() -> u64 {
+    60
+}
+fn default_replay_attempts() -> u32 {
+    6
 }
 
 impl Default for IndexerConfig {
@@ -56,6 +89,11 @@ impl Default for IndexerConfig {
             fetch_concurrency: None,
             max_blocks_per_commit: default_max_batch(),
             rules: vec![],
+            source_retry_initial_ms: default_retry_initial(),
+            source_retry_max_ms: default_retry_max(),
+            stuck_after_secs: default_stuck_after(),
+            replay_max_attempts: default_replay_attempts(),
+            replay_wait_timeout_secs: None,
         }
     }
 }
@@ -78,6 +116,16 @@ impl IndexerConfig {
             preload: self.preload,
             concurrency: self.fetch_concurrency,
             until,
+            retry: self.retry(),
+            max_attempts: None,
+        }
+    }
+
+    /// The back-off between fetches of a failing object.
+    pub fn retry(&self) -> Retry {
+        Retry {
+            initial: Duration::from_millis(self.source_retry_initial_ms),
+            max: Duration::from_millis(self.source_retry_max_ms),
         }
     }
 
@@ -89,6 +137,19 @@ impl IndexerConfig {
         }
         if self.preload == 0 || self.max_blocks_per_commit == 0 {
             return Err("indexer.preload / max_blocks_per_commit: must be at least 1".into());
+        }
+        if self.source_retry_initial_ms == 0
+            || self.source_retry_max_ms < self.source_retry_initial_ms
+        {
+            return Err(
+                "indexer.source_retry_initial_ms / source_retry_max_ms: need 0 < initial <= max"
+                    .into(),
+            );
+        }
+        if self.stuck_after_secs == 0 || self.replay_max_attempts == 0 {
+            return Err(
+                "indexer.stuck_after_secs / replay_max_attempts: must be at least 1".into(),
+            );
         }
         if self
             .fetch_concurrency

@@ -9,6 +9,9 @@ pub enum IndexerError {
     /// A database call failed.
     #[error(transparent)]
     Store(#[from] payouts_store::StoreError),
+    /// Blocks that do not chain: the message names the broken link (heights and hashes).
+    #[error("chain broken: {0}")]
+    Chain(String),
     /// Invalid configuration.
     #[error("{0}")]
     Config(String),

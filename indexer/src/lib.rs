@@ -9,6 +9,8 @@ pub mod apply;
 pub mod config;
 pub mod error;
 mod fastnear;
+pub mod health;
+mod lake;
 pub mod metrics;
 pub mod replay;
 pub mod rules;
@@ -18,5 +20,5 @@ pub mod source;
 
 pub use config::IndexerConfig;
 pub use error::IndexerError;
-pub use metrics::{IndexerMetrics, MetricsSnapshot};
+pub use metrics::{IndexerMetrics, MetricsSnapshot, StallState};
 pub use runner::Indexer;

@@ -1,6 +1,9 @@
 //! Counters and gauges the indexer keeps for the API to expose.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::source::SourceHealth;
 
 /// Shared indexer metrics (cheap atomics; read with [`IndexerMetrics::snapshot`]).
 #[derive(Debug, Default)]
@@ -15,6 +18,22 @@ pub struct IndexerMetrics {
     claims_confirmed: AtomicU64,
     claims_handed_back: AtomicU64,
     claims_failed: AtomicU64,
+    chain_breaks: AtomicU64,
+    stalled: AtomicU64,
+    source: Arc<SourceHealth>,
+}
+
+/// Why the indexer is not advancing, as the `payouts_indexer_stalled` gauge shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallState {
+    /// Advancing (or waiting for new blocks at the head).
+    #[default]
+    None,
+    /// The next block's `prev_hash` does not chain onto the cursor.
+    ChainGap,
+    /// The block source has failed for longer than `stuck_after_secs`.
+    Source,
 }
 
 /// A point-in-time copy of [`IndexerMetrics`].
@@ -40,6 +59,14 @@ pub struct MetricsSnapshot {
     pub claims_handed_back: u64,
     /// Claims failed for good by reconciliation.
     pub claims_failed: u64,
+    /// Blocks seen whose `prev_hash` was not the hash of the last processed block.
+    pub chain_breaks: u64,
+    /// Failed fetches and listings of the block source.
+    pub source_errors: u64,
+    /// Source objects failing right now.
+    pub source_failing_objects: u64,
+    /// Whether (and why) the indexer is stalled.
+    pub stalled: StallState,
 }
 
 impl MetricsSnapshot {
@@ -110,6 +137,26 @@ impl IndexerMetrics {
         self.head_seen.fetch_max(height, Ordering::Relaxed);
     }
 
+    /// The block source's health, shared with every stream the indexer starts.
+    pub fn source_health(&self) -> Arc<SourceHealth> {
+        Arc::clone(&self.source)
+    }
+
+    /// Counts a block that did not chain onto the last processed one.
+    pub fn chain_break(&self) {
+        self.chain_breaks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets the stall state.
+    pub fn set_stalled(&self, state: StallState) {
+        let v = match state {
+            StallState::None => 0,
+            StallState::ChainGap => 1,
+            StallState::Source => 2,
+        };
+        self.stalled.store(v, Ordering::Relaxed);
+    }
+
     /// Reads every value.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -124,6 +171,14 @@ impl IndexerMetrics {
             claims_confirmed: r(&self.claims_confirmed),
             claims_handed_back: r(&self.claims_handed_back),
             claims_failed: r(&self.claims_failed),
+            chain_breaks: r(&self.chain_breaks),
+            source_errors: self.source.errors_total(),
+            source_failing_objects: self.source.failing_count(),
+            stalled: match r(&self.stalled) {
+                1 => StallState::ChainGap,
+                2 => StallState::Source,
+                _ => StallState::None,
+            },
         }
     }
 }

@@ -1,9 +1,16 @@
 //! `payouts replay`: re-scan a block range with the same rules and the same commit path, without moving the
 //! cursor. Idempotent: an already indexed range adds zero rows. `dry_run` rolls every write back.
+//!
+//! A range whose blocks do not chain (a block's `prev_hash` is not the hash of the block before it in the
+//! source) is refused with [`IndexerError::Chain`] naming the broken link; blocks before it may have been
+//! written (each commit is whole and idempotent), nothing after it. An object that keeps failing ends the
+//! replay after `replay_max_attempts` fetches with its key and cause. Waiting for blocks past the source's
+//! head is reported every few seconds, and fails after `replay_wait_timeout_secs` when set.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use near_lake_framework::near_indexer_primitives::CryptoHash;
 use tokio::sync::Notify;
 
 use payouts_store::{AsyncConnection, PgPool, StoreError};
@@ -18,6 +25,9 @@ use crate::source;
 
 /// How long a partial batch waits for more blocks before the idle committing half takes it.
 const LINGER: Duration = Duration::from_millis(100);
+
+/// How often a replay waiting for blocks (its `--to` past the source's head, or a failing object) says so.
+const WAIT_REPORT: Duration = Duration::from_secs(5);
 
 /// What a replay did (or, dry, would do).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -84,7 +94,12 @@ pub async fn replay(
     cfg.validate().map_err(IndexerError::Config)?;
     let rules = compile(&cfg.rules).map_err(|e| IndexerError::Config(e.to_string()))?;
     let started = Instant::now();
-    let mut stream = source::start(&cfg.source, from, cfg.fetch(Some(to))).await?;
+    let fetch = source::Fetch {
+        max_attempts: Some(cfg.replay_max_attempts),
+        ..cfg.fetch(Some(to))
+    };
+    let mut stream = source::start(&cfg.source, from, fetch).await?;
+    let wait_timeout = cfg.replay_wait_timeout_secs.map(Duration::from_secs);
     let mut report = ReplayReport {
         dry_run,
         ..Default::default()
@@ -107,6 +122,13 @@ pub async fn replay(
         let mut since = Instant::now();
         let mut lingered = false;
         let mut end = false;
+        // The last block received, for the chain check; and when a block last came, for the wait report.
+        let mut prev: Option<(u64, CryptoHash)> = None;
+        let mut block_at = Instant::now();
+        let mut waiting = tokio::time::interval(Duration::from_secs(1));
+        waiting.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        waiting.reset();
+        let mut reported_at = Instant::now();
         loop {
             let ready = found.len() >= max
                 || (end && !found.is_empty())
@@ -117,6 +139,8 @@ pub async fn replay(
                     // The committing half failed: it reports why.
                     break;
                 }
+                // Waiting for the database is not waiting for the source.
+                block_at = Instant::now();
                 lingered = false;
                 continue;
             }
@@ -135,6 +159,14 @@ pub async fn replay(
                         )));
                     };
                     let height = msg.block.header.height;
+                    block_at = Instant::now();
+                    if let Some((ph, phash)) = prev.filter(|(_, h)| *h != msg.block.header.prev_hash) {
+                        return Err(IndexerError::Chain(format!(
+                            "block {height} ({}) has prev_hash {}, but the block before it in the source is {ph} ({phash}): a block between {ph} and {height} is missing from the source",
+                            msg.block.header.hash, msg.block.header.prev_hash
+                        )));
+                    }
+                    prev = Some((height, msg.block.header.hash));
                     if height > to {
                         end = true;
                         continue;
@@ -152,6 +184,26 @@ pub async fn replay(
                 }
                 () = wake.notified() => {}
                 () = batches.closed() => break,
+                _ = waiting.tick() => {
+                    let quiet = block_at.elapsed();
+                    let timed_out = wait_timeout.is_some_and(|l| quiet >= l);
+                    if !timed_out && (quiet < WAIT_REPORT || reported_at.elapsed() < WAIT_REPORT) {
+                        continue;
+                    }
+                    reported_at = Instant::now();
+                    let next = prev.map_or(from, |(h, _)| h + 1);
+                    let head = stream.health.listed_head().map_or_else(|| "unknown".to_string(), |h| h.to_string());
+                    let failing = stream.health.oldest_failure().map(|f| f.describe());
+                    if let Some(limit) = wait_timeout.filter(|l| quiet >= *l) {
+                        return Err(IndexerError::Source(format!(
+                            "no block {next}..={to} from the source for {} s (replay_wait_timeout_secs = {}); the source's last block: {head}{}",
+                            quiet.as_secs(),
+                            limit.as_secs(),
+                            failing.map(|f| format!("; failing: {f}")).unwrap_or_default()
+                        )));
+                    }
+                    tracing::info!(next, to, source_head = %head, waited_s = quiet.as_secs(), failing = failing.as_deref(), "replay waiting for blocks from the source");
+                }
                 () = tokio::time::sleep_until((since + LINGER).into()), if !found.is_empty() && !lingered => {
                     lingered = true;
                 }

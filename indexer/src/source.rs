@@ -1,19 +1,29 @@
 //! Where blocks come from: the near-lake-framework streamer over FastNear (neardata HTTP: mainnet, testnet or
 //! the devnet), NEAR Lake S3 (optionally an S3-compatible endpoint), or a directory in the Lake S3 layout
-//! (`{height:012}/block.json`, `shard_{id}.json`) read through the same S3 code path.
+//! (`{height:012}/block.json`, `shard_{id}.json`) read through the same S3 client interface.
+//!
+//! S3 and dir sources are streamed by our own loop ([`crate::lake`]) over near-lake-framework's `S3Client`
+//! (its `LakeS3Client` for S3) and its block types, not by the framework's `streamer()`: the framework retries
+//! a missing or unparsable object in a loop with no pause and logs it only at debug level (3,651 GETs of one
+//! missing object in 8 s, at 100 % of a core, silently), and restarts itself every 200 ms on a block whose
+//! `prev_hash` does not chain, so neither shows to its caller. Our loop backs off, logs at warn with the
+//! object key, counts each failure in [`SourceHealth`] and gives up after `max_attempts` when asked to
+//! (replays); chain continuity is checked by the caller on what it receives.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use near_lake_framework::near_indexer_primitives::StreamerMessage;
 use near_lake_framework::s3::client::{GetObjectBytesError, ListCommonPrefixesError, S3Client};
-use near_lake_framework::LakeConfigBuilder;
+use near_lake_framework::LakeS3Client;
 use serde::Deserialize;
 use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 
 use crate::error::IndexerError;
+pub use crate::health::{Failure, Retry, SourceHealth};
 
 /// `[indexer.source]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -103,6 +113,8 @@ pub struct Stream {
     pub task: JoinHandle<Result<(), String>>,
     /// Blocks.
     pub blocks: Receiver<StreamerMessage>,
+    /// What the source's fetches went through (failing objects, errors, the highest height listed).
+    pub health: Arc<SourceHealth>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -125,17 +137,24 @@ pub struct Fetch {
     /// `None`: [`default_concurrency`].
     pub concurrency: Option<u64>,
     /// Last block wanted, when known (replays). A fastnear stream fetches nothing past it ahead of time
-    /// (only when `until` itself is missing does it go on to the next block). Other sources ignore it.
+    /// (only when `until` itself is missing does it go on to the next block); an s3/dir stream nothing past
+    /// it at all.
     pub until: Option<u64>,
+    /// s3/dir: the wait between fetches of a failing object.
+    pub retry: Retry,
+    /// s3/dir: fetches of one failing object before the stream ends with its error (`None`: never).
+    pub max_attempts: Option<u32>,
 }
 
 impl Fetch {
-    /// Reads `preload` blocks ahead, default concurrency, no end.
+    /// Reads `preload` blocks ahead, default concurrency, no end, default back-off, never gives up.
     pub fn ahead(preload: usize) -> Self {
         Self {
             preload,
             concurrency: None,
             until: None,
+            retry: Retry::default(),
+            max_attempts: None,
         }
     }
 }
@@ -152,6 +171,16 @@ pub async fn start(
     start: u64,
     fetch: Fetch,
 ) -> Result<Stream, IndexerError> {
+    start_watched(source, start, fetch, Arc::new(SourceHealth::default())).await
+}
+
+/// [`start`], recording into `health` (kept across restarts of the stream, e.g. the indexer's metrics).
+pub async fn start_watched(
+    source: &SourceConfig,
+    start: u64,
+    fetch: Fetch,
+    health: Arc<SourceHealth>,
+) -> Result<Stream, IndexerError> {
     let preload = fetch.preload.max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -159,29 +188,54 @@ pub async fn start(
         .enable_all()
         .build()
         .map_err(|e| IndexerError::Source(format!("cannot start the streamer runtime: {e}")))?;
-    let s3_config = match source {
+    let lake = match source {
         SourceConfig::S3 {
+            bucket,
             region,
-            endpoint: Some(endpoint),
-            ..
+            endpoint,
         } => {
             let shared = aws_config::from_env()
                 .region(aws_config::Region::new(region.clone()))
                 .load()
                 .await;
-            Some(
-                aws_sdk_s3::config::Builder::from(&shared)
-                    .endpoint_url(endpoint)
-                    .force_path_style(true)
-                    .build(),
-            )
+            let mut s3 = aws_sdk_s3::config::Builder::from(&shared);
+            if let Some(endpoint) = endpoint {
+                s3 = s3.endpoint_url(endpoint).force_path_style(true);
+            }
+            let client: Arc<dyn S3Client> = Arc::new(LakeS3Client::from_conf(s3.build()));
+            Some(crate::lake::Lake {
+                client,
+                bucket: bucket.clone(),
+                poll: Duration::from_secs(1),
+            })
         }
-        _ => None,
+        SourceConfig::Dir { path } => Some(crate::lake::Lake {
+            client: Arc::new(DirS3Client::new(path)),
+            bucket: "local".into(),
+            poll: Duration::from_millis(200),
+        }),
+        SourceConfig::Fastnear { .. } => None,
     };
-    // Everything the framework spawns lands on the streamer's runtime.
+    // Everything the stream spawns lands on the streamer's runtime.
     let entered = runtime.enter();
-    let (task, blocks) = match source {
-        SourceConfig::Fastnear { endpoint } => {
+    let (task, blocks) = match lake {
+        Some(lake) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(preload);
+            let plan = crate::lake::Plan {
+                from: start,
+                until: fetch.until,
+                preload,
+                retry: fetch.retry,
+                max_attempts: fetch.max_attempts,
+            };
+            let health = Arc::clone(&health);
+            let task = tokio::spawn(async move { crate::lake::run(lake, plan, health, tx).await });
+            (task, rx)
+        }
+        None => {
+            let SourceConfig::Fastnear { endpoint } = source else {
+                return Err(IndexerError::Source("no client for this source".into()));
+            };
             let concurrency = fetch.concurrency.unwrap_or_else(default_concurrency);
             let plan = crate::fastnear::Plan::new(
                 crate::runner::fastnear_url(endpoint),
@@ -192,31 +246,6 @@ pub async fn start(
             let (tx, rx) = tokio::sync::mpsc::channel(preload);
             let task = tokio::spawn(async move { crate::fastnear::run(plan, start, tx).await });
             (task, rx)
-        }
-        SourceConfig::S3 { bucket, region, .. } => {
-            let mut builder = LakeConfigBuilder::default()
-                .s3_bucket_name(bucket)
-                .s3_region_name(region)
-                .start_block_height(start)
-                .blocks_preload_pool_size(preload);
-            if let Some(s3) = s3_config {
-                builder = builder.s3_config(s3);
-            }
-            let cfg = builder
-                .build()
-                .map_err(|e| IndexerError::Source(e.to_string()))?;
-            lake(near_lake_framework::streamer(cfg))
-        }
-        SourceConfig::Dir { path } => {
-            let cfg = LakeConfigBuilder::default()
-                .s3_bucket_name("local")
-                .s3_region_name("local")
-                .start_block_height(start)
-                .blocks_preload_pool_size(preload)
-                .s3_client(DirS3Client::new(path))
-                .build()
-                .map_err(|e| IndexerError::Source(e.to_string()))?;
-            lake(near_lake_framework::streamer(cfg))
         }
     };
     drop(entered);
@@ -230,22 +259,9 @@ pub async fn start(
     Ok(Stream {
         task,
         blocks,
+        health,
         runtime: Some(runtime),
     })
-}
-
-/// The framework's streamer task, its error as text.
-fn lake<E: std::fmt::Display + Send + 'static>(
-    (task, blocks): (JoinHandle<Result<(), E>>, Receiver<StreamerMessage>),
-) -> (JoinHandle<Result<(), String>>, Receiver<StreamerMessage>) {
-    let task = tokio::spawn(async move {
-        match task.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(format!("streamer task stopped: {e}")),
-        }
-    });
-    (task, blocks)
 }
 
 /// Serves a local directory in the Lake S3 layout to near-lake-framework's S3 provider.

@@ -22,6 +22,7 @@ pub mod reconcile;
 pub mod retry;
 pub mod schema;
 pub mod spend;
+pub mod stalls;
 pub mod status;
 pub mod testdb;
 pub mod transactions;

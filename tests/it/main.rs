@@ -4,11 +4,15 @@ mod child;
 mod claims;
 mod cli;
 mod compose;
+mod continuity;
 mod dev;
 mod devnet;
 mod faults;
 mod incidents;
 mod kill;
+#[allow(dead_code)]
+#[path = "../../indexer/tests/it/lakechain.rs"]
+mod lakechain;
 mod replay;
 mod rpc;
 mod run;

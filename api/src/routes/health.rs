@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use payouts_store::api_queries::ping;
 use payouts_store::cursor::read_cursor;
+use payouts_store::stalls::read_stall;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::model::{HealthView, ReadyView};
@@ -29,8 +30,10 @@ fn not_ready(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
 }
 
-/// Readiness: the database answers, and (unless `api.ready_max_lag_blocks = 0`) the indexer has committed
-/// a block and is at most that many blocks behind the chain head.
+/// Readiness: the database answers, the indexer has stored no stall (a block that does not chain onto its
+/// cursor, or a block source failing for longer than `indexer.stuck_after_secs`), and (unless
+/// `api.ready_max_lag_blocks = 0`) the indexer has committed a block and is at most that many blocks behind
+/// the chain head.
 #[utoipa::path(
     get,
     path = "/ready",
@@ -48,6 +51,14 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<ReadyView>, Api
     ping(&mut conn)
         .await
         .map_err(|e| not_ready(format!("database: {}", ApiError::from(e).message)))?;
+    if let Some(stall) = read_stall(&mut conn, &inner.stream).await? {
+        return Err(not_ready(format!(
+            "the indexer is stalled ({}) since {}: {}",
+            stall.kind.as_str(),
+            stall.since.to_rfc3339(),
+            stall.reason
+        )));
+    }
     let max_lag = state.config().ready_max_lag_blocks;
     if max_lag == 0 {
         return Ok(Json(ReadyView {

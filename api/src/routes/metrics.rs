@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use payouts_store::claims::count_by_status;
 use payouts_store::cursor::read_cursor;
 use payouts_store::incidents::open_counts;
+use payouts_store::stalls::{read_stall, StallKind};
 use payouts_store::webhooks::endpoint_summaries;
 use payouts_store::{ClaimStatus, IncidentKind};
 
@@ -38,11 +39,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let cursor = read_cursor(&mut conn, &inner.stream).await?;
         let endpoints = endpoint_summaries(&mut conn).await?;
         let incidents = open_counts(&mut conn).await?;
-        Ok::<_, payouts_store::StoreError>((counts, cursor, endpoints, incidents))
+        let stall = read_stall(&mut conn, &inner.stream).await?;
+        Ok::<_, payouts_store::StoreError>((counts, cursor, endpoints, incidents, stall))
     }
     .await;
     match db {
-        Ok((counts, cursor, endpoints, incidents)) => {
+        Ok((counts, cursor, endpoints, incidents, stall)) => {
             out.single(
                 "payouts_database_up",
                 "gauge",
@@ -64,6 +66,19 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                     "payouts_indexer_cursor_height",
                     &[("stream", &inner.stream)],
                     c.block_height as f64,
+                );
+            }
+            out.header(
+                "payouts_indexer_stalled",
+                "gauge",
+                "1 while the indexer stream is stalled, per kind: chain_gap (a block missing from the source) or source (the source failing past indexer.stuck_after_secs). Alert on > 0.",
+            );
+            for kind in [StallKind::ChainGap, StallKind::Source] {
+                let on = stall.as_ref().is_some_and(|s| s.kind == kind);
+                out.sample(
+                    "payouts_indexer_stalled",
+                    &[("stream", &inner.stream), ("kind", kind.as_str())],
+                    if on { 1.0 } else { 0.0 },
                 );
             }
             out.header(

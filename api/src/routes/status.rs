@@ -13,6 +13,7 @@ use payouts_store::api_queries::{confirmed_by_age, count_by_token_and_status};
 use payouts_store::cursor::read_cursor;
 use payouts_store::incidents::list_incidents;
 use payouts_store::keys::list_keys;
+use payouts_store::stalls::read_stall;
 use payouts_store::status::list_status;
 use payouts_store::transactions::in_flight_by_key;
 use payouts_store::webhooks::{endpoint_summaries, list_dead};
@@ -80,6 +81,8 @@ pub(crate) async fn position(state: &AppState, indexed: Option<u64>) -> (ChainVi
             lag_blocks: head.zip(indexed).map(|(h, i)| h.saturating_sub(i)),
             lag_seconds: (s.last_block_timestamp_nanos > 0).then(|| s.lag_seconds(now)),
             in_process: true,
+            stall: None,
+            source_errors: Some(s.source_errors),
         };
         return (chain, indexer);
     }
@@ -116,6 +119,8 @@ pub(crate) async fn position(state: &AppState, indexed: Option<u64>) -> (ChainVi
         lag_blocks: head.zip(indexed).map(|(h, i)| h.saturating_sub(i)),
         lag_seconds,
         in_process: false,
+        stall: None,
+        source_errors: None,
     };
     (chain, indexer)
 }
@@ -124,6 +129,7 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
     let inner = &state.inner;
     let mut conn = payouts_store::get(&inner.pool).await?;
     let cursor = read_cursor(&mut conn, &inner.stream).await?;
+    let stall = read_stall(&mut conn, &inner.stream).await?;
     let counts = count_by_token_and_status(&mut conn).await?;
     let confirmed = confirmed_by_age(&mut conn, WINDOW_SECS, BUCKET_SECS).await?;
     let keys = list_keys(&mut conn).await?;
@@ -145,7 +151,8 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
     incidents.reverse();
     drop(conn);
 
-    let (chain, indexer) = position(state, cursor.map(|c| c.block_height)).await;
+    let (chain, mut indexer) = position(state, cursor.map(|c| c.block_height)).await;
+    indexer.stall = stall.map(Into::into);
     let now = Utc::now();
 
     let zero = || -> BTreeMap<String, i64> {

@@ -11,6 +11,7 @@ mod http;
 mod incidents;
 mod read;
 mod send;
+mod stall;
 mod status;
 mod support;
 mod webhooks;

@@ -83,3 +83,40 @@ async fn failure_between_claims_and_cursor_leaves_neither() {
         100
     );
 }
+
+#[tokio::test]
+async fn a_stall_is_reported_refreshed_and_cleared() {
+    use payouts_store::stalls::{clear_stall, read_stall, report_stall, StallKind};
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    assert_eq!(read_stall(&mut conn, "main").await.unwrap(), None);
+    report_stall(&mut conn, "main", StallKind::Source, "shard_3.json missing")
+        .await
+        .unwrap();
+    let first = read_stall(&mut conn, "main").await.unwrap().unwrap();
+    assert_eq!(
+        (first.kind, first.reason.as_str()),
+        (StallKind::Source, "shard_3.json missing")
+    );
+    // Same kind: `since` stays, the reason is the latest.
+    report_stall(&mut conn, "main", StallKind::Source, "still missing")
+        .await
+        .unwrap();
+    let again = read_stall(&mut conn, "main").await.unwrap().unwrap();
+    assert_eq!(
+        (again.since, again.reason.as_str()),
+        (first.since, "still missing")
+    );
+    report_stall(&mut conn, "main", StallKind::ChainGap, "gap")
+        .await
+        .unwrap();
+    assert_eq!(
+        read_stall(&mut conn, "main").await.unwrap().unwrap().kind,
+        StallKind::ChainGap
+    );
+    // Streams are independent.
+    assert_eq!(read_stall(&mut conn, "other").await.unwrap(), None);
+    assert!(clear_stall(&mut conn, "main").await.unwrap());
+    assert!(!clear_stall(&mut conn, "main").await.unwrap());
+    assert_eq!(read_stall(&mut conn, "main").await.unwrap(), None);
+}

@@ -37,7 +37,7 @@ async fn up_down_up_on_a_fresh_database() {
     let db = TestDb::empty().await;
     let cfg = db.config();
     let applied = run_migrations(&cfg, Direction::Up).await.unwrap();
-    assert_eq!(applied.len(), 10, "{applied:?}");
+    assert_eq!(applied.len(), 11, "{applied:?}");
     assert_eq!(
         tables(&db).await,
         [
@@ -47,6 +47,7 @@ async fn up_down_up_on_a_fresh_database() {
             "distributor_status",
             "incidents",
             "indexer_cursor",
+            "indexer_stalls",
             "key_transactions",
             "transactions",
             "webhook_deliveries",
@@ -59,7 +60,7 @@ async fn up_down_up_on_a_fresh_database() {
     assert!(tables(&db).await.is_empty());
 
     assert_eq!(run_migrations(&cfg, Direction::Up).await.unwrap(), applied);
-    assert_eq!(tables(&db).await.len(), 10);
+    assert_eq!(tables(&db).await.len(), 11);
     // Running again is a no-op.
     assert!(run_migrations(&cfg, Direction::Up)
         .await
