@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use near_jsonrpc_client::methods::block::RpcBlockRequest;
 use near_primitives::types::{BlockId, BlockReference, Finality};
-use payouts_distributor::RpcPool;
+use payouts_near::RpcPool;
 use tokio::sync::Mutex;
 
 /// A block height and its timestamp.

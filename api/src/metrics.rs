@@ -477,7 +477,7 @@ pub fn render_distributor(out: &mut Prom, s: &DistributorSnapshot) {
                    name: &str,
                    kind: &str,
                    help: &str,
-                   v: &dyn Fn(&payouts_distributor::EndpointSnapshot) -> u64| {
+                   v: &dyn Fn(&payouts_near::EndpointSnapshot) -> u64| {
             out.header(name, kind, help);
             for e in &s.rpc_endpoints {
                 out.sample(name, &[("endpoint", &e.name)], v(e) as f64);

@@ -66,7 +66,7 @@ pub struct AppStateBuilder {
     distributor_metrics: Option<Arc<DistributorMetrics>>,
     webhook_metrics: Option<Arc<WebhookMetrics>>,
     indexer: Option<IndexerConfig>,
-    rpc: Vec<payouts_distributor::RpcEndpointConfig>,
+    rpc: Vec<payouts_near::RpcEndpointConfig>,
 }
 
 impl std::fmt::Debug for AppStateBuilder {
@@ -104,12 +104,12 @@ impl AppStateBuilder {
 
     /// The NEAR JSON-RPC used for the chain head when no indexer runs in this process.
     pub fn rpc_url(mut self, url: impl Into<String>) -> Self {
-        self.rpc = vec![payouts_distributor::RpcEndpointConfig::new(url)];
+        self.rpc = vec![payouts_near::RpcEndpointConfig::new(url)];
         self
     }
 
     /// [`AppStateBuilder::rpc_url`] with a pool of endpoints (`[[network.rpc]]`: failover, header keys).
-    pub fn rpc_endpoints(mut self, endpoints: Vec<payouts_distributor::RpcEndpointConfig>) -> Self {
+    pub fn rpc_endpoints(mut self, endpoints: Vec<payouts_near::RpcEndpointConfig>) -> Self {
         self.rpc = endpoints;
         self
     }
@@ -126,8 +126,7 @@ impl AppStateBuilder {
             None
         } else {
             Some(Arc::new(
-                payouts_distributor::RpcPool::new(&self.rpc)
-                    .map_err(|e| Error::Config(e.to_string()))?,
+                payouts_near::RpcPool::new(&self.rpc).map_err(|e| Error::Config(e.to_string()))?,
             ))
         };
         let chain = Chain::new(

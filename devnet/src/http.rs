@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::node::Shared;
+use crate::shared::Shared;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()

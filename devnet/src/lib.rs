@@ -23,6 +23,7 @@ mod neardata;
 mod node;
 mod producer;
 mod rpc;
+mod shared;
 pub mod state;
 pub mod validate;
 

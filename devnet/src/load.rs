@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::TGAS;
-use crate::node::Shared;
+use crate::shared::Shared;
 
 /// The claims contract the generator calls.
 pub const CLAIMS_CONTRACT: &str = "claims.devnet";

@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::chain::Block;
-use crate::node::Shared;
+use crate::shared::Shared;
 
 pub(crate) fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
     Router::new()

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use near_crypto::{InMemorySigner, Signer};
 use near_primitives::types::AccountId;
@@ -19,40 +19,9 @@ use crate::config::{DevnetConfig, Faults, InjectedError};
 use crate::error::DevnetError;
 use crate::faults::FaultState;
 use crate::fees::Fees;
-use crate::genesis::{self, Genesis, KnownKey};
-
-/// State shared by the producer, the HTTP handlers and the handle.
-pub(crate) struct Shared {
-    pub(crate) chain: Mutex<Chain>,
-    pub(crate) faults: Mutex<FaultState>,
-    /// Height of the head; every new block sends.
-    pub(crate) head: watch::Sender<u64>,
-    /// Becomes true on shutdown.
-    pub(crate) stop: watch::Sender<bool>,
-    pub(crate) cfg: DevnetConfig,
-    pub(crate) started: Instant,
-    pub(crate) keys: std::collections::BTreeMap<AccountId, Vec<KnownKey>>,
-    pub(crate) users: Vec<AccountId>,
-    pub(crate) treasury: AccountId,
-    pub(crate) token: AccountId,
-    /// Load generator rate, claims per second, as `f64` bits (changed through the handle).
-    load_rate: AtomicU64,
-}
-
-impl Shared {
-    /// Claims per second the load generator currently sends.
-    pub(crate) fn load_rate(&self) -> f64 {
-        f64::from_bits(self.load_rate.load(Ordering::Relaxed))
-    }
-}
-
-/// Wall-clock time in nanoseconds since the Unix epoch.
-pub(crate) fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+use crate::genesis::{self, Genesis};
+use crate::shared::now_ns;
+use crate::shared::Shared;
 
 /// Entry point: `Devnet::start(cfg)`.
 pub struct Devnet;

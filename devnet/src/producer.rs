@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::chain::Block;
-use crate::node::{now_ns, Shared};
+use crate::shared::{now_ns, Shared};
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let block_time = Duration::from_millis(shared.cfg.block_time_ms.max(1));

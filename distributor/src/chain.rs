@@ -16,9 +16,9 @@ use near_primitives::types::{AccountId, BlockId, BlockReference, Finality, Funct
 use near_primitives::views::{
     FinalExecutionOutcomeViewEnum, FinalExecutionStatus, QueryRequest, TxExecutionStatus,
 };
-use payouts_indexer::scan::failure_message;
+use payouts_near::failure_message;
 
-use crate::rpc::{RpcConfigError, RpcPool};
+use payouts_near::rpc::{RpcConfigError, RpcPool};
 
 /// A call that did not give an answer: timeout, transport error, 5xx. The request may or may not have been
 /// processed; only the answer is missing.
@@ -121,7 +121,7 @@ impl Chain {
     fn answer<T, E>(
         &self,
         name: &'static str,
-        r: Result<Result<T, JsonRpcError<E>>, crate::rpc::PoolFailure>,
+        r: Result<Result<T, JsonRpcError<E>>, payouts_near::rpc::PoolFailure>,
     ) -> Result<Result<T, JsonRpcError<E>>, RpcFailure> {
         match r {
             Ok(Ok(v)) => Ok(Ok(v)),

@@ -18,7 +18,7 @@ mod lane;
 pub mod metrics;
 pub mod plan;
 pub mod prepare;
-pub mod rpc;
+pub use payouts_near::rpc;
 pub mod runner;
 pub mod tx;
 

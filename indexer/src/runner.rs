@@ -22,7 +22,7 @@ use crate::error::IndexerError;
 use crate::metrics::{IndexerMetrics, StallState};
 use crate::rules::{compile, Rule};
 use crate::scan::{scan_block, BlockFindings};
-use crate::source::{self, SourceConfig, SourceHealth};
+use crate::source::{self, fastnear_url, SourceConfig, SourceHealth};
 
 /// How often the chain head is polled (FastNear sources).
 const HEAD_POLL: Duration = Duration::from_secs(3);
@@ -33,15 +33,6 @@ pub struct Indexer {
     cfg: IndexerConfig,
     rules: Vec<Rule>,
     metrics: Arc<IndexerMetrics>,
-}
-
-/// The neardata base URL of a FastNear source.
-pub fn fastnear_url(endpoint: &str) -> String {
-    match endpoint {
-        "mainnet" => "https://mainnet.neardata.xyz".into(),
-        "testnet" => "https://testnet.neardata.xyz".into(),
-        url => url.trim_end_matches('/').into(),
-    }
 }
 
 impl Indexer {

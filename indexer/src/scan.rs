@@ -3,14 +3,12 @@
 //! Pure: no I/O, so it is tested on real lake data.
 
 use near_crypto::PublicKey;
-use near_lake_framework::near_indexer_primitives::near_primitives::errors::{
-    ActionErrorKind, FunctionCallError, TxExecutionError,
-};
 use near_lake_framework::near_indexer_primitives::types::AccountId;
 use near_lake_framework::near_indexer_primitives::views::{
     ExecutionOutcomeView, ExecutionStatusView,
 };
 use near_lake_framework::near_indexer_primitives::{CryptoHash, StreamerMessage};
+use payouts_near::failure_message;
 use payouts_store::claims::{EventKey, NewClaim};
 use payouts_store::memo::claim_id_from_memo;
 use payouts_store::{ClaimId, Yocto};
@@ -94,19 +92,6 @@ pub struct BlockFindings {
     pub receipt_outcomes: Vec<ReceiptOutcome>,
     /// Transfers carrying a claim memo.
     pub memo_transfers: Vec<MemoTransfer>,
-}
-
-/// A readable message for a failed execution (the contract's panic text when there is one).
-pub fn failure_message(err: &TxExecutionError) -> String {
-    match err {
-        TxExecutionError::ActionError(a) => match &a.kind {
-            ActionErrorKind::FunctionCallError(FunctionCallError::ExecutionError(msg)) => {
-                msg.clone()
-            }
-            other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
-        },
-        TxExecutionError::InvalidTxError(e) => format!("invalid transaction: {e}"),
-    }
 }
 
 fn outcome_result(outcome: &ExecutionOutcomeView) -> Option<Result<(), String>> {

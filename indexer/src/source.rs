@@ -238,7 +238,7 @@ pub async fn start_watched(
             };
             let concurrency = fetch.concurrency.unwrap_or_else(default_concurrency);
             let plan = crate::fastnear::Plan::new(
-                crate::runner::fastnear_url(endpoint),
+                fastnear_url(endpoint),
                 concurrency,
                 preload,
                 fetch.until,
@@ -317,5 +317,14 @@ impl S3Client for DirS3Client {
         .await
         .map_err(|e| ListCommonPrefixesError(Arc::new(std::io::Error::other(e.to_string()))))?;
         listed.map_err(|e| ListCommonPrefixesError(Arc::new(e)))
+    }
+}
+
+/// The neardata base URL of a FastNear source.
+pub fn fastnear_url(endpoint: &str) -> String {
+    match endpoint {
+        "mainnet" => "https://mainnet.neardata.xyz".into(),
+        "testnet" => "https://testnet.neardata.xyz".into(),
+        url => url.trim_end_matches('/').into(),
     }
 }

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::{bad_params, parse, RpcResult};
 use crate::chain::{Block, Chain};
-use crate::node::Shared;
+use crate::shared::Shared;
 
 fn to_value<T: serde::Serialize>(v: &T) -> RpcResult {
     serde_json::to_value(v).map_err(|e| RpcError::serialization_error(e.to_string()))

@@ -20,7 +20,7 @@ use near_jsonrpc_primitives::types::transactions::RpcTransactionError;
 use serde_json::Value;
 
 use crate::faults::RpcFault;
-use crate::node::Shared;
+use crate::shared::Shared;
 
 pub(crate) use chain::http_status;
 

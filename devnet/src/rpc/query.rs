@@ -22,7 +22,7 @@ use super::chain::resolve;
 use super::{bad_params, RpcResult};
 use crate::chain::Chain;
 use crate::contracts::{self, CallError};
-use crate::node::Shared;
+use crate::shared::Shared;
 
 fn legacy_request(mut items: Vec<Value>) -> Result<QueryRequest, RpcError> {
     let Some(Value::String(path)) = items.first_mut().map(Value::take) else {

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use super::{bad_params, parse, RpcResult};
 use crate::chain::{outcome_satisfies, Rejection, TxLookup, TxProgress};
-use crate::node::Shared;
+use crate::shared::Shared;
 
 fn decode_tx(text: &str) -> Result<SignedTransaction, RpcError> {
     let bytes = base64::engine::general_purpose::STANDARD
