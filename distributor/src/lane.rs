@@ -596,7 +596,7 @@ impl Lane {
                     Prepared::Batch(b) => {
                         let m = &self.shared.metrics;
                         add(&m.batches, 1);
-                        add(&m.transfers, b.claim_ids.len() as u64);
+                        add(&m.transfers, b.transfers as u64);
                         add(&m.unpayable, b.unpayable as u64);
                         self.shared.clear_blocked(&token);
                         self.next_nonce += 1;
@@ -645,6 +645,14 @@ impl Lane {
             daily_cap: cfg.daily_caps.get(token).copied(),
             registrations,
             register_receivers: cfg.register_receivers,
+            coalesce: cfg.coalesce,
+            idle: self.flight.is_empty()
+                && self
+                    .shared
+                    .metrics
+                    .in_flight
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == 0,
         }))
     }
 }

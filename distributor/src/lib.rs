@@ -20,12 +20,13 @@ pub mod plan;
 pub mod prepare;
 pub mod rpc;
 pub mod runner;
+pub mod tile;
 pub mod tx;
 
 pub use config::DistributorConfig;
 pub use keyfile::{load_keys, KeyFileError, TreasuryKey};
 pub use metrics::{DistributorMetrics, DistributorSnapshot};
-pub use plan::{plan, Limits, Unpayable};
+pub use plan::{plan, plan_transfers, Limits, Transfer, Unpayable};
 pub use rpc::{redact_url, EndpointSnapshot, RpcEndpointConfig, RpcPool};
 pub use runner::{Distributor, DistributorError};
 pub use tx::{build_batch, SignedBatch};

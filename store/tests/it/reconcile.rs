@@ -331,7 +331,7 @@ async fn many_memo_payments_confirm_in_one_statement_only_when_they_match() {
     let mut conn = db.conn().await;
     let ids = submitted_batch(&mut conn, "tx1", 0, 3).await;
     let pay = |id: ClaimId, from, amount| MemoPayment {
-        claim_id: id,
+        claim_ids: vec![id],
         token: "token.devnet",
         from,
         to: "alice.devnet",
