@@ -69,6 +69,15 @@ impl ChunkModel {
 /// The batch size, up to `max_per_tx` (the action cap, the gas cap and the configuration), that executes
 /// the most transfers per chunk; among equals the largest (fewest transactions).
 pub fn tile(model: &ChunkModel, max_per_tx: usize) -> Tiling {
+    if model.chunk_limit == u64::MAX {
+        // No limit (the devnet's `lift_gas_limit`): nothing to tile, the largest batches are best.
+        let n = max_per_tx.max(1);
+        return Tiling {
+            transfers_per_tx: n,
+            receipts_per_chunk: u64::MAX,
+            transfers_per_chunk: u64::MAX,
+        };
+    }
     let mut best = Tiling {
         transfers_per_tx: max_per_tx.max(1),
         receipts_per_chunk: model.receipts_admitted(max_per_tx.max(1)),

@@ -154,7 +154,7 @@ async fn a_merged_transfer_whose_receipt_fails_hands_every_claim_back_and_is_pai
         .await
         .unwrap()
         .unwrap()
-        .height;
+        .block_height;
     let cfg = IndexerConfig {
         start_block_height: Some(1),
         ..IndexerConfig::fastnear(world.devnet.rpc_url())
