@@ -266,7 +266,11 @@ mod tests {
     fn ids_of(batches: &[Vec<Transfer>]) -> Vec<Vec<Vec<i64>>> {
         batches
             .iter()
-            .map(|b| b.iter().map(|t| t.ids().iter().map(|i| i.0).collect()).collect())
+            .map(|b| {
+                b.iter()
+                    .map(|t| t.ids().iter().map(|i| i.0).collect())
+                    .collect()
+            })
             .collect()
     }
 
@@ -324,9 +328,17 @@ mod tests {
             .collect();
         let (batches, _) = plan_transfers(claims, &limits, true);
         let transfers: Vec<&Transfer> = batches.iter().flatten().collect();
-        assert!(transfers.len() > 1 && transfers.len() < 100, "{}", transfers.len());
+        assert!(
+            transfers.len() > 1 && transfers.len() < 100,
+            "{}",
+            transfers.len()
+        );
         assert!(transfers.iter().all(|t| t.memo().len() <= MAX_MEMO_LEN));
-        let mut seen: Vec<i64> = transfers.iter().flat_map(|t| t.ids()).map(|i| i.0).collect();
+        let mut seen: Vec<i64> = transfers
+            .iter()
+            .flat_map(|t| t.ids())
+            .map(|i| i.0)
+            .collect();
         seen.sort_unstable();
         assert_eq!(seen, (1_000_001..=1_001_000).collect::<Vec<_>>());
         // A sum past u128::MAX starts another transfer instead of wrapping.

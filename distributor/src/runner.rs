@@ -109,7 +109,8 @@ impl Shared {
         }
         let p = &self.protocol;
         let method = choice.p99_burnt.unwrap_or(choice.gas_per_action);
-        let method_compute = u128::from(method) * u128::from(self.cfg.compute_per_gas_percent) / 100;
+        let method_compute =
+            u128::from(method) * u128::from(self.cfg.compute_per_gas_percent) / 100;
         let model = crate::tile::ChunkModel {
             chunk_limit: p.chunk_gas_limit,
             per_tx_conversion: p.send_fees.per_receipt,

@@ -52,7 +52,8 @@ impl ChunkModel {
     /// receipts executed before the `k`-th starts, below the limit.
     pub fn receipts_admitted(&self, n: usize) -> u64 {
         let n = n as u128;
-        let conv = self.inflate(self.per_tx_conversion) + n * self.inflate(self.per_transfer_conversion);
+        let conv =
+            self.inflate(self.per_tx_conversion) + n * self.inflate(self.per_transfer_conversion);
         let receipt = self.inflate(self.per_receipt) + n * self.inflate(self.per_transfer);
         let limit = u128::from(self.chunk_limit);
         if conv >= limit {
@@ -148,7 +149,11 @@ mod tests {
         let mut real = exact;
         real.per_transfer = exact.per_transfer * 102 / 100;
         real.per_transfer_conversion = exact.per_transfer_conversion * 102 / 100;
-        assert_eq!(real.receipts_admitted(chosen.transfers_per_tx), 4, "{chosen:?}");
+        assert_eq!(
+            real.receipts_admitted(chosen.transfers_per_tx),
+            4,
+            "{chosen:?}"
+        );
         // And it beats the fixed 100 against the simulated producer.
         assert!(
             simulate(&real, chosen.transfers_per_tx as u64, 4) > simulate(&real, 100, 3),

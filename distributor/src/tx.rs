@@ -181,7 +181,11 @@ pub fn build_transfers(
     for t in transfers {
         let receiver = t.receiver();
         if register.receivers.contains(receiver) && registered.insert(receiver) {
-            actions.push(register_action(receiver, register.deposit, gas_per_transfer));
+            actions.push(register_action(
+                receiver,
+                register.deposit,
+                gas_per_transfer,
+            ));
         }
         match t.claims.as_slice() {
             // One claim: exactly the action it always had.

@@ -37,7 +37,9 @@ pub fn transfer_memo_many(ids: &[ClaimId], claim_memo: Option<&str>) -> String {
 pub fn memo_len(ids: &[ClaimId], claim_memo: Option<&str>) -> usize {
     let digits: usize = ids.iter().map(|id| id.0.to_string().len()).sum();
     let commas = ids.len().saturating_sub(1);
-    let own = claim_memo.filter(|m| !m.is_empty()).map_or(0, |m| m.len() + 1);
+    let own = claim_memo
+        .filter(|m| !m.is_empty())
+        .map_or(0, |m| m.len() + 1);
     MEMO_PREFIX.len() + digits + commas + own
 }
 

@@ -63,8 +63,7 @@ impl StoredTx {
 /// `ids` cut into runs of `counts` (one id a run when `counts` is absent or does not add up to `ids`).
 pub fn transfer_runs<'a>(ids: &'a [i64], counts: Option<&[i32]>) -> Vec<&'a [i64]> {
     let usable = counts.filter(|c| {
-        c.iter().all(|n| *n > 0)
-            && c.iter().map(|n| *n as usize).sum::<usize>() == ids.len()
+        c.iter().all(|n| *n > 0) && c.iter().map(|n| *n as usize).sum::<usize>() == ids.len()
     });
     match usable {
         Some(counts) => {
@@ -361,7 +360,11 @@ mod tests {
         );
         let single: Vec<&[i64]> = ids.chunks(1).collect();
         assert_eq!(transfer_runs(&ids, None), single);
-        assert_eq!(transfer_runs(&ids, Some(&[2, 2])), single, "does not add up");
+        assert_eq!(
+            transfer_runs(&ids, Some(&[2, 2])),
+            single,
+            "does not add up"
+        );
         assert_eq!(transfer_runs(&ids, Some(&[5, 0])), single, "empty run");
         assert_eq!(transfer_runs(&ids, Some(&[-1, 6])), single, "negative");
     }

@@ -154,7 +154,13 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     let mut per_claim: HashMap<i64, usize> = HashMap::new();
     for t in devnet.ft_transfers() {
         // A merged transfer pays every claim its memo names.
-        for id in t.event.memo.as_deref().and_then(claim_ids_from_memo).unwrap_or_default() {
+        for id in t
+            .event
+            .memo
+            .as_deref()
+            .and_then(claim_ids_from_memo)
+            .unwrap_or_default()
+        {
             *per_claim.entry(id.0).or_default() += 1;
         }
     }

@@ -229,7 +229,10 @@ async fn a_merged_batch_signed_before_a_crash_is_sent_as_the_same_bytes_and_paid
             panic!("no batch");
         };
         assert_eq!(b.claim_ids, ids);
-        assert_eq!(b.transfers, 2, "six claims of one receiver merged, one apart");
+        assert_eq!(
+            b.transfers, 2,
+            "six claims of one receiver merged, one apart"
+        );
         assert_eq!(b.total, items.iter().map(|(_, a)| a).sum::<u128>());
         release_leases(&mut conn, "crashed").await.unwrap();
         b.batch.hash.to_string()
@@ -289,7 +292,10 @@ async fn a_manual_send_with_coalescing_off_gets_a_transfer_of_its_own() {
     world.assert_exactly_once(&ids).await;
     // The opted-out claim (id 3) was paid by a transfer naming it alone.
     let memos = world.memo_transfers();
-    let own: Vec<_> = memos.iter().filter(|(n, _, _)| n.contains(&ClaimId(3))).collect();
+    let own: Vec<_> = memos
+        .iter()
+        .filter(|(n, _, _)| n.contains(&ClaimId(3)))
+        .collect();
     assert_eq!(own.len(), 1);
     assert_eq!(own[0].0, vec![ClaimId(3)]);
     assert_eq!(own[0].2, 102);

@@ -378,9 +378,9 @@ async fn a_merged_transfer_confirms_its_claims_all_together_or_not_at_all() {
         amount: Yocto(amount),
     };
     let bad = [
-        pay(&ids[..3], "treasury.devnet", 14),   // not the sum
-        pay(&ids[..3], "treasury.devnet", 16),   // not the sum
-        pay(&ids[..3], "mallory.devnet", 15),    // not our signer
+        pay(&ids[..3], "treasury.devnet", 14), // not the sum
+        pay(&ids[..3], "treasury.devnet", 16), // not the sum
+        pay(&ids[..3], "mallory.devnet", 15),  // not our signer
         pay(&[ids[0], ClaimId(999)], "treasury.devnet", 10), // names a claim that is not ours
     ];
     assert_eq!(confirm_by_memos(&mut conn, &bad).await.unwrap(), 0);
@@ -419,9 +419,13 @@ async fn a_failed_batch_of_merged_transfers_is_bisected_by_whole_transfers() {
         .unwrap();
     let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
     assert_eq!(tx.transfers().len(), 3);
-    let s = settle(&mut conn, &tx, Settlement::Failure("Smart contract panicked: boom"))
-        .await
-        .unwrap();
+    let s = settle(
+        &mut conn,
+        &tx,
+        Settlement::Failure("Smart contract panicked: boom"),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.handed_back, 6);
     let mut groups = Vec::new();
     for id in &ids {
@@ -430,7 +434,13 @@ async fn a_failed_batch_of_merged_transfers_is_bisected_by_whole_transfers() {
         assert!(c.needs_isolation);
         groups.push(c.split_group.unwrap());
     }
-    assert_eq!(groups[..4].iter().collect::<std::collections::HashSet<_>>().len(), 1);
+    assert_eq!(
+        groups[..4]
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        1
+    );
     assert_eq!(groups[4], groups[5]);
     assert_ne!(groups[0], groups[4]);
 }
@@ -444,9 +454,13 @@ async fn a_lone_merged_transfer_that_failed_for_good_is_retried_claim_by_claim()
         .await
         .unwrap();
     let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
-    let s = settle(&mut conn, &tx, Settlement::Failure("Smart contract panicked: Balance overflow"))
-        .await
-        .unwrap();
+    let s = settle(
+        &mut conn,
+        &tx,
+        Settlement::Failure("Smart contract panicked: Balance overflow"),
+    )
+    .await
+    .unwrap();
     // Nothing failed for good yet: each claim gets its own verdict in a group of one.
     assert_eq!((s.handed_back, s.failed), (3, 0));
     let mut groups = std::collections::HashSet::new();
