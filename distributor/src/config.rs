@@ -86,6 +86,11 @@ pub struct DistributorConfig {
     pub compute_per_gas_percent: u64,
     /// Margin on the estimated compute of a batch when tiling (percent).
     pub tile_margin_percent: u64,
+    /// Pacing: with `tile_chunks`, the process keeps at most this many chunks' worth of receipts in flight
+    /// (transactions stored and not yet settled ≤ receipts a chunk starts × this). Beyond what the chain
+    /// executes, claims wait as `pending` — where they can still be merged — instead of queueing as
+    /// delayed receipts. 0: off (only `max_in_flight_per_key` bounds it).
+    pub pace_blocks: u64,
 }
 
 impl Default for DistributorConfig {
@@ -119,6 +124,7 @@ impl Default for DistributorConfig {
             tile_chunks: true,
             compute_per_gas_percent: 125,
             tile_margin_percent: 3,
+            pace_blocks: 8,
         }
     }
 }
@@ -162,6 +168,9 @@ impl DistributorConfig {
         }
         if !(100..=1_000).contains(&self.compute_per_gas_percent) {
             return Err("distributor.compute_per_gas_percent: between 100 and 1000".into());
+        }
+        if self.pace_blocks > 1_000 {
+            return Err("distributor.pace_blocks: at most 1000".into());
         }
         if self.tile_margin_percent > 100 {
             return Err("distributor.tile_margin_percent: at most 100".into());

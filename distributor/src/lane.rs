@@ -570,6 +570,13 @@ impl Lane {
                 continue;
             }
             while self.flight.len() < max {
+                // Pacing: no deeper a queue in the chain than it executes in `pace_blocks` chunks; the rest
+                // waits as pending claims (which coalescing can still merge).
+                if let Some(cap) = self.shared.pace_limit(&token) {
+                    if self.shared.in_flight_except(&self.pk) + self.flight.len() >= cap {
+                        break;
+                    }
+                }
                 let opts = match self.options(&token).await? {
                     Ok(opts) => opts,
                     Err(unknown) => {
@@ -646,13 +653,9 @@ impl Lane {
             registrations,
             register_receivers: cfg.register_receivers,
             coalesce: cfg.coalesce,
-            idle: self.flight.is_empty()
-                && self
-                    .shared
-                    .metrics
-                    .in_flight
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    == 0,
+            // Every transaction of this lane is in a block already: a batch cut now goes in the next chunk
+            // with nothing of ours queued before it, so a partial one is not held back to fill up.
+            idle: self.flight.values().all(|f| f.submitted),
         }))
     }
 }

@@ -103,9 +103,10 @@ pub struct BatchOptions {
     pub register_receivers: bool,
     /// `[distributor] coalesce`: claims of one receiver pending together share one transfer.
     pub coalesce: bool,
-    /// Nothing of ours is in flight: a batch sent now executes in the next chunk, so one that is not full
-    /// goes at once instead of waiting `max_wait` for more claims (latency when idle; under a backlog
-    /// batches are full anyway).
+    /// Nothing of this lane waits for inclusion: a batch sent now goes in the next chunk behind nothing of
+    /// ours, so one that is not full goes at once instead of waiting `max_wait` for more claims (latency when
+    /// idle; under a backlog batches are full anyway, and while a transaction of the lane waits for a block,
+    /// claims gather into the next batch: about one receipt per lane and block).
     pub idle: bool,
 }
 
@@ -212,7 +213,7 @@ pub async fn prepare(
             }
         }
         // Flush rule: a batch that is not full waits for more claims, up to max_wait after its oldest claim,
-        // unless nothing of ours is in flight (then waiting only adds latency).
+        // unless the lane has nothing waiting for a block (then waiting only adds latency).
         if transfers.len() < per_tx && !isolated && !opts.idle {
             let age = (chrono::Utc::now() - transfers[0].claims[0].created_at)
                 .to_std()

@@ -191,7 +191,11 @@ impl Shared {
                 basis = ?choice.basis,
                 samples = choice.samples,
                 p99_burnt = choice.p99_burnt,
-                transfers_per_tx = self.limits.with_gas(choice.gas_per_action).transfers_per_tx(),
+                transfers_per_tx = {
+                    let l = self.limits.with_gas(choice.gas_per_action);
+                    self.tiling(&l, &choice)
+                        .map_or(l.transfers_per_tx(), |t| t.transfers_per_tx)
+                },
                 "gas per transfer changed"
             );
         }
@@ -333,6 +337,29 @@ impl Shared {
 
     pub(crate) fn near_paused(&self) -> Option<String> {
         self.lock().near_paused.clone()
+    }
+
+    /// Pacing (`pace_blocks`, [`crate::tile`]): how many transactions this process may have in flight for
+    /// `token`'s batches to queue no deeper than that many chunks; `None`: no pacing.
+    pub(crate) fn pace_limit(&self, token: &str) -> Option<usize> {
+        if self.cfg.pace_blocks == 0 {
+            return None;
+        }
+        let choice = self.gas_for(token);
+        let limits = self.limits.with_gas(choice.gas_per_action);
+        let t = self.tiling(&limits, &choice)?;
+        let n = t.receipts_per_chunk.checked_mul(self.cfg.pace_blocks)?;
+        Some(usize::try_from(n).unwrap_or(usize::MAX).max(1))
+    }
+
+    /// Transactions in flight in this process's lanes other than `pk`'s.
+    pub(crate) fn in_flight_except(&self, pk: &str) -> usize {
+        let s = self.lock();
+        s.in_flight
+            .iter()
+            .filter(|(k, _)| k.as_str() != pk)
+            .map(|(_, n)| *n)
+            .sum()
     }
 
     pub(crate) fn set_lane_in_flight(&self, pk: &str, n: usize) {
