@@ -787,7 +787,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         elapsed.as_secs_f64()
     );
     println!(
-        "throughput:           {overall:.0} transfers/s (first claim → last confirmation: {:.1} s)",
+        "throughput:           {overall:.0} claims/s (first claim → last confirmation: {:.1} s)",
         t.span_seconds
     );
     println!(
