@@ -9,7 +9,7 @@ use crate::error::{ErrorBody, ErrorDetail};
 use crate::model::{
     ChainView, ClaimPage, ClaimView, ClaimsSummary, DistributorView, HeadSource, HealthView,
     IncidentList, IncidentView, IndexerView, KeyPoolView, KeyView, ReadyView, ReplayRequest,
-    ReplayState, ReplayView, SendFtRequest, StatusView, Throughput, TokenClaims, TransferView,
+    ReplayState, ReplayView, SendFtRequest, StatusView, Throughput, TokenClaims,
     WebhookDeliveryView, WebhookEndpointView, WebhooksView,
 };
 use crate::routes;
@@ -55,7 +55,7 @@ impl Modify for BearerAuth {
         routes::incidents::clear,
     ),
     components(schemas(
-        ErrorBody, ErrorDetail, SendFtRequest, ClaimView, TransferView, ClaimPage, HealthView, ReadyView, StatusView,
+        ErrorBody, ErrorDetail, SendFtRequest, ClaimView, ClaimPage, HealthView, ReadyView, StatusView,
         ChainView, HeadSource, IndexerView, ClaimsSummary, TokenClaims, Throughput, KeyPoolView, KeyView,
         DistributorView, ReplayRequest, ReplayView, ReplayState, WebhooksView, WebhookEndpointView,
         WebhookDeliveryView, IncidentView, IncidentList,
