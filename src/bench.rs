@@ -15,6 +15,10 @@
 //! `report.json` (settings, machine, totals, throughput, p50/p95/p99 latency, success share, duplicates on the
 //! devnet ledger, the per-second series) and `throughput.svg` (transfers/s per second and the 10-s moving
 //! average over time). Any claim paid twice fails the command.
+//!
+//! Receivers (`--receivers`): a pool of N registered users drawn in turn (default 500: repeat-heavy, so
+//! coalescing merges claims) or `distinct` (every claim its own receiver, an airdrop). Claims and transfers
+//! are reported apart (claims/s is what users feel, transfers/s the chain's cost: [`receivers::Landed`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,11 +32,14 @@ use payouts_distributor::{Distributor, DistributorConfig, DistributorMetrics};
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::api_queries::{list_claims, ClaimFilter};
 use payouts_store::claims::{count_by_status, insert_claims, payout_timing, NewClaim};
-use payouts_store::memo::claim_id_from_memo;
+use payouts_store::memo::claim_ids_from_memo;
 use payouts_store::testdb::TestDb;
 use payouts_store::{ClaimStatus, PgPool, Yocto};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+
+mod receivers;
+pub use receivers::{Landed, Receivers};
 
 /// What to run.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,6 +74,13 @@ pub struct BenchArgs {
     /// (never answers): the distributor's throughput must not depend on it.
     #[arg(long, value_enum)]
     pub webhook: Option<WebhookMode>,
+    /// Who the claims pay: a pool of N registered users drawn in turn (repeat-heavy) or `distinct` (each
+    /// claim its own receiver).
+    #[arg(long, default_value = "500")]
+    pub receivers: Receivers,
+    /// `distributor.coalesce`: merge claims of one receiver pending together into one transfer.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub coalesce: bool,
     /// Where `report.json` and `throughput.svg` go (created if missing).
     #[arg(long, default_value = "bench-report")]
     pub report_dir: PathBuf,
@@ -79,6 +93,19 @@ pub enum WebhookMode {
     Ok,
     /// Never answers (each request times out).
     Hang,
+}
+
+/// What coalescing did: claims and transfers landed apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimsAndTransfers {
+    /// `--receivers`.
+    pub receivers: String,
+    /// `--coalesce`.
+    pub coalesce: bool,
+    /// Rates.
+    pub landed: Landed,
+    /// p95 latency in blocks.
+    pub p95_blocks: f64,
 }
 
 /// Claim counts at one moment (the database is the run's own: every claim in it is the run's).
@@ -101,10 +128,10 @@ async fn counts(pool: &PgPool) -> anyhow::Result<Counts> {
     })
 }
 
-async fn feed(pool: &PgPool, from: u64, n: u64) -> anyhow::Result<()> {
+async fn feed(pool: &PgPool, receivers: Receivers, from: u64, n: u64) -> anyhow::Result<()> {
     let rows: Vec<NewClaim> = (from..from + n)
         .map(|i| {
-            let user = format!("user-{}.devnet", 2 * (i % 500));
+            let user = receivers.of(i);
             NewClaim::manual(
                 &format!("bench-{i}"),
                 "d",
@@ -269,8 +296,13 @@ fn check_ledger<'a>(
     let mut per_claim: HashMap<i64, u64> = HashMap::new();
     for memo in memos {
         check.transfers += 1;
-        match memo.and_then(claim_id_from_memo) {
-            Some(id) if claims.contains_key(&id.0) => *per_claim.entry(id.0).or_default() += 1,
+        // A merged transfer names several claims: each of them counts as paid by it.
+        match memo.and_then(claim_ids_from_memo) {
+            Some(ids) if ids.iter().all(|id| claims.contains_key(&id.0)) => {
+                for id in ids {
+                    *per_claim.entry(id.0).or_default() += 1;
+                }
+            }
             _ => check.transfers_naming_no_claim += 1,
         }
     }
@@ -331,6 +363,9 @@ pub struct Report {
     pub ledger: LedgerCheck,
     /// The webhook receiver, with `--webhook`.
     pub webhooks: Option<WebhookSummary>,
+    /// Claims and transfers apart, and who was paid.
+    #[serde(default)]
+    pub claims_and_transfers: Option<ClaimsAndTransfers>,
     /// One sample a second.
     pub series: Vec<Sample>,
 }
@@ -590,7 +625,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "--rate and --duration-secs: at least 1"
         );
     }
+    let planned = args
+        .rate
+        .map_or(args.claims, |r| r.saturating_mul(args.duration_secs));
     let (devnet, _keys_dir) = Devnet::start_for_tests(|c| {
+        c.users = args.receivers.users_needed(planned);
         c.block_time_ms = args.block_time_ms;
         c.lift_gas_limit = args.lift_gas_limit;
         c.rpc_timeout_ms = 10_000;
@@ -623,6 +662,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         max_transfers_per_tx: args.per_tx,
         poll_interval_ms: 20,
         max_batch_wait_ms: 200,
+        coalesce: args.coalesce,
         ..DistributorConfig::default()
     };
     let dmetrics = Arc::new(DistributorMetrics::default());
@@ -633,15 +673,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         dmetrics.clone(),
     )
     .await?;
-    let per_tx = distributor.limits().transfers_per_tx();
+    let per_tx = distributor.limits_for("token.devnet").transfers_per_tx();
     let distributor_task = tokio::spawn(distributor.run(stop.clone()));
 
     println!(
-        "payouts bench: {} keys, {per_tx} transfers/tx, {} in flight/key, block {} ms, gas limit {}",
+        "payouts bench: {} keys, {per_tx} transfers/tx at start, {} in flight/key, block {} ms, gas limit {}, receivers {}, coalesce {}",
         args.keys,
         args.max_in_flight,
         args.block_time_ms,
         gas_limit.map_or("lifted".to_string(), |g| format!("{} Tgas", g / 1_000_000_000_000)),
+        args.receivers.name(),
+        args.coalesce,
     );
     let since = chrono::Utc::now();
     let started = Instant::now();
@@ -650,7 +692,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let second = Duration::from_secs(1);
     let fed = match args.rate {
         None => {
-            feed(&pool, 0, args.claims).await?;
+            feed(&pool, args.receivers, 0, args.claims).await?;
             let bar = progress_bar(
                 args.claims,
                 "[{bar:24}] {pos}/{len} confirmed {elapsed:>4} {wide_msg}",
@@ -693,7 +735,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             while fed < total {
                 let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
                 if due > fed {
-                    feed(&pool, fed, due - fed).await?;
+                    feed(&pool, args.receivers, fed, due - fed).await?;
                     fed = due;
                 }
                 if Instant::now() >= next_sample {
@@ -745,7 +787,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         elapsed.as_secs_f64()
     );
     println!(
-        "throughput:           {overall:.0} transfers/s (first claim → last confirmation: {:.1} s)",
+        "throughput:           {overall:.0} claims/s (first claim → last confirmation: {:.1} s)",
         t.span_seconds
     );
     println!(
@@ -775,6 +817,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("sustained (10 s windows after the first): mean {mean:.0}/s, lowest {min:.0}/s");
         (Some(mean), Some(min))
     };
+    // Transfers on the ledger (fewer than claims when coalesced): the chain's cost is per transfer.
+    let claims = run_claims(&pool).await?;
+    let transfers = devnet.ft_transfers();
+    let ledger = check_ledger(transfers.iter().map(|t| t.event.memo.as_deref()), &claims);
+    let landed = Landed::new(t.confirmed, ledger.transfers, t.span_seconds);
+    println!(
+        "claims and transfers: {:.0} claims/s, {:.0} transfers/s, {:.2} claims per transfer ({}, coalesce {})",
+        landed.claims_per_s,
+        landed.transfers_per_s,
+        landed.claims_per_transfer,
+        args.receivers.name(),
+        args.coalesce
+    );
+    let p95_blocks = t.p95_seconds / (args.block_time_ms as f64 / 1000.0);
+    println!("p95 in blocks:        {p95_blocks:.1}");
     let mut ceiling = None;
     let mut tgas_per_transfer = None;
     if let Some(limit) = gas_limit {
@@ -784,14 +841,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let after: Vec<_> = gas.iter().filter(|b| b.height > first_height).collect();
         let compute: u64 = after.iter().map(|b| b.compute).sum();
         let used: u64 = after.iter().map(|b| b.used).sum();
-        let per_transfer = compute as f64 / confirmed.max(1) as f64;
+        let per_transfer = compute as f64 / ledger.transfers.max(1) as f64;
         let c = limit as f64 / per_transfer / (args.block_time_ms as f64 / 1000.0);
         let prices: Vec<u128> = after.iter().map(|b| b.gas_price).collect();
         println!(
-            "single-token ceiling: {c:.0} transfers/s ({:.2} Tcompute, {:.2} Tgas burnt per transfer); reached {:.0}%",
+            "single-token ceiling: {c:.0} transfers/s ({:.2} Tcompute, {:.2} Tgas burnt per transfer); claims reached {:.0}%, transfers {:.0}%",
             per_transfer / 1e12,
-            used as f64 / confirmed.max(1) as f64 / 1e12,
-            100.0 * overall / c
+            used as f64 / ledger.transfers.max(1) as f64 / 1e12,
+            100.0 * overall / c,
+            100.0 * landed.transfers_per_s / c
         );
         if let (Some(lo), Some(hi)) = (prices.iter().min(), prices.iter().max()) {
             println!("gas price:            {lo} .. {hi} yocto/gas over the run");
@@ -805,9 +863,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "success share:        {}",
         success_share.map_or("-".to_string(), |s| format!("{:.2} %", 100.0 * s))
     );
-    let claims = run_claims(&pool).await?;
-    let transfers = devnet.ft_transfers();
-    let ledger = check_ledger(transfers.iter().map(|t| t.event.memo.as_deref()), &claims);
     println!(
         "duplicates:           {} ({} claims paid more than once, {} transfers naming no claim; {} transfers, {} claims paid)",
         ledger.duplicates,
@@ -908,6 +963,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         duplicates: ledger.duplicates,
         ledger,
         webhooks,
+        claims_and_transfers: Some(ClaimsAndTransfers {
+            receivers: args.receivers.name(),
+            coalesce: args.coalesce,
+            landed,
+            p95_blocks,
+        }),
         series: samples,
     };
     let (json, svg) = write_report(&args.report_dir, &report)?;
@@ -1064,6 +1125,7 @@ mod tests {
                 failed_attempts: 10,
                 pending: 4_000,
             }),
+            claims_and_transfers: None,
             series,
         }
     }
@@ -1149,6 +1211,13 @@ mod tests {
         assert_eq!(bad.duplicates, 4);
         assert_eq!(bad.confirmed_not_paid, 2);
         assert_eq!(bad.paid_not_confirmed, 1);
+        // A merged transfer pays every claim it names; a claim in two memos is a duplicate.
+        let merged = check_ledger([Some("payouts:1,2"), Some("payouts:3,2")], &claims);
+        assert_eq!(merged.transfers, 2);
+        assert_eq!(merged.claims_paid, 3);
+        assert_eq!(merged.claims_paid_more_than_once, 1);
+        assert_eq!(merged.duplicates, 1);
+        assert_eq!(merged.confirmed_not_paid, 0);
     }
 
     #[test]

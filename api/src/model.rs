@@ -30,6 +30,10 @@ pub struct SendFtRequest {
     /// Stored with the claim and appended to the `ft_transfer` memo. Printable text, bounded length.
     #[serde(default, deserialize_with = "strings::memo")]
     pub memo: Option<String>,
+    /// `false`: pay this claim with an `ft_transfer` of its own, never merged with other claims of the same
+    /// receiver (`distributor.coalesce`). Omitted: `true`.
+    #[serde(default)]
+    pub coalesce: Option<bool>,
 }
 
 /// String fields whose type errors name the field (serde's own message does not).
@@ -132,6 +136,41 @@ pub struct ClaimView {
     pub updated_at: DateTime<Utc>,
     /// When it was confirmed.
     pub confirmed_at: Option<DateTime<Utc>>,
+    /// Whether it may share an `ft_transfer` with other claims of its receiver (coalescing).
+    #[serde(default = "yes")]
+    pub coalesce: bool,
+    /// `GET /claims/{id}`: the transfer carrying (or that paid) it, once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferView>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The `ft_transfer` that carries a claim: one action of its transaction, paying this claim alone or
+/// merged with others of the same receiver (their sum, every id in its memo).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TransferView {
+    /// The transaction's hash.
+    pub tx_hash: String,
+    /// The transaction's status (`signed`, `submitted`, `included`, `final`, `failed`, `dropped`).
+    pub tx_status: String,
+    /// Index of the transfer among the transaction's `ft_transfer` actions (0-based).
+    pub transfer_index: usize,
+    /// Every claim the transfer pays (this one included), in memo order.
+    pub claim_ids: Vec<i64>,
+}
+
+impl From<payouts_store::transactions::ClaimTransfer> for TransferView {
+    fn from(t: payouts_store::transactions::ClaimTransfer) -> Self {
+        Self {
+            tx_hash: t.tx_hash,
+            tx_status: t.tx_status.as_str().to_string(),
+            transfer_index: t.transfer_index,
+            claim_ids: t.claim_ids,
+        }
+    }
 }
 
 impl From<Claim> for ClaimView {
@@ -156,6 +195,8 @@ impl From<Claim> for ClaimView {
             created_at: c.created_at,
             updated_at: c.updated_at,
             confirmed_at: c.confirmed_at,
+            coalesce: c.may_coalesce,
+            transfer: None,
         }
     }
 }

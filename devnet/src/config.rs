@@ -64,6 +64,9 @@ pub struct DevnetConfig {
     /// (`[devnet.ft_transfer_gas]`, e.g. `"heavy.devnet" = 6000000000000`). A call attaching less
     /// fails with "Exceeded the prepaid gas.".
     pub ft_transfer_gas: std::collections::BTreeMap<String, u64>,
+    /// How many generated users (`user-N.devnet`, every even one registered with the tokens) the
+    /// built-in genesis has, replacing its 1,000: benchmarks paying many distinct receivers.
+    pub users: Option<u32>,
 }
 
 impl Default for DevnetConfig {
@@ -87,6 +90,7 @@ impl Default for DevnetConfig {
             faults: Faults::default(),
             load: LoadConfig::default(),
             ft_transfer_gas: std::collections::BTreeMap::new(),
+            users: None,
         }
     }
 }

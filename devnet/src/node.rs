@@ -60,6 +60,9 @@ impl Devnet {
                 })?;
             t.ft_transfer_gas = *gas;
         }
+        if let (Some(n), Some(users)) = (cfg.users, genesis.users.as_mut()) {
+            users.count = n;
+        }
         let built = genesis.build()?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await

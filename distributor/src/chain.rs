@@ -62,6 +62,10 @@ pub struct ProtocolLimits {
     pub fixed_fees: payouts_store::gas::FixedFees,
     /// The protocol's floor under the gas price (yocto per gas): no block's price is lower.
     pub min_gas_price: u128,
+    /// A chunk's gas limit, which is also its compute limit (genesis `gas_limit`; `u64::MAX`: lifted).
+    pub chunk_gas_limit: u64,
+    /// Send fees (burnt converting a transaction): per receipt and per function-call action.
+    pub send_fees: payouts_store::gas::FixedFees,
 }
 
 /// The node (a pool of endpoints), with a deadline per attempt.
@@ -288,6 +292,15 @@ impl Chain {
                     .as_gas(),
             },
             min_gas_price: cfg.min_gas_price.as_yoctonear(),
+            chunk_gas_limit: cfg.gas_limit.as_gas(),
+            send_fees: payouts_store::gas::FixedFees {
+                per_receipt: fees.action_receipt_creation_config.send_not_sir.as_gas(),
+                per_action: fees
+                    .action_creation_config
+                    .function_call_cost
+                    .send_not_sir
+                    .as_gas(),
+            },
         })
     }
 

@@ -74,6 +74,23 @@ pub struct DistributorConfig {
     pub max_rebroadcast_backoff_ms: u64,
     /// On SIGTERM/SIGINT, how long to keep finishing in-flight work before releasing the keys (ms).
     pub shutdown_grace_ms: u64,
+    /// Pay claims of the same token and receiver that are pending together with one `ft_transfer` of their
+    /// sum, its memo naming every one (crate::plan). Claims that opted out (a manual send with
+    /// `coalesce: false`) are always paid alone.
+    pub coalesce: bool,
+    /// Size batches so that whole receipts tile the chunk's compute limit (crate::tile) instead of always
+    /// `max_transfers_per_tx`.
+    pub tile_chunks: bool,
+    /// Compute of a transfer's method per unit of the gas it burns (percent): storage costs more compute
+    /// than gas on nearcore (≈ +25 % for a NEP-141 `ft_transfer`).
+    pub compute_per_gas_percent: u64,
+    /// Margin on the estimated compute of a batch when tiling (percent).
+    pub tile_margin_percent: u64,
+    /// Pacing: with `tile_chunks`, the process keeps at most this many chunks' worth of receipts in flight
+    /// (transactions stored and not yet settled ≤ receipts a chunk starts × this). Beyond what the chain
+    /// executes, claims wait as `pending` — where they can still be merged — instead of queueing as
+    /// delayed receipts. 0: off (only `max_in_flight_per_key` bounds it).
+    pub pace_blocks: u64,
 }
 
 impl Default for DistributorConfig {
@@ -103,6 +120,11 @@ impl Default for DistributorConfig {
             indexer_stream: None,
             max_rebroadcast_backoff_ms: 60_000,
             shutdown_grace_ms: 10_000,
+            coalesce: true,
+            tile_chunks: true,
+            compute_per_gas_percent: 125,
+            tile_margin_percent: 3,
+            pace_blocks: 8,
         }
     }
 }
@@ -143,6 +165,15 @@ impl DistributorConfig {
         }
         if self.max_gas_per_transfer_tgas > 1_000 {
             return Err("distributor.max_gas_per_transfer_tgas: at most 1000".into());
+        }
+        if !(100..=1_000).contains(&self.compute_per_gas_percent) {
+            return Err("distributor.compute_per_gas_percent: between 100 and 1000".into());
+        }
+        if self.pace_blocks > 1_000 {
+            return Err("distributor.pace_blocks: at most 1000".into());
+        }
+        if self.tile_margin_percent > 100 {
+            return Err("distributor.tile_margin_percent: at most 100".into());
         }
         if self.gas_margin_percent > 1_000 {
             return Err("distributor.gas_margin_percent: at most 1000".into());

@@ -33,7 +33,25 @@
 //!    state), which every honest node answers alike; a node that cannot answer (lagging, garbage collected)
 //!    yields "not proven yet", never "dead".
 //!
-//! Tests that try to break it: `distributor/tests/it/death.rs` (resends rejected while the first copy lands,
+//! # Merged transfers (coalescing)
+//! One `ft_transfer` may pay several claims of one receiver with their sum ([`crate::plan`]). Nothing above
+//! changes, because the unit of every rule is the *transaction*, and a merged transfer lives inside one:
+//! 5. Its claims are locked, moved `pending → submitted` and listed in the stored row's `claim_ids` in the
+//!    same DB transaction as the signed bytes ([`crate::prepare`]), exactly as claims of separate transfers
+//!    of the batch are; a `submitted` claim is never batched again, so no claim is in two live memos.
+//! 6. The transaction's actions are one receipt: they succeed or revert together, the merged transfer with
+//!    them. A success confirms every claim the row lists; a failure (or a proof of death, rule 2 (ii)) hands
+//!    every one of them back, and only then may they be signed again (merged anew or not) — the old bytes can
+//!    never land again (nonce used, or proven unusable).
+//! 7. The indexed stream confirms claims from an event only all together: every id the memo names must be
+//!    `submitted` in the same transaction of the event's signer, to this receiver, with amounts summing to
+//!    exactly the event's (payouts_store::reconcile `confirm_by_memos`); a memo naming a claim its receipt's
+//!    transaction does not carry is an incident for that claim (payouts_store::incidents), merged or not.
+//!    Replaying the stream repeats the same checks on rows that have moved on, and changes nothing.
+//!
+//! Tests that try to break it: `distributor/tests/it/coalesce.rs` (a merged transfer whose receipt fails is
+//! paid once later; a crash between sign and send re-broadcasts the same merged bytes; replaying the blocks
+//! confirms nothing twice), `distributor/tests/it/death.rs` (resends rejected while the first copy lands,
 //! look-ups answered by lagging nodes, a transaction that truly never lands) and the unit tests below.
 
 use near_primitives::transaction::SignedTransaction;

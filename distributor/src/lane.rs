@@ -570,6 +570,13 @@ impl Lane {
                 continue;
             }
             while self.flight.len() < max {
+                // Pacing: no deeper a queue in the chain than it executes in `pace_blocks` chunks; the rest
+                // waits as pending claims (which coalescing can still merge).
+                if let Some(cap) = self.shared.pace_limit(&token) {
+                    if self.shared.in_flight_except(&self.pk) + self.flight.len() >= cap {
+                        break;
+                    }
+                }
                 let opts = match self.options(&token).await? {
                     Ok(opts) => opts,
                     Err(unknown) => {
@@ -596,7 +603,7 @@ impl Lane {
                     Prepared::Batch(b) => {
                         let m = &self.shared.metrics;
                         add(&m.batches, 1);
-                        add(&m.transfers, b.claim_ids.len() as u64);
+                        add(&m.transfers, b.transfers as u64);
                         add(&m.unpayable, b.unpayable as u64);
                         self.shared.clear_blocked(&token);
                         self.next_nonce += 1;
@@ -645,6 +652,10 @@ impl Lane {
             daily_cap: cfg.daily_caps.get(token).copied(),
             registrations,
             register_receivers: cfg.register_receivers,
+            coalesce: cfg.coalesce,
+            // Every transaction of this lane is in a block already: a batch cut now goes in the next chunk
+            // with nothing of ours queued before it, so a partial one is not held back to fill up.
+            idle: self.flight.values().all(|f| f.submitted),
         }))
     }
 }

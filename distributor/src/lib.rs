@@ -3,7 +3,8 @@
 //! reconciliation). Money leaves the treasury here, so DESIGN's "Exactly-once payouts" rules are followed to
 //! the letter: a signed transaction is persisted before it is broadcast, and re-broadcast as the same bytes.
 //!
-//! Parts: key files ([`keyfile`]), batch planning ([`plan`]: bisection groups), batch signing ([`tx`]), the
+//! Parts: key files ([`keyfile`]), batch planning ([`plan`]: bisection groups, coalescing claims of one
+//! receiver into one transfer), batch size from what a chunk admits ([`tile`]), batch signing ([`tx`]), the
 //! persist-before-broadcast step ([`prepare`]: flush rule, money guards ([`guard`])), the node ([`chain`]), one lane per leased
 //! key (nonce order, re-broadcast, dead-transaction detection, resync), and the process ([`runner`]: leases,
 //! guards, status, graceful shutdown).
@@ -20,12 +21,13 @@ pub mod plan;
 pub mod prepare;
 pub use payouts_near::rpc;
 pub mod runner;
+pub mod tile;
 pub mod tx;
 
 pub use config::DistributorConfig;
 pub use keyfile::{load_keys, KeyFileError, TreasuryKey};
 pub use metrics::{DistributorMetrics, DistributorSnapshot};
-pub use plan::{plan, Limits, Unpayable};
+pub use plan::{plan, plan_transfers, Limits, Transfer, Unpayable};
 pub use rpc::{redact_url, EndpointSnapshot, RpcEndpointConfig, RpcPool};
 pub use runner::{Distributor, DistributorError};
 pub use tx::{build_batch, SignedBatch};

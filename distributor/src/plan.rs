@@ -4,12 +4,20 @@
 //! one receipt (they succeed or revert together), at most 100 actions per receipt, and the prepaid gas of a
 //! transaction is capped (300 Tgas before protocol 83, read from the node). A claim flagged for isolation
 //! (its last batch failed as a whole) is sent alone, so a bad receiver fails by itself and poisons nothing.
+//!
+//! Coalescing ([`plan_transfers`] with `coalesce`): claims of the same receiver (and the same own memo, and
+//! the same split group) that are pending together are paid by one `ft_transfer` of their sum, checked in
+//! u128, whose memo names every one of them (`payouts:12,13,40`, at most
+//! [`payouts_store::memo::MAX_MEMO_LEN`] long: beyond it, or when the sum would overflow, a further transfer
+//! starts). Batch limits count transfers (actions), not claims. A claim that opted out
+//! (`may_coalesce = false`) always has a transfer of its own.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
 use near_primitives::types::AccountId;
 use payouts_store::claims::Claim;
+use payouts_store::memo::{memo_len, transfer_memo_many, MAX_MEMO_LEN};
 use payouts_store::ClaimId;
 
 /// Nearcore's cap on actions in one receipt.
@@ -58,16 +66,104 @@ pub struct Unpayable {
     pub reason: String,
 }
 
+/// One `ft_transfer`: the claims it pays (one, or several of the same receiver when coalesced), oldest
+/// first. Built only by [`plan_transfers`], which keeps its amount a checked u128 sum and its memo bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The claims paid, oldest first; never empty.
+    pub claims: Vec<Claim>,
+}
+
+impl Transfer {
+    /// A transfer paying `claim` alone.
+    pub fn single(claim: Claim) -> Self {
+        Self {
+            claims: vec![claim],
+        }
+    }
+
+    /// The receiver (empty for an empty transfer, which no account id matches).
+    pub fn receiver(&self) -> &str {
+        self.claims.first().map_or("", |c| c.receiver_id.as_str())
+    }
+
+    /// The amount: the sum of its claims (checked when they were merged; saturating only if built by hand).
+    pub fn amount(&self) -> u128 {
+        self.claims
+            .iter()
+            .fold(0u128, |acc, c| acc.saturating_add(c.amount.0))
+    }
+
+    /// The claims' ids, in memo order.
+    pub fn ids(&self) -> Vec<ClaimId> {
+        self.claims.iter().map(|c| c.id).collect()
+    }
+
+    /// The memo naming every claim it pays.
+    pub fn memo(&self) -> String {
+        let own = self.claims.first().and_then(|c| c.memo.as_deref());
+        transfer_memo_many(&self.ids(), own)
+    }
+
+    /// Whether `claim` may join: same receiver and memo, both willing, the sum fits a u128 and the memo its
+    /// bound.
+    fn can_take(&self, claim: &Claim) -> bool {
+        let Some(first) = self.claims.first() else {
+            return false;
+        };
+        if !(first.may_coalesce && claim.may_coalesce)
+            || first.receiver_id != claim.receiver_id
+            || first.memo != claim.memo
+        {
+            return false;
+        }
+        let sum = self
+            .claims
+            .iter()
+            .try_fold(claim.amount.0, |acc, c| acc.checked_add(c.amount.0));
+        if sum.is_none() {
+            return false;
+        }
+        let mut ids = self.ids();
+        ids.push(claim.id);
+        memo_len(&ids, first.memo.as_deref()) <= MAX_MEMO_LEN
+    }
+}
+
+/// Claims of a batch, flattened in action order.
+pub fn batch_claims(batch: &[Transfer]) -> impl Iterator<Item = &Claim> {
+    batch.iter().flat_map(|t| t.claims.iter())
+}
+
 /// Splits claims (oldest first) into batches, in the order of their oldest claim. A claim flagged for
 /// isolation goes only with the other claims of its split group (one half of a failed batch: bisection), or
 /// alone when it has none; the rest fill full batches. Claims that can never be paid (invalid receiver, zero
-/// amount) are returned apart.
+/// amount) are returned apart. One transfer per claim: [`plan_transfers`] without coalescing.
 pub fn plan(claims: Vec<Claim>, limits: &Limits) -> (Vec<Vec<Claim>>, Vec<Unpayable>) {
+    let (batches, bad) = plan_transfers(claims, limits, false);
+    let batches = batches
+        .into_iter()
+        .map(|b| b.into_iter().flat_map(|t| t.claims).collect())
+        .collect();
+    (batches, bad)
+}
+
+/// [`plan`] in transfers: with `coalesce`, a claim joins an earlier transfer of the same split group to the
+/// same receiver (see the module doc) instead of taking an action of its own; batches hold at most
+/// `transfers_per_tx` transfers.
+pub fn plan_transfers(
+    claims: Vec<Claim>,
+    limits: &Limits,
+    coalesce: bool,
+) -> (Vec<Vec<Transfer>>, Vec<Unpayable>) {
     let per_tx = limits.transfers_per_tx().max(1);
-    let mut batches: Vec<Vec<Claim>> = Vec::new();
+    let mut batches: Vec<Vec<Transfer>> = Vec::new();
     let mut bad = Vec::new();
     // Index in `batches` of the batch still open for a split group (`None`: the ordinary claims).
     let mut open: HashMap<Option<String>, usize> = HashMap::new();
+    // The latest transfer per (split group, receiver, own memo): where a claim may be merged.
+    type Key = (Option<String>, String, Option<String>);
+    let mut merge: HashMap<Key, (usize, usize)> = HashMap::new();
     for claim in claims {
         if let Err(reason) = check(&claim) {
             bad.push(Unpayable {
@@ -80,16 +176,31 @@ pub fn plan(claims: Vec<Claim>, limits: &Limits) -> (Vec<Vec<Claim>>, Vec<Unpaya
             (false, _) => None,
             (true, Some(g)) => Some(g.clone()),
             (true, None) => {
-                batches.push(vec![claim]);
+                batches.push(vec![Transfer::single(claim)]);
                 continue;
             }
         };
-        match open.get(&group) {
-            Some(&i) if batches[i].len() < per_tx => batches[i].push(claim),
+        let key = (coalesce && claim.may_coalesce)
+            .then(|| (group.clone(), claim.receiver_id.clone(), claim.memo.clone()));
+        if let Some(&(b, t)) = key.as_ref().and_then(|k| merge.get(k)) {
+            if batches[b][t].can_take(&claim) {
+                batches[b][t].claims.push(claim);
+                continue;
+            }
+        }
+        let at = match open.get(&group) {
+            Some(&i) if batches[i].len() < per_tx => {
+                batches[i].push(Transfer::single(claim));
+                (i, batches[i].len() - 1)
+            }
             _ => {
                 open.insert(group, batches.len());
-                batches.push(vec![claim]);
+                batches.push(vec![Transfer::single(claim)]);
+                (batches.len() - 1, 0)
             }
+        };
+        if let Some(k) = key {
+            merge.insert(k, at);
         }
     }
     (batches, bad)
@@ -148,7 +259,124 @@ mod tests {
             retry_at: None,
             retry_kind: None,
             retries: 0,
+            may_coalesce: true,
         }
+    }
+
+    fn ids_of(batches: &[Vec<Transfer>]) -> Vec<Vec<Vec<i64>>> {
+        batches
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .map(|t| t.ids().iter().map(|i| i.0).collect())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn coalescing_merges_a_receivers_claims_into_one_transfer() {
+        let limits = Limits {
+            max_transfers_per_tx: 2,
+            gas_per_transfer: 3 * TGAS,
+            max_tx_gas: 300 * TGAS,
+        };
+        let mut opted_out = claim(6, "a.devnet", 1, false);
+        opted_out.may_coalesce = false;
+        let mut other_memo = claim(7, "a.devnet", 1, false);
+        other_memo.memo = Some("other".into());
+        let claims = vec![
+            claim(1, "a.devnet", 5, false),
+            claim(2, "b.devnet", 1, false),
+            claim(3, "a.devnet", 7, false),
+            claim(4, "c.devnet", 1, false),
+            claim(5, "b.devnet", 2, false),
+            opted_out,
+            other_memo,
+            claim(8, "c.devnet", 1, false),
+        ];
+        let (batches, bad) = plan_transfers(claims.clone(), &limits, true);
+        assert!(bad.is_empty());
+        // a and b fill the first batch (two transfers); c's claims merge in the second batch; the opted-out
+        // claim and the one with another memo get their own transfers.
+        assert_eq!(
+            ids_of(&batches),
+            vec![
+                vec![vec![1, 3], vec![2, 5]],
+                vec![vec![4, 8], vec![6]],
+                vec![vec![7]]
+            ]
+        );
+        assert_eq!(batches[0][0].amount(), 12);
+        assert_eq!(batches[0][0].memo(), "payouts:1,3");
+        // Off: one transfer per claim, as plan() does.
+        let (off, _) = plan_transfers(claims, &limits, false);
+        assert!(off.iter().flatten().all(|t| t.claims.len() == 1));
+        assert_eq!(off.iter().map(Vec::len).sum::<usize>(), 8);
+    }
+
+    #[test]
+    fn merged_transfers_split_at_the_memo_bound_and_on_overflow() {
+        let limits = Limits {
+            max_transfers_per_tx: 100,
+            gas_per_transfer: 3 * TGAS,
+            max_tx_gas: 300 * TGAS,
+        };
+        // 1,000 claims of one receiver: every transfer's memo within the bound, every claim once.
+        let claims: Vec<Claim> = (1..=1000)
+            .map(|i| claim(1_000_000 + i, "a.devnet", 1, false))
+            .collect();
+        let (batches, _) = plan_transfers(claims, &limits, true);
+        let transfers: Vec<&Transfer> = batches.iter().flatten().collect();
+        assert!(
+            transfers.len() > 1 && transfers.len() < 100,
+            "{}",
+            transfers.len()
+        );
+        assert!(transfers.iter().all(|t| t.memo().len() <= MAX_MEMO_LEN));
+        let mut seen: Vec<i64> = transfers
+            .iter()
+            .flat_map(|t| t.ids())
+            .map(|i| i.0)
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (1_000_001..=1_001_000).collect::<Vec<_>>());
+        // A sum past u128::MAX starts another transfer instead of wrapping.
+        let claims = vec![
+            claim(1, "a.devnet", u128::MAX - 1, false),
+            claim(2, "a.devnet", 1, false),
+            claim(3, "a.devnet", 1, false),
+        ];
+        let (batches, _) = plan_transfers(claims, &limits, true);
+        assert_eq!(ids_of(&batches), vec![vec![vec![1, 2], vec![3]]]);
+        assert_eq!(batches[0][0].amount(), u128::MAX);
+    }
+
+    #[test]
+    fn split_groups_coalesce_only_within_themselves() {
+        let limits = Limits {
+            max_transfers_per_tx: 10,
+            gas_per_transfer: 3 * TGAS,
+            max_tx_gas: 300 * TGAS,
+        };
+        let claims = vec![
+            grouped(1, "a.devnet", 1, true, Some("h/0")),
+            grouped(2, "a.devnet", 1, false, None),
+            grouped(3, "a.devnet", 1, true, Some("h/0")),
+            grouped(4, "a.devnet", 1, true, Some("h/1")),
+            grouped(5, "a.devnet", 1, true, None),
+            grouped(6, "a.devnet", 1, false, None),
+        ];
+        let (batches, _) = plan_transfers(claims, &limits, true);
+        assert_eq!(
+            ids_of(&batches),
+            vec![
+                vec![vec![1, 3]],
+                vec![vec![2, 6]],
+                vec![vec![4]],
+                vec![vec![5]]
+            ]
+        );
     }
 
     #[test]

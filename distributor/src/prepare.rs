@@ -5,6 +5,14 @@
 //! `submitted` and reserve the amount against the day's cap. Only after that commits may the bytes be
 //! broadcast; if anything fails, nothing is stored, nothing is reserved and nothing is sent.
 //!
+//! Coalescing (`distributor.coalesce`, [`crate::plan`]): the batch is planned in transfers; a transfer may pay
+//! several claims of one receiver, so beyond the oldest pending claims the same DB transaction also locks the
+//! other pending claims of the receivers the batch pays ([`lock_pending_of_receivers`]) and merges them in.
+//! Every claim a batch pays is locked, moved to `submitted` and listed in `transactions.claim_ids` (in action
+//! order, `transfer_claims` saying how many each transfer pays) in the same commit as the signed bytes, so
+//! a merged transfer is, for the exactly-once rules, a batch like any other: its claims are paid by that one
+//! live transaction or by none (see `crate::death`, "Merged transfers").
+//!
 //! Fail closed on incidents: the same DB transaction first asks whether an incident that pauses the token
 //! is open ([`payouts_store::incidents::open_for_token`]: one of that token, or one of every token); if so it
 //! signs nothing and answers [`Prepared::Blocked`]. The check sits here, the only place that signs, so no
@@ -13,17 +21,25 @@
 use near_primitives::hash::CryptoHash;
 use std::time::Duration;
 
-use payouts_store::claims::{lock_pending, update_claims, ClaimUpdate};
+use payouts_store::claims::{
+    lock_pending, lock_pending_of_receivers, update_claims, Claim, ClaimUpdate,
+};
 use payouts_store::incidents::open_for_token;
 use payouts_store::keys::use_nonce;
 use payouts_store::spend::{lock_spend, reserve_spend};
-use payouts_store::transactions::{insert_tx, NewTx};
+use payouts_store::transactions::{insert_tx, record_transfers, NewTx};
 use payouts_store::{AsyncConnection, AsyncPgConnection, ClaimId, ClaimStatus, StoreError, Yocto};
 
 use crate::guard::{Budget, TokenBalance};
 use crate::keyfile::TreasuryKey;
-use crate::plan::{plan, Limits};
-use crate::tx::{build_batch_registering, BuildError, Registrations, SignedBatch};
+use crate::plan::{batch_claims, plan_transfers, Limits, Transfer};
+use crate::tx::{build_transfers, BuildError, Registrations, SignedBatch};
+
+/// With coalescing, how many claims per transfer of a batch are locked at first (the oldest pending).
+const LOOK_AHEAD: usize = 4;
+/// With coalescing, how many more claims per transfer of a batch may be merged in from the pending claims
+/// of the receivers it pays.
+const MERGE_MORE: usize = 8;
 
 /// A batch stored and ready to broadcast.
 #[derive(Debug, Clone)]
@@ -32,6 +48,8 @@ pub struct PreparedBatch {
     pub batch: SignedBatch,
     /// The claims it pays, in action order.
     pub claim_ids: Vec<ClaimId>,
+    /// Its `ft_transfer` actions (fewer than its claims when some were merged).
+    pub transfers: usize,
     /// What it pays in total.
     pub total: u128,
     /// Claims failed in the same step because they can never be paid.
@@ -83,6 +101,13 @@ pub struct BatchOptions {
     /// `[distributor] register_receivers`: a claim whose receiver was not registered may be tried again (it
     /// is registered first); off, such a claim is failed.
     pub register_receivers: bool,
+    /// `[distributor] coalesce`: claims of one receiver pending together share one transfer.
+    pub coalesce: bool,
+    /// Nothing of this lane waits for inclusion: a batch sent now goes in the next chunk behind nothing of
+    /// ours, so one that is not full goes at once instead of waiting `max_wait` for more claims (latency when
+    /// idle; under a backlog batches are full anyway, and while a transaction of the lane waits for a block,
+    /// claims gather into the next batch: about one receipt per lane and block).
+    pub idle: bool,
 }
 
 /// What [`prepare`] did.
@@ -136,7 +161,8 @@ pub async fn prepare(
                 i.id, i.kind
             )));
         }
-        let mut pending = lock_pending(c, token, i64::try_from(per_tx).unwrap_or(1)).await?;
+        let lock = if opts.coalesce { per_tx * LOOK_AHEAD } else { per_tx };
+        let mut pending = lock_pending(c, token, i64::try_from(lock).unwrap_or(1)).await?;
         // A receiver found not registered can only be paid after a registration; without one it is final.
         let mut unregistrable = 0;
         if !opts.register_receivers {
@@ -156,18 +182,40 @@ pub async fn prepare(
             }
             unregistrable = stuck.len();
         }
-        let (batches, unpayable) = plan(pending, limits);
+        let locked: Vec<i64> = pending.iter().map(|cl| cl.id.0).collect();
+        let (batches, mut unpayable) = plan_transfers(pending, limits, opts.coalesce);
         for bad in &unpayable {
             let fail = ClaimUpdate::Fail { error: &bad.reason };
             update_claims(c, &[bad.id], ClaimStatus::Pending, fail).await?;
         }
         // One batch per call: the one holding the oldest claim.
-        let Some(mut claims) = batches.into_iter().next() else {
+        let Some(mut transfers) = batches.into_iter().next() else {
             return Ok(Prepared::Idle);
         };
-        // Flush rule: a batch that is not full waits for more claims, up to max_wait after its oldest claim.
-        if claims.len() < per_tx && !claims[0].needs_isolation {
-            let age = (chrono::Utc::now() - claims[0].created_at)
+        let isolated = transfers[0].claims[0].needs_isolation;
+        // Coalescing: merge in the other pending claims of the receivers this batch pays.
+        if opts.coalesce && !isolated {
+            let more = more_of_receivers(c, token, &transfers, &locked, per_tx, opts).await?;
+            if !more.is_empty() {
+                let mut all: Vec<Claim> = transfers.into_iter().flat_map(|t| t.claims).collect();
+                all.extend(more);
+                all.sort_by_key(|cl| cl.id);
+                let (batches, bad) = plan_transfers(all, limits, true);
+                for b in &bad {
+                    let fail = ClaimUpdate::Fail { error: &b.reason };
+                    update_claims(c, &[b.id], ClaimStatus::Pending, fail).await?;
+                }
+                unpayable.extend(bad);
+                let Some(first) = batches.into_iter().next() else {
+                    return Ok(Prepared::Idle);
+                };
+                transfers = first;
+            }
+        }
+        // Flush rule: a batch that is not full waits for more claims, up to max_wait after its oldest claim,
+        // unless the lane has nothing waiting for a block (then waiting only adds latency).
+        if transfers.len() < per_tx && !isolated && !opts.idle {
+            let age = (chrono::Utc::now() - transfers[0].claims[0].created_at)
                 .to_std()
                 .unwrap_or_default();
             if age < opts.max_wait {
@@ -175,32 +223,36 @@ pub async fn prepare(
             }
         }
         // Registrations take actions too.
-        while claims.len() > 1 && opts.registrations.actions_for(&claims) > per_tx {
-            claims.pop();
+        while transfers.len() > 1 && opts.registrations.actions_for_transfers(&transfers) > per_tx {
+            transfers.pop();
         }
         // Guards, under the token's spend lock (held to the commit): the day's cap left and the balance left
         // after what is in flight, both as every lane of every process has reserved them (crate::guard).
         let since = opts.balance.map(|b| b.counts_successes_since());
         let spend = lock_spend(c, token, since).await?;
         let budget = Budget::new(&spend, opts.balance, opts.daily_cap);
-        let fits = budget.fits(&claims);
+        let flat: Vec<Claim> = batch_claims(&transfers).cloned().collect();
+        let fits = budget.fits(&flat);
         if fits == 0 {
-            let why = budget.blocked_reason(token, &spend, claims[0].amount.0);
+            let why = budget.blocked_reason(token, &spend, flat[0].amount.0);
             return Ok(Prepared::Blocked(why));
         }
-        claims.truncate(fits);
-        let total: u128 = claims.iter().map(|c| c.amount.0).sum();
+        let (transfers, total) = fitting(transfers, fits);
         let gas = limits.gas_per_transfer;
-        let batch = build_batch_registering(
+        let batch = build_transfers(
             key,
             token,
-            &claims,
+            &transfers,
             lane.nonce,
             lane.block_hash,
             gas,
             &opts.registrations,
         )?;
-        let claim_ids: Vec<ClaimId> = claims.iter().map(|c| c.id).collect();
+        let claim_ids: Vec<ClaimId> = batch_claims(&transfers).map(|cl| cl.id).collect();
+        let per_transfer: Vec<i32> = transfers
+            .iter()
+            .map(|t| i32::try_from(t.claims.len()).unwrap_or(i32::MAX))
+            .collect();
         let nonce = i64::try_from(lane.nonce)
             .map_err(|_| StoreError::Corrupt(format!("nonce {}", lane.nonce)))?;
         let row = NewTx {
@@ -215,11 +267,12 @@ pub async fn prepare(
             amount: Some(Yocto(total)),
             spend_day: Some(spend.day),
             gas_per_action: i64::try_from(gas).ok().filter(|g| *g > 0),
-            action_count: i32::try_from(opts.registrations.actions_for(&claims))
+            action_count: i32::try_from(opts.registrations.actions_for_transfers(&transfers))
                 .ok()
                 .filter(|n| *n > 0),
         };
         insert_tx(c, &row).await?;
+        record_transfers(c, &row.hash, &per_transfer).await?;
         use_nonce(c, &row.public_key, owner, nonce).await?;
         update_claims(
             c,
@@ -236,10 +289,69 @@ pub async fn prepare(
         }
         Ok(Prepared::Batch(Box::new(PreparedBatch {
             batch,
+            transfers: transfers.len(),
             claim_ids,
             total,
             unpayable: unpayable.len() + unregistrable,
         })))
     })
     .await
+}
+
+/// The other pending claims of the receivers `transfers` pay (only those whose claims may be merged), locked
+/// for this DB transaction; `locked` is what the caller holds already.
+async fn more_of_receivers(
+    c: &mut AsyncPgConnection,
+    token: &str,
+    transfers: &[Transfer],
+    locked: &[i64],
+    per_tx: usize,
+    opts: &BatchOptions,
+) -> Result<Vec<Claim>, PrepareError> {
+    let mut receivers: Vec<&str> = transfers
+        .iter()
+        .filter(|t| t.claims.iter().all(|cl| cl.may_coalesce))
+        .map(Transfer::receiver)
+        .collect();
+    receivers.sort_unstable();
+    receivers.dedup();
+    let limit = i64::try_from(per_tx * MERGE_MORE).unwrap_or(i64::MAX);
+    let mut more = lock_pending_of_receivers(c, token, &receivers, locked, limit).await?;
+    if !opts.register_receivers {
+        // Those are failed when the oldest-first pass reaches them (above), not merged.
+        more.retain(|cl| cl.retry_kind.as_deref() != Some("registration"));
+    }
+    Ok(more)
+}
+
+/// The first `fits` claims of `transfers` (in action order; the last transfer may lose some), cut further
+/// so that the total stays a u128, and that total.
+fn fitting(transfers: Vec<Transfer>, fits: usize) -> (Vec<Transfer>, u128) {
+    let mut left = fits;
+    let mut total: u128 = 0;
+    let mut out = Vec::with_capacity(transfers.len());
+    'outer: for mut t in transfers {
+        if left == 0 {
+            break;
+        }
+        t.claims.truncate(left);
+        let mut kept = Vec::with_capacity(t.claims.len());
+        for cl in t.claims {
+            match total.checked_add(cl.amount.0) {
+                Some(s) => {
+                    total = s;
+                    kept.push(cl);
+                }
+                None => {
+                    if !kept.is_empty() {
+                        out.push(Transfer { claims: kept });
+                    }
+                    break 'outer;
+                }
+            }
+        }
+        left -= kept.len();
+        out.push(Transfer { claims: kept });
+    }
+    (out, total)
 }

@@ -86,9 +86,43 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Batch limits for `token`: the gas per action chosen for it ([`Shared::refresh_gas`]), else its
-    /// configured gas per transfer.
+    /// configured gas per transfer; with `tile_chunks`, the batch size whose receipts tile the chunk
+    /// ([`crate::tile`]).
     pub(crate) fn limits_for(&self, token: &str) -> Limits {
-        self.limits.with_gas(self.gas_for(token).gas_per_action)
+        let choice = self.gas_for(token);
+        let mut limits = self.limits.with_gas(choice.gas_per_action);
+        if let Some(t) = self.tiling(&limits, &choice) {
+            limits.max_transfers_per_tx = t.transfers_per_tx;
+        }
+        limits
+    }
+
+    /// How batches of the size `limits` allow at most tile the chunk, from the node's fees and the gas a
+    /// transfer of the token burns (its learned p99, else the gas attached). `None`: tiling is off.
+    pub(crate) fn tiling(
+        &self,
+        limits: &Limits,
+        choice: &GasChoice,
+    ) -> Option<crate::tile::Tiling> {
+        if !self.cfg.tile_chunks {
+            return None;
+        }
+        let p = &self.protocol;
+        let method = choice.p99_burnt.unwrap_or(choice.gas_per_action);
+        let method_compute =
+            u128::from(method) * u128::from(self.cfg.compute_per_gas_percent) / 100;
+        let model = crate::tile::ChunkModel {
+            chunk_limit: p.chunk_gas_limit,
+            per_tx_conversion: p.send_fees.per_receipt,
+            per_transfer_conversion: p.send_fees.per_action,
+            per_receipt: p.fixed_fees.per_receipt,
+            per_transfer: p
+                .fixed_fees
+                .per_action
+                .saturating_add(u64::try_from(method_compute).unwrap_or(u64::MAX)),
+            margin_percent: self.cfg.tile_margin_percent,
+        };
+        Some(crate::tile::tile(&model, limits.transfers_per_tx()))
     }
 
     /// The gas per action `token`'s next batches attach, and why.
@@ -157,7 +191,11 @@ impl Shared {
                 basis = ?choice.basis,
                 samples = choice.samples,
                 p99_burnt = choice.p99_burnt,
-                transfers_per_tx = self.limits.with_gas(choice.gas_per_action).transfers_per_tx(),
+                transfers_per_tx = {
+                    let l = self.limits.with_gas(choice.gas_per_action);
+                    self.tiling(&l, &choice)
+                        .map_or(l.transfers_per_tx(), |t| t.transfers_per_tx)
+                },
                 "gas per transfer changed"
             );
         }
@@ -237,7 +275,11 @@ impl Shared {
             .map(|(token, (c, _))| TokenGas {
                 token: token.clone(),
                 gas_per_action: c.gas_per_action,
-                transfers_per_tx: self.limits.with_gas(c.gas_per_action).transfers_per_tx(),
+                transfers_per_tx: {
+                    let l = self.limits.with_gas(c.gas_per_action);
+                    self.tiling(&l, c)
+                        .map_or(l.transfers_per_tx(), |t| t.transfers_per_tx)
+                },
                 basis: c.basis,
                 samples: c.samples,
                 p99_burnt: c.p99_burnt,
@@ -295,6 +337,29 @@ impl Shared {
 
     pub(crate) fn near_paused(&self) -> Option<String> {
         self.lock().near_paused.clone()
+    }
+
+    /// Pacing (`pace_blocks`, [`crate::tile`]): how many transactions this process may have in flight for
+    /// `token`'s batches to queue no deeper than that many chunks; `None`: no pacing.
+    pub(crate) fn pace_limit(&self, token: &str) -> Option<usize> {
+        if self.cfg.pace_blocks == 0 {
+            return None;
+        }
+        let choice = self.gas_for(token);
+        let limits = self.limits.with_gas(choice.gas_per_action);
+        let t = self.tiling(&limits, &choice)?;
+        let n = t.receipts_per_chunk.checked_mul(self.cfg.pace_blocks)?;
+        Some(usize::try_from(n).unwrap_or(usize::MAX).max(1))
+    }
+
+    /// Transactions in flight in this process's lanes other than `pk`'s.
+    pub(crate) fn in_flight_except(&self, pk: &str) -> usize {
+        let s = self.lock();
+        s.in_flight
+            .iter()
+            .filter(|(k, _)| k.as_str() != pk)
+            .map(|(_, n)| *n)
+            .sum()
     }
 
     pub(crate) fn set_lane_in_flight(&self, pk: &str, n: usize) {

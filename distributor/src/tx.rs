@@ -1,5 +1,6 @@
 //! Building and signing one `ft_transfer` batch. Each action carries exactly 1 yoctoNEAR (NEP-141 requires
-//! it, so only full-access keys can send) and the memo `payouts:<claim id>` that ties it back to its claim.
+//! it, so only full-access keys can send) and the memo `payouts:<claim id>[,<claim id>…]` that ties it back
+//! to the claims it pays (several when coalesced: [`crate::plan::Transfer`], amount their sum).
 
 use std::str::FromStr;
 
@@ -12,6 +13,7 @@ use payouts_store::claims::Claim;
 use payouts_store::memo::transfer_memo;
 
 use crate::keyfile::TreasuryKey;
+use crate::plan::Transfer;
 
 /// A signed batch, ready to persist and broadcast.
 #[derive(Debug, Clone)]
@@ -54,6 +56,21 @@ pub fn transfer_action(claim: &Claim, gas: u64) -> Action {
     }))
 }
 
+/// The `ft_transfer` action paying every claim of `transfer` with their sum.
+pub fn merged_transfer_action(transfer: &Transfer, gas: u64) -> Action {
+    let args = serde_json::json!({
+        "receiver_id": transfer.receiver(),
+        "amount": transfer.amount().to_string(),
+        "memo": transfer.memo(),
+    });
+    Action::FunctionCall(Box::new(FunctionCallAction {
+        method_name: "ft_transfer".into(),
+        args: args.to_string().into_bytes(),
+        gas: Gas::from_gas(gas),
+        deposit: Balance::from_yoctonear(1),
+    }))
+}
+
 /// The `storage_deposit` action registering `account` (registration only: an already registered account gets
 /// the deposit back).
 pub fn register_action(account: &str, deposit: u128, gas: u64) -> Action {
@@ -83,6 +100,18 @@ impl Registrations {
             + claims
                 .iter()
                 .filter(|c| self.receivers.contains(&c.receiver_id) && seen.insert(&c.receiver_id))
+                .count()
+    }
+}
+
+impl Registrations {
+    /// Actions a batch of `transfers` needs: one per transfer, plus one per distinct receiver to register.
+    pub fn actions_for_transfers(&self, transfers: &[Transfer]) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        transfers.len()
+            + transfers
+                .iter()
+                .filter(|t| self.receivers.contains(t.receiver()) && seen.insert(t.receiver()))
                 .count()
     }
 }
@@ -118,23 +147,51 @@ pub fn build_batch_registering(
     gas_per_transfer: u64,
     register: &Registrations,
 ) -> Result<SignedBatch, BuildError> {
+    let transfers: Vec<Transfer> = claims.iter().cloned().map(Transfer::single).collect();
+    build_transfers(
+        key,
+        token,
+        &transfers,
+        nonce,
+        block_hash,
+        gas_per_transfer,
+        register,
+    )
+}
+
+/// Signs a batch of `transfers` (each one `ft_transfer`, paying one claim or several merged ones), with
+/// `storage_deposit` actions first for the receivers in `register`.
+pub fn build_transfers(
+    key: &TreasuryKey,
+    token: &str,
+    transfers: &[Transfer],
+    nonce: u64,
+    block_hash: CryptoHash,
+    gas_per_transfer: u64,
+    register: &Registrations,
+) -> Result<SignedBatch, BuildError> {
     let receiver_id =
         AccountId::from_str(token).map_err(|_| BuildError::AccountId(token.into()))?;
-    for c in claims {
-        AccountId::from_str(&c.receiver_id)
-            .map_err(|_| BuildError::AccountId(c.receiver_id.clone()))?;
+    for t in transfers {
+        AccountId::from_str(t.receiver())
+            .map_err(|_| BuildError::AccountId(t.receiver().to_string()))?;
     }
     let mut registered = std::collections::HashSet::new();
-    let mut actions = Vec::with_capacity(claims.len());
-    for c in claims {
-        if register.receivers.contains(&c.receiver_id) && registered.insert(&c.receiver_id) {
+    let mut actions = Vec::with_capacity(transfers.len());
+    for t in transfers {
+        let receiver = t.receiver();
+        if register.receivers.contains(receiver) && registered.insert(receiver) {
             actions.push(register_action(
-                &c.receiver_id,
+                receiver,
                 register.deposit,
                 gas_per_transfer,
             ));
         }
-        actions.push(transfer_action(c, gas_per_transfer));
+        match t.claims.as_slice() {
+            // One claim: exactly the action it always had.
+            [one] => actions.push(transfer_action(one, gas_per_transfer)),
+            _ => actions.push(merged_transfer_action(t, gas_per_transfer)),
+        }
     }
     let tx = Transaction::V0(TransactionV0 {
         signer_id: key.account_id.clone(),

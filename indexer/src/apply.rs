@@ -180,7 +180,7 @@ async fn confirm_memos(
         .memo_transfers
         .iter()
         .map(|t| MemoPayment {
-            claim_id: t.claim_id,
+            claim_ids: t.claim_ids.clone(),
             token: &t.token,
             from: &t.from,
             to: &t.to,
@@ -253,14 +253,18 @@ async fn detect_incidents(
     let sightings: Vec<MemoSighting<'_>> = blocks
         .iter()
         .flat_map(|b| {
-            b.memo_transfers.iter().map(|t| MemoSighting {
-                claim_id: t.claim_id,
-                token: &t.token,
-                from: &t.from,
-                to: &t.to,
-                amount: t.amount,
-                receipt_id: t.receipt_id.to_string(),
-                block_height: b.height,
+            // One sighting per claim a transfer names: each must be carried by the transaction whose
+            // receipt emitted it (a merged transfer names several).
+            b.memo_transfers.iter().flat_map(move |t| {
+                t.claim_ids.iter().map(move |id| MemoSighting {
+                    claim_id: *id,
+                    token: &t.token,
+                    from: &t.from,
+                    to: &t.to,
+                    amount: t.amount,
+                    receipt_id: t.receipt_id.to_string(),
+                    block_height: b.height,
+                })
             })
         })
         .collect();

@@ -10,7 +10,7 @@ use near_lake_framework::near_indexer_primitives::views::{
 use near_lake_framework::near_indexer_primitives::{CryptoHash, StreamerMessage};
 use payouts_near::failure_message;
 use payouts_store::claims::{EventKey, NewClaim};
-use payouts_store::memo::claim_id_from_memo;
+use payouts_store::memo::claim_ids_from_memo;
 use payouts_store::{ClaimId, Yocto};
 use serde_json::Value;
 
@@ -56,11 +56,12 @@ pub struct ReceiptOutcome {
     pub gas_burnt: u64,
 }
 
-/// A successful NEP-141 `ft_transfer` event whose memo names one of our claims.
+/// A successful NEP-141 `ft_transfer` event whose memo names claims of ours (one, or several when the
+/// transfer was merged: then its amount is their sum).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoTransfer {
-    /// The claim named by the memo.
-    pub claim_id: ClaimId,
+    /// The claims named by the memo, in memo order.
+    pub claim_ids: Vec<ClaimId>,
     /// Token contract that emitted it.
     pub token: String,
     /// Sender.
@@ -215,7 +216,7 @@ fn scan_logs(
 fn memo_transfers(found: &mut BlockFindings, token: &str, receipt: CryptoHash, items: &[Value]) {
     for item in items {
         let text = |k: &str| item.get(k).and_then(Value::as_str);
-        let Some(claim_id) = text("memo").and_then(claim_id_from_memo) else {
+        let Some(claim_ids) = text("memo").and_then(claim_ids_from_memo) else {
             continue;
         };
         let (Some(from), Some(to), Some(amount)) = (
@@ -226,7 +227,7 @@ fn memo_transfers(found: &mut BlockFindings, token: &str, receipt: CryptoHash, i
             continue;
         };
         found.memo_transfers.push(MemoTransfer {
-            claim_id,
+            claim_ids,
             token: token.into(),
             from: from.into(),
             to: to.into(),

@@ -68,6 +68,9 @@ pub struct Claim {
     pub retry_kind: Option<String>,
     /// Transient failures so far (bounded by [`crate::retry::MAX_RETRIES`]).
     pub retries: i32,
+    /// May share one `ft_transfer` with other claims of the same token and receiver (coalescing); off for
+    /// a manual send that opted out.
+    pub may_coalesce: bool,
 }
 
 /// One `RETURNING id` row of a raw statement.
@@ -105,6 +108,8 @@ pub struct NewClaim {
     pub memo: Option<String>,
     /// See [`Claim::trigger_block_height`].
     pub trigger_block_height: Option<i64>,
+    /// See [`Claim::may_coalesce`].
+    pub may_coalesce: bool,
 }
 
 /// Where an event claim was found: its natural key (receipt, log line, item in `data`, rule).
@@ -144,6 +149,7 @@ impl NewClaim {
             amount,
             memo,
             trigger_block_height: i64::try_from(key.block_height).ok(),
+            may_coalesce: true,
         }
     }
 
@@ -169,7 +175,14 @@ impl NewClaim {
             amount,
             memo,
             trigger_block_height: None,
+            may_coalesce: true,
         }
+    }
+
+    /// The same claim, paid by a transfer of its own (`coalesce: false` on a manual send).
+    pub fn coalescing(mut self, may_coalesce: bool) -> Self {
+        self.may_coalesce = may_coalesce;
+        self
     }
 }
 
@@ -210,12 +223,14 @@ async fn insert_chunk(conn: &mut AsyncPgConnection, rows: &[NewClaim]) -> Result
     let amounts: Vec<Yocto> = rows.iter().map(|r| r.amount).collect();
     let memos: Vec<Option<&str>> = rows.iter().map(|r| r.memo.as_deref()).collect();
     let heights: Vec<Option<i64>> = rows.iter().map(|r| r.trigger_block_height).collect();
+    let coalesce: Vec<bool> = rows.iter().map(|r| r.may_coalesce).collect();
     // Naming the one unique key a row can collide on spares Postgres checking the others (event rows have
     // no idempotency key, manual rows no event key, ids are fresh): ~3.5 µs a row of ~40.
     const INSERT: &str = "INSERT INTO claims (source, rule, receipt_id, log_index, event_index, \
-           idempotency_key, request_digest, token_contract, receiver_id, amount, memo, trigger_block_height) \
+           idempotency_key, request_digest, token_contract, receiver_id, amount, memo, trigger_block_height, \
+           may_coalesce) \
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::text[], \
-           $7::text[], $8::text[], $9::text[], $10::numeric[], $11::text[], $12::int8[]) ";
+           $7::text[], $8::text[], $9::text[], $10::numeric[], $11::text[], $12::int8[], $13::bool[]) ";
     let target = if rows.iter().all(|r| r.source == ClaimSource::Event) {
         "ON CONFLICT ON CONSTRAINT claims_event_key DO NOTHING"
     } else if rows.iter().all(|r| r.source == ClaimSource::Manual) {
@@ -236,6 +251,7 @@ async fn insert_chunk(conn: &mut AsyncPgConnection, rows: &[NewClaim]) -> Result
         .bind::<Array<Numeric>, _>(amounts)
         .bind::<Array<Nullable<Text>>, _>(memos)
         .bind::<Array<Nullable<BigInt>>, _>(heights)
+        .bind::<Array<diesel::sql_types::Bool>, _>(coalesce)
         .execute(conn)
         .await?)
 }
@@ -281,6 +297,41 @@ pub async fn lock_pending(
     Ok(claims::table
         .filter(claims::status.eq(ClaimStatus::Pending))
         .filter(claims::token_contract.eq(token))
+        .filter(
+            claims::retry_at
+                .is_null()
+                .or(claims::retry_at.le(diesel::dsl::now)),
+        )
+        .order(claims::id.asc())
+        .limit(limit)
+        .for_update()
+        .skip_locked()
+        .select(Claim::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Locks up to `limit` more pending claims of `token` whose receiver is one of `receivers`, that may be
+/// coalesced and are not held for isolation or a retry, leaving out `locked` (what the caller holds
+/// already) and rows locked by others. Oldest first. For merging the other pending claims of the receivers
+/// a batch is about to pay into their transfers. Must run inside a transaction, like [`lock_pending`].
+pub async fn lock_pending_of_receivers(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    receivers: &[&str],
+    locked: &[i64],
+    limit: i64,
+) -> Result<Vec<Claim>> {
+    if receivers.is_empty() || limit <= 0 {
+        return Ok(vec![]);
+    }
+    Ok(claims::table
+        .filter(claims::status.eq(ClaimStatus::Pending))
+        .filter(claims::token_contract.eq(token))
+        .filter(claims::receiver_id.eq_any(receivers))
+        .filter(claims::may_coalesce.eq(true))
+        .filter(claims::needs_isolation.eq(false))
+        .filter(diesel::dsl::not(claims::id.eq_any(locked)))
         .filter(
             claims::retry_at
                 .is_null()

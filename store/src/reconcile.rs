@@ -159,59 +159,81 @@ pub async fn settle(
         });
     }
     // The claims this transaction still carries (a claim may have moved on, e.g. confirmed by memo).
-    let carried: Vec<ClaimId> = claims::table
+    let carried: Vec<i64> = claims::table
         .filter(claims::id.eq_any(&tx.claim_ids))
         .filter(claims::status.eq(ClaimStatus::Submitted))
         .filter(claims::current_tx_hash.eq(&tx.hash))
         .select(claims::id)
         .load(conn)
         .await?;
-    // Keep the batch's action order, so halves are contiguous runs of the failed batch.
-    let carried: Vec<ClaimId> = tx
-        .claim_ids
+    // Per transfer, in the batch's action order, so halves are contiguous runs of whole transfers.
+    let transfers = tx.transfers();
+    let runs: Vec<Vec<ClaimId>> = transfers
         .iter()
-        .map(|id| ClaimId(*id))
-        .filter(|id| carried.contains(id))
+        .map(|run| {
+            run.iter()
+                .filter(|id| carried.contains(id))
+                .map(|id| ClaimId(*id))
+                .collect::<Vec<_>>()
+        })
+        .filter(|run| !run.is_empty())
         .collect();
-    update_carried(conn, &tx.hash, &carried, how, tx.claim_ids.len()).await
+    update_carried(conn, &tx.hash, &runs, how, transfers.len()).await
 }
 
+/// Hands the claims of a failed transaction back (or fails them): `runs` are the claims it still carries,
+/// grouped per `ft_transfer` in action order; `transfers` is how many transfers it had.
 async fn update_carried(
     conn: &mut AsyncPgConnection,
     tx_hash: &str,
-    carried: &[ClaimId],
+    runs: &[Vec<ClaimId>],
     how: Settlement<'_>,
-    batch_size: usize,
+    transfers: usize,
 ) -> Result<Settled> {
     let mut out = Settled::default();
+    let carried: Vec<ClaimId> = runs.iter().flatten().copied().collect();
     if carried.is_empty() {
         return Ok(out);
     }
     match how {
         Settlement::Success => {
             out.confirmed =
-                update_claims(conn, carried, ClaimStatus::Submitted, ClaimUpdate::Confirm).await?;
+                update_claims(conn, &carried, ClaimStatus::Submitted, ClaimUpdate::Confirm).await?;
         }
         Settlement::Failure(error) => {
             let kind = FailureKind::classify(error);
-            if kind.batch_wide() || (batch_size <= 1 && kind != FailureKind::Permanent) {
+            if kind.batch_wide() || (transfers <= 1 && kind != FailureKind::Permanent) {
                 // A transient failure: back to pending with back-off, the whole batch at once when the error
                 // is not about one claim (bisecting would fail every half alike). See `crate::retry`.
-                let held = hold(conn, tx_hash, carried, kind, error).await?;
+                let held = hold(conn, tx_hash, &carried, kind, error).await?;
                 out.handed_back = held.held;
                 out.failed = held.failed;
-            } else if batch_size <= 1 {
+            } else if transfers <= 1 && carried.len() <= 1 {
                 out.failed = update_claims(
                     conn,
-                    carried,
+                    &carried,
                     ClaimStatus::Submitted,
                     ClaimUpdate::Fail { error },
                 )
                 .await?;
+            } else if transfers <= 1 {
+                // One merged transfer failed for good: nothing was paid, and the sum may be what failed.
+                // Each claim goes on alone (a split group of one), so each gets its own verdict.
+                for (i, id) in carried.iter().enumerate() {
+                    let group = format!("{tx_hash}/c{i}");
+                    let requeue = ClaimUpdate::Requeue {
+                        error,
+                        split_group: Some(&group),
+                    };
+                    out.handed_back +=
+                        update_claims(conn, &[*id], ClaimStatus::Submitted, requeue).await?;
+                }
             } else {
-                // Bisection: each half goes on as its own group until a bad claim stands alone.
-                let (left, right) = carried.split_at(carried.len().div_ceil(2));
+                // Bisection by whole transfers: each half goes on as its own group until a bad transfer
+                // stands alone.
+                let (left, right) = runs.split_at(runs.len().div_ceil(2));
                 for (half, part) in [(0, left), (1, right)] {
+                    let part: Vec<ClaimId> = part.iter().flatten().copied().collect();
                     if part.is_empty() {
                         continue;
                     }
@@ -221,7 +243,7 @@ async fn update_carried(
                         split_group: Some(&group),
                     };
                     out.handed_back +=
-                        update_claims(conn, part, ClaimStatus::Submitted, requeue).await?;
+                        update_claims(conn, &part, ClaimStatus::Submitted, requeue).await?;
                 }
             }
         }
@@ -259,20 +281,22 @@ pub async fn confirm_by_memo(
 /// One successful `ft_transfer` carrying a claim memo, as the indexer saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoPayment<'a> {
-    /// The claim named by the memo.
-    pub claim_id: ClaimId,
+    /// The claims named by the memo (one, or several for a merged transfer).
+    pub claim_ids: Vec<ClaimId>,
     /// Token contract.
     pub token: &'a str,
     /// Sender.
     pub from: &'a str,
     /// Receiver.
     pub to: &'a str,
-    /// Amount.
+    /// Amount: for a merged transfer, the sum of its claims.
     pub amount: Yocto,
 }
 
-/// [`confirm_by_memo`] for many transfers in one statement (a block can carry thousands). Returns how many
-/// claims were confirmed.
+/// [`confirm_by_memo`] for many transfers in one statement (a block can carry thousands). A transfer
+/// confirms the claims its memo names all together or not at all: every one of them `submitted` in the same
+/// current transaction, signed by the sender, with this token and receiver, and their amounts summing to
+/// exactly the transfer's. Returns how many claims were confirmed.
 pub async fn confirm_by_memos(
     conn: &mut AsyncPgConnection,
     payments: &[MemoPayment<'_>],
@@ -281,17 +305,43 @@ pub async fn confirm_by_memos(
     if payments.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<i64> = payments.iter().map(|p| p.claim_id.0).collect();
-    let tokens: Vec<&str> = payments.iter().map(|p| p.token).collect();
-    let froms: Vec<&str> = payments.iter().map(|p| p.from).collect();
-    let tos: Vec<&str> = payments.iter().map(|p| p.to).collect();
-    let amounts: Vec<Yocto> = payments.iter().map(|p| p.amount).collect();
+    let n: usize = payments.iter().map(|p| p.claim_ids.len()).sum();
+    let (mut grps, mut ids, mut tokens, mut froms, mut tos, mut amounts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (g, p) in payments.iter().enumerate() {
+        for id in &p.claim_ids {
+            grps.push(i64::try_from(g).unwrap_or(i64::MAX));
+            ids.push(id.0);
+            tokens.push(p.token);
+            froms.push(p.from);
+            tos.push(p.to);
+            amounts.push(p.amount);
+        }
+    }
     Ok(diesel::sql_query(
-        "UPDATE claims c SET status = 'confirmed', confirmed_at = now(), needs_isolation = false, split_group = NULL, updated_at = now() \
-         FROM transactions t, unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::numeric[]) AS m(id, token, sender, receiver, amount) \
-         WHERE c.id = m.id AND c.status = 'submitted' AND c.token_contract = m.token AND c.receiver_id = m.receiver \
-           AND c.amount = m.amount AND t.hash = c.current_tx_hash AND t.signer_id = m.sender",
+        "WITH m AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::numeric[]) \
+                    AS m(grp, id, token, sender, receiver, amount)), \
+              named AS (SELECT grp, count(*) AS n FROM m GROUP BY grp), \
+              ok AS ( \
+                SELECT m.grp FROM m \
+                JOIN claims c ON c.id = m.id AND c.status = 'submitted' AND c.token_contract = m.token \
+                               AND c.receiver_id = m.receiver \
+                JOIN transactions t ON t.hash = c.current_tx_hash AND t.signer_id = m.sender \
+                GROUP BY m.grp \
+                HAVING count(*) = (SELECT n FROM named WHERE named.grp = m.grp) \
+                   AND count(DISTINCT c.current_tx_hash) = 1 \
+                   AND sum(c.amount) = min(m.amount) AND min(m.amount) = max(m.amount)) \
+         UPDATE claims c SET status = 'confirmed', confirmed_at = now(), needs_isolation = false, split_group = NULL, updated_at = now() \
+         FROM m JOIN ok ON ok.grp = m.grp \
+         WHERE c.id = m.id AND c.status = 'submitted'",
     )
+    .bind::<Array<BigInt>, _>(grps)
     .bind::<Array<BigInt>, _>(ids)
     .bind::<Array<Text>, _>(tokens)
     .bind::<Array<Text>, _>(froms)

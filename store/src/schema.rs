@@ -25,6 +25,7 @@ diesel::table! {
         gas_per_action -> Nullable<Int8>,
         action_count -> Nullable<Int4>,
         gas_burnt -> Nullable<Int8>,
+        transfer_claims -> Nullable<Array<Int4>>,
     }
 }
 
@@ -55,6 +56,7 @@ diesel::table! {
         retry_at -> Nullable<Timestamptz>,
         retry_kind -> Nullable<Text>,
         retries -> Int4,
+        may_coalesce -> Bool,
     }
 }
 

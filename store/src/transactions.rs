@@ -48,6 +48,53 @@ pub struct StoredTx {
     pub submitted_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Claims per `ft_transfer` action, in action order (`claim_ids` flattened); `None`: one each.
+    pub transfer_claims: Option<Vec<i32>>,
+}
+
+impl StoredTx {
+    /// The claims of each of its `ft_transfer`s, in action order: runs of `claim_ids` as `transfer_claims`
+    /// cuts them (one claim per transfer when it is absent or does not add up).
+    pub fn transfers(&self) -> Vec<&[i64]> {
+        transfer_runs(&self.claim_ids, self.transfer_claims.as_deref())
+    }
+}
+
+/// `ids` cut into runs of `counts` (one id a run when `counts` is absent or does not add up to `ids`).
+pub fn transfer_runs<'a>(ids: &'a [i64], counts: Option<&[i32]>) -> Vec<&'a [i64]> {
+    let usable = counts.filter(|c| {
+        c.iter().all(|n| *n > 0) && c.iter().map(|n| *n as usize).sum::<usize>() == ids.len()
+    });
+    match usable {
+        Some(counts) => {
+            let mut out = Vec::with_capacity(counts.len());
+            let mut at = 0;
+            for n in counts {
+                let n = *n as usize;
+                out.push(&ids[at..at + n]);
+                at += n;
+            }
+            out
+        }
+        None => ids.chunks(1).collect(),
+    }
+}
+
+/// Records how `hash`'s claims are grouped into its `ft_transfer`s (claims per transfer, action order), in
+/// the caller's DB transaction, right after [`insert_tx`]. Skipped when every transfer pays one claim.
+pub async fn record_transfers(
+    conn: &mut AsyncPgConnection,
+    hash: &str,
+    claims_per_transfer: &[i32],
+) -> Result<()> {
+    if claims_per_transfer.iter().all(|n| *n == 1) {
+        return Ok(());
+    }
+    diesel::update(transactions::table.find(hash))
+        .set(transactions::transfer_claims.eq(claims_per_transfer))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A transaction to store before broadcasting it.
@@ -259,4 +306,66 @@ pub async fn hashes_with_status(
         .select(transactions::hash)
         .load(conn)
         .await?)
+}
+
+/// Which transfer of which transaction carries (or paid) a claim: for `GET /claims/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClaimTransfer {
+    /// The transaction.
+    pub tx_hash: String,
+    /// Its status.
+    pub tx_status: TxStatus,
+    /// Index of the `ft_transfer` among the transaction's transfers (registrations not counted).
+    pub transfer_index: usize,
+    /// The claims that one transfer pays (more than this one when coalesced), in memo order.
+    pub claim_ids: Vec<i64>,
+}
+
+/// The transfer of `tx` that pays claim `id`, if it carries it.
+pub fn transfer_of(tx: &StoredTx, id: i64) -> Option<ClaimTransfer> {
+    let runs = tx.transfers();
+    let index = runs.iter().position(|run| run.contains(&id))?;
+    Some(ClaimTransfer {
+        tx_hash: tx.hash.clone(),
+        tx_status: tx.status,
+        transfer_index: index,
+        claim_ids: runs[index].to_vec(),
+    })
+}
+
+/// [`transfer_of`] the claim's current transaction, read from the store.
+pub async fn claim_transfer(
+    conn: &mut AsyncPgConnection,
+    claim_id: i64,
+    current_tx_hash: Option<&str>,
+) -> Result<Option<ClaimTransfer>> {
+    let Some(hash) = current_tx_hash else {
+        return Ok(None);
+    };
+    Ok(get_tx(conn, hash)
+        .await?
+        .and_then(|tx| transfer_of(&tx, claim_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_runs_follow_the_counts_or_fall_back_to_one_each() {
+        let ids = [1, 2, 3, 4, 5];
+        assert_eq!(
+            transfer_runs(&ids, Some(&[2, 1, 2])),
+            vec![&[1, 2][..], &[3][..], &[4, 5][..]]
+        );
+        let single: Vec<&[i64]> = ids.chunks(1).collect();
+        assert_eq!(transfer_runs(&ids, None), single);
+        assert_eq!(
+            transfer_runs(&ids, Some(&[2, 2])),
+            single,
+            "does not add up"
+        );
+        assert_eq!(transfer_runs(&ids, Some(&[5, 0])), single, "empty run");
+        assert_eq!(transfer_runs(&ids, Some(&[-1, 6])), single, "negative");
+    }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use payouts_devnet::{Devnet, Faults, InjectedError};
 use payouts_store::claims::{count_by_status, insert_claims};
 use payouts_store::cluster::PgCluster;
-use payouts_store::memo::claim_id_from_memo;
+use payouts_store::memo::claim_ids_from_memo;
 use payouts_store::migrate::{run_migrations, Direction};
 use payouts_store::{ClaimStatus, DbConfig};
 
@@ -209,7 +209,14 @@ async fn fault_run(plan: Plan) {
     // Exactly once on the ledger, and exact balances.
     let mut per_claim: HashMap<i64, usize> = HashMap::new();
     for t in devnet.ft_transfers() {
-        if let Some(id) = t.event.memo.as_deref().and_then(claim_id_from_memo) {
+        // A merged transfer pays every claim its memo names.
+        for id in t
+            .event
+            .memo
+            .as_deref()
+            .and_then(claim_ids_from_memo)
+            .unwrap_or_default()
+        {
             *per_claim.entry(id.0).or_default() += 1;
         }
     }

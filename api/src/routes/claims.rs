@@ -164,8 +164,16 @@ pub async fn get_one(
             ApiError::bad_request("invalid_id", "claim id must be a positive whole number")
         })?;
     let mut conn = payouts_store::get(&state.inner.pool).await?;
-    let claim = get_claim(&mut conn, ClaimId(id)).await?;
-    claim
-        .map(|c| Json(ClaimView::from(c)))
-        .ok_or_else(|| ApiError::not_found(format!("claim {id} does not exist")))
+    let claim = get_claim(&mut conn, ClaimId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("claim {id} does not exist")))?;
+    let transfer = payouts_store::transactions::claim_transfer(
+        &mut conn,
+        id,
+        claim.current_tx_hash.as_deref(),
+    )
+    .await?;
+    let mut view = ClaimView::from(claim);
+    view.transfer = transfer.map(Into::into);
+    Ok(Json(view))
 }

@@ -106,17 +106,22 @@ struct Transfer {
     amount: Yocto,
     token: String,
     memo: Option<String>,
+    coalesce: bool,
 }
 
 impl Transfer {
     /// SHA-256 over the canonical form: what tells a retry from a different request under the same key.
     fn digest(&self) -> String {
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "receiver_id": self.receiver.as_str(),
             "amount": self.amount.to_string(),
             "token": self.token,
             "memo": self.memo,
         });
+        // Only an opt-out changes the digest: requests without the field keep theirs.
+        if !self.coalesce {
+            canonical["coalesce"] = serde_json::Value::Bool(false);
+        }
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
 }
@@ -199,6 +204,7 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
         amount,
         token,
         memo,
+        coalesce: req.coalesce.unwrap_or(true),
     })
 }
 
@@ -242,7 +248,8 @@ pub async fn send_ft(
         transfer.receiver.as_str(),
         transfer.amount,
         transfer.memo.clone(),
-    );
+    )
+    .coalescing(transfer.coalesce);
     let (claim, created) = state.batcher().insert(row).await?;
     if !created && claim.request_digest.as_deref() != Some(digest.as_str()) {
         return Err(ApiError::new(

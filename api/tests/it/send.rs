@@ -488,3 +488,48 @@ async fn the_group_insert_reports_new_and_existing_rows_in_order() {
         .is_empty());
     assert_eq!(app.claim_rows().await, 3);
 }
+
+#[tokio::test]
+async fn a_send_may_opt_out_of_coalescing_and_the_claim_keeps_it() {
+    let app = app().await;
+    let off = json!({"receiver_id": "alice.devnet", "amount": "5", "coalesce": false}).to_string();
+    let a = app.send(Some(SENDER), Some("own-1"), &off).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.json()["coalesce"], false);
+    let id = a.json()["id"].as_i64().unwrap();
+    let mut conn = app.db.conn().await;
+    assert!(
+        !get_claim(&mut conn, ClaimId(id))
+            .await
+            .unwrap()
+            .unwrap()
+            .may_coalesce
+    );
+    // Omitted: coalescing allowed, and the same request without the field keeps its old digest.
+    let a = app
+        .send(Some(SENDER), Some("own-2"), &body("alice.devnet", "5"))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.json()["coalesce"], true);
+    let explicit =
+        json!({"receiver_id": "alice.devnet", "amount": "5", "coalesce": true}).to_string();
+    let same = app.send(Some(SENDER), Some("own-2"), &explicit).await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.text);
+    // The same key with the opt-out flipped is another request.
+    let flipped = app
+        .send(Some(SENDER), Some("own-1"), &body("alice.devnet", "5"))
+        .await;
+    assert_eq!(flipped.status, StatusCode::CONFLICT, "{}", flipped.text);
+    // Not a boolean: 400, nothing written.
+    let bad = json!({"receiver_id": "alice.devnet", "amount": "5", "coalesce": "no"}).to_string();
+    let a = app.send(Some(SENDER), Some("own-3"), &bad).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert_eq!(app.claim_rows().await, 2);
+    // The claim view's transfer is documented.
+    let doc = app.get("/openapi.json").await.json();
+    assert!(
+        doc["components"]["schemas"]["TransferView"].is_object(),
+        "{}",
+        doc["components"]["schemas"]
+    );
+}

@@ -163,12 +163,7 @@ async fn four_lanes_in_each_of_two_processes_never_pass_one_daily_cap() {
     assert_eq!(counts.get(&ClaimStatus::Pending), Some(&300), "{counts:?}");
     assert_eq!(committed_today(&world.pool).await, (10_000, 10_000));
     world.assert_exactly_once(&ids).await;
-    let paid: u128 = world
-        .transfers_per_claim()
-        .values()
-        .flatten()
-        .map(|(_, a)| a)
-        .sum();
+    let paid: u128 = world.memo_transfers().iter().map(|(_, _, a)| a).sum();
     assert_eq!(paid, 10_000);
     da.shutdown().await;
     db.shutdown().await;

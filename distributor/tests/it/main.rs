@@ -1,5 +1,6 @@
 //! Distributor tests against the devnet and a real PostgreSQL.
 
+mod coalesce;
 mod death;
 mod gas;
 mod guards;

@@ -15,7 +15,10 @@ async fn a_thousand_claims_are_all_confirmed_and_paid_exactly_once() {
         .collect();
     let before: Vec<u128> = items.iter().map(|(r, _)| world.balance(r)).collect();
     let ids = world.claims("k", &items).await;
-    let d = world.spawn(world.config(0..8)).await;
+    // One transfer per claim here (coalescing has its own tests: coalesce.rs).
+    let mut cfg = world.config(0..8);
+    cfg.coalesce = false;
+    let d = world.spawn(cfg).await;
 
     let counts = world.wait_settled(Duration::from_secs(120)).await;
     assert_eq!(

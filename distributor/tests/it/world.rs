@@ -10,7 +10,7 @@ use payouts_devnet::{Devnet, DevnetConfig, DevnetHandle};
 use payouts_distributor::{Distributor, DistributorConfig, DistributorMetrics, RpcEndpointConfig};
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::claims::{count_by_status, get_claim, insert_claims, NewClaim};
-use payouts_store::memo::claim_id_from_memo;
+use payouts_store::memo::claim_ids_from_memo;
 use payouts_store::testdb::TestDb;
 use payouts_store::{ClaimId, ClaimStatus, PgPool, Yocto};
 use tokio_util::sync::CancellationToken;
@@ -158,32 +158,58 @@ impl World {
         }
     }
 
-    /// Transfers applied on chain per claim id (from the memo).
+    /// Transfers applied on chain per claim id (from the memo): receiver and amount (for a merged transfer,
+    /// the amount of the whole transfer).
     pub fn transfers_per_claim(&self) -> HashMap<ClaimId, Vec<(String, u128)>> {
         let mut out: HashMap<ClaimId, Vec<(String, u128)>> = HashMap::new();
-        for t in self.devnet.ft_transfers() {
-            if let Some(id) = t.event.memo.as_deref().and_then(claim_id_from_memo) {
-                out.entry(id)
-                    .or_default()
-                    .push((t.event.receiver.to_string(), t.event.amount));
+        for (ids, receiver, amount) in self.memo_transfers() {
+            for id in ids {
+                out.entry(id).or_default().push((receiver.clone(), amount));
             }
         }
         out
     }
 
-    /// Every confirmed claim was paid exactly once, with its amount to its receiver; nothing else was paid.
+    /// Every transfer on chain whose memo names claims: (claim ids, receiver, amount).
+    pub fn memo_transfers(&self) -> Vec<(Vec<ClaimId>, String, u128)> {
+        self.devnet
+            .ft_transfers()
+            .into_iter()
+            .filter_map(|t| {
+                let ids = t.event.memo.as_deref().and_then(claim_ids_from_memo)?;
+                Some((ids, t.event.receiver.to_string(), t.event.amount))
+            })
+            .collect()
+    }
+
+    /// Every confirmed claim was paid exactly once, with its amount to its receiver (a merged transfer: the
+    /// sum of the claims it names); nothing else was paid.
     pub async fn assert_exactly_once(&self, ids: &[ClaimId]) {
-        let paid = self.transfers_per_claim();
+        let mut paid: HashMap<ClaimId, Vec<(String, u128, Vec<ClaimId>)>> = HashMap::new();
+        for (named, receiver, amount) in self.memo_transfers() {
+            for id in &named {
+                paid.entry(*id)
+                    .or_default()
+                    .push((receiver.clone(), amount, named.clone()));
+            }
+        }
         let mut conn = payouts_store::get(&self.pool).await.unwrap();
         for id in ids {
             let c = get_claim(&mut conn, *id).await.unwrap().unwrap();
             let transfers = paid.get(id).cloned().unwrap_or_default();
             match c.status {
-                ClaimStatus::Confirmed => assert_eq!(
-                    transfers,
-                    vec![(c.receiver_id.clone(), c.amount.0)],
-                    "claim {id:?} not paid exactly once"
-                ),
+                ClaimStatus::Confirmed => {
+                    assert_eq!(transfers.len(), 1, "claim {id:?} not paid exactly once");
+                    let (receiver, amount, named) = &transfers[0];
+                    assert_eq!(receiver, &c.receiver_id, "claim {id:?} paid to another");
+                    let mut sum = 0u128;
+                    for n in named {
+                        let other = get_claim(&mut conn, *n).await.unwrap().unwrap();
+                        assert_eq!(other.receiver_id, c.receiver_id, "merged across receivers");
+                        sum += other.amount.0;
+                    }
+                    assert_eq!(*amount, sum, "claim {id:?}: transfer amount is not the sum");
+                }
                 _ => assert!(
                     transfers.is_empty(),
                     "claim {id:?} ({:?}) was paid",

@@ -331,7 +331,7 @@ async fn many_memo_payments_confirm_in_one_statement_only_when_they_match() {
     let mut conn = db.conn().await;
     let ids = submitted_batch(&mut conn, "tx1", 0, 3).await;
     let pay = |id: ClaimId, from, amount| MemoPayment {
-        claim_id: id,
+        claim_ids: vec![id],
         token: "token.devnet",
         from,
         to: "alice.devnet",
@@ -358,4 +358,115 @@ async fn many_memo_payments_confirm_in_one_statement_only_when_they_match() {
         ClaimStatus::Submitted
     );
     assert_eq!(confirm_by_memos(&mut conn, &payments).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_merged_transfer_confirms_its_claims_all_together_or_not_at_all() {
+    use payouts_store::reconcile::{confirm_by_memos, MemoPayment};
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    // Six claims of 5 to alice in one transaction: two merged transfers of three.
+    let ids = submitted_batch(&mut conn, "tx1", 0, 6).await;
+    payouts_store::transactions::record_transfers(&mut conn, "tx1", &[3, 3])
+        .await
+        .unwrap();
+    let pay = |ids: &[ClaimId], from, amount| MemoPayment {
+        claim_ids: ids.to_vec(),
+        token: "token.devnet",
+        from,
+        to: "alice.devnet",
+        amount: Yocto(amount),
+    };
+    let bad = [
+        pay(&ids[..3], "treasury.devnet", 14), // not the sum
+        pay(&ids[..3], "treasury.devnet", 16), // not the sum
+        pay(&ids[..3], "mallory.devnet", 15),  // not our signer
+        pay(&[ids[0], ClaimId(999)], "treasury.devnet", 10), // names a claim that is not ours
+    ];
+    assert_eq!(confirm_by_memos(&mut conn, &bad).await.unwrap(), 0);
+    let status = |c: Option<payouts_store::claims::Claim>| c.unwrap().status;
+    for id in &ids {
+        assert_eq!(
+            status(get_claim(&mut conn, *id).await.unwrap()),
+            ClaimStatus::Submitted
+        );
+    }
+    // The right sum confirms all three, and only those; a replay changes nothing.
+    let good = [pay(&ids[..3], "treasury.devnet", 15)];
+    assert_eq!(confirm_by_memos(&mut conn, &good).await.unwrap(), 3);
+    assert_eq!(confirm_by_memos(&mut conn, &good).await.unwrap(), 0);
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i < 3 {
+            ClaimStatus::Confirmed
+        } else {
+            ClaimStatus::Submitted
+        };
+        assert_eq!(status(get_claim(&mut conn, *id).await.unwrap()), want);
+    }
+    // A memo naming a confirmed claim with pending ones cannot confirm the rest.
+    let mixed = [pay(&[ids[2], ids[3], ids[4]], "treasury.devnet", 15)];
+    assert_eq!(confirm_by_memos(&mut conn, &mixed).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_batch_of_merged_transfers_is_bisected_by_whole_transfers() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let ids = submitted_batch(&mut conn, "tx1", 0, 6).await;
+    // Transfers of 1, 3 and 2 claims: the halves are [1 + 3] and [2], never a transfer cut in two.
+    payouts_store::transactions::record_transfers(&mut conn, "tx1", &[1, 3, 2])
+        .await
+        .unwrap();
+    let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
+    assert_eq!(tx.transfers().len(), 3);
+    let s = settle(
+        &mut conn,
+        &tx,
+        Settlement::Failure("Smart contract panicked: boom"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.handed_back, 6);
+    let mut groups = Vec::new();
+    for id in &ids {
+        let c = get_claim(&mut conn, *id).await.unwrap().unwrap();
+        assert_eq!(c.status, ClaimStatus::Pending);
+        assert!(c.needs_isolation);
+        groups.push(c.split_group.unwrap());
+    }
+    assert_eq!(
+        groups[..4]
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        1
+    );
+    assert_eq!(groups[4], groups[5]);
+    assert_ne!(groups[0], groups[4]);
+}
+
+#[tokio::test]
+async fn a_lone_merged_transfer_that_failed_for_good_is_retried_claim_by_claim() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let ids = submitted_batch(&mut conn, "tx1", 0, 3).await;
+    payouts_store::transactions::record_transfers(&mut conn, "tx1", &[3])
+        .await
+        .unwrap();
+    let tx = get_tx(&mut conn, "tx1").await.unwrap().unwrap();
+    let s = settle(
+        &mut conn,
+        &tx,
+        Settlement::Failure("Smart contract panicked: Balance overflow"),
+    )
+    .await
+    .unwrap();
+    // Nothing failed for good yet: each claim gets its own verdict in a group of one.
+    assert_eq!((s.handed_back, s.failed), (3, 0));
+    let mut groups = std::collections::HashSet::new();
+    for id in &ids {
+        let c = get_claim(&mut conn, *id).await.unwrap().unwrap();
+        assert_eq!(c.status, ClaimStatus::Pending);
+        assert!(groups.insert(c.split_group.unwrap()));
+    }
 }
