@@ -19,6 +19,8 @@ mod batch;
 mod chain;
 pub mod config;
 pub mod error;
+mod guard;
+mod text;
 pub mod metrics;
 pub mod model;
 pub mod openapi;

@@ -122,7 +122,7 @@ pub async fn list(
         before,
         limit,
     };
-    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    let mut conn = payouts_store::get(&state.inner.read_pool).await?;
     let rows = list_claims(&mut conn, &filter).await?;
     drop(conn);
     let next_cursor = if rows.len() as i64 == limit {
@@ -163,7 +163,7 @@ pub async fn get_one(
         .ok_or_else(|| {
             ApiError::bad_request("invalid_id", "claim id must be a positive whole number")
         })?;
-    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    let mut conn = payouts_store::get(&state.inner.read_pool).await?;
     let claim = get_claim(&mut conn, ClaimId(id)).await?;
     claim
         .map(|c| Json(ClaimView::from(c)))

@@ -78,7 +78,7 @@ pub async fn list(
                 )
             })?,
     };
-    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    let mut conn = payouts_store::get(&state.inner.read_pool).await?;
     let incidents = list_incidents(&mut conn, open, limit).await?;
     Ok(Json(IncidentList {
         incidents: incidents.into_iter().map(Into::into).collect(),
