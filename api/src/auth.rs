@@ -168,9 +168,11 @@ impl Tokens {
             .ok_or_else(|| ApiError::unauthorized("invalid bearer token"))?;
         if !scopes.iter().any(|s| entry.scopes.contains(s)) {
             tracing::info!(token = %entry.name, %scope, "token lacks the scope");
+            let wanted: Vec<String> = scopes.iter().map(|s| format!("`{s}`")).collect();
             return Err(ApiError::forbidden(format!(
-                "token `{}` does not have the `{scope}` scope",
-                entry.name
+                "token `{}` does not have the {} scope",
+                entry.name,
+                wanted.join(" or ")
             )));
         }
         Ok(Principal {

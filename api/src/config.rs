@@ -133,9 +133,11 @@ pub struct ApiConfig {
         deserialize_with = "deserialize_amount"
     )]
     pub max_amount: Yocto,
-    /// Longest memo of a manual transfer, in bytes.
-    #[serde(default = "defaults::max_memo_bytes")]
-    pub max_memo_bytes: usize,
+    /// Longest memo of a manual transfer, in characters (Unicode scalar values, what JSON Schema's
+    /// `maxLength` counts; so at most four times as many bytes). `max_memo_bytes`, its former name, is
+    /// still read.
+    #[serde(default = "defaults::max_memo_chars", alias = "max_memo_bytes")]
+    pub max_memo_chars: usize,
     /// Largest request body, in bytes (larger: 413).
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
@@ -208,7 +210,7 @@ mod defaults {
         // 1,000 whole tokens of a 24-decimal token.
         Yocto(1_000 * 10u128.pow(24))
     }
-    pub fn max_memo_bytes() -> usize {
+    pub fn max_memo_chars() -> usize {
         256
     }
     pub fn max_body_bytes() -> usize {
@@ -261,7 +263,7 @@ impl Default for ApiConfig {
             rate_limit_token_burst: defaults::rate_limit_token_burst(),
             allowed_tokens: vec![],
             max_amount: defaults::max_amount(),
-            max_memo_bytes: defaults::max_memo_bytes(),
+            max_memo_chars: defaults::max_memo_chars(),
             max_body_bytes: defaults::max_body_bytes(),
             send_batch_max: defaults::send_batch_max(),
             send_workers: defaults::send_workers(),
@@ -300,8 +302,8 @@ impl ApiConfig {
         if self.max_amount.0 == 0 {
             return Err("api.max_amount: must be more than 0".into());
         }
-        if self.max_memo_bytes == 0 || self.max_memo_bytes > 4096 {
-            return Err("api.max_memo_bytes: must be between 1 and 4096".into());
+        if self.max_memo_chars == 0 || self.max_memo_chars > 1024 {
+            return Err("api.max_memo_chars: must be between 1 and 1024".into());
         }
         if self.max_body_bytes < 256 || self.max_body_bytes > 16 * 1024 * 1024 {
             return Err("api.max_body_bytes: must be between 256 and 16777216".into());

@@ -144,6 +144,12 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
         };
         ApiError::bad_request("invalid_amount", why)
     })?;
+    if req.amount.len() > 1 && req.amount.starts_with('0') {
+        return Err(ApiError::bad_request(
+            "invalid_amount",
+            "amount must be written without leading zeros",
+        ));
+    }
     if amount.0 == 0 {
         return Err(ApiError::bad_request(
             "invalid_amount",
@@ -181,13 +187,13 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
     };
     let memo = match req.memo {
         Some(m) if m.is_empty() => None,
-        Some(m) if m.len() > cfg.max_memo_bytes => {
+        Some(m) if m.chars().count() > cfg.max_memo_chars => {
             return Err(ApiError::bad_request(
                 "invalid_memo",
                 format!(
-                    "memo is {} bytes; at most {} (api.max_memo_bytes)",
-                    m.len(),
-                    cfg.max_memo_bytes
+                    "memo is {} characters; at most {} (api.max_memo_chars)",
+                    m.chars().count(),
+                    cfg.max_memo_chars
                 ),
             ))
         }

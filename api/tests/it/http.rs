@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{app, Server, SENDER};
+use crate::support::{app, Server, READER, SENDER};
 
 #[tokio::test]
 async fn serves_over_http_and_shuts_down_gracefully() {
@@ -30,6 +30,7 @@ async fn serves_over_http_and_shuts_down_gracefully() {
     let claim: Value = r.json().await.unwrap();
     let r = client
         .get(server.url(&format!("/claims/{}", claim["id"])))
+        .bearer_auth(READER)
         .send()
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use axum::http::{Method, Request, StatusCode};
 use payouts_store::claims::{update_claims, ClaimUpdate};
 use payouts_store::{ClaimId, ClaimStatus};
 
-use crate::support::{app, app_with, OPS, READER, SENDER, TOKEN_A, TOKEN_B};
+use crate::support::{app, app_with, OPS, READER, SCRAPER, SENDER, TOKEN_A, TOKEN_B};
 
 #[tokio::test]
 async fn claims_are_listed_newest_first_with_keyset_pagination() {
@@ -22,7 +22,7 @@ async fn claims_are_listed_newest_first_with_keyset_pagination() {
             Some(c) => format!("/claims?limit=3&cursor={c}"),
             None => "/claims?limit=3".to_string(),
         };
-        let a = app.get(&path).await;
+        let a = app.read(&path).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         let v = a.json();
         for c in v["claims"].as_array().unwrap() {
@@ -41,11 +41,11 @@ async fn claims_are_listed_newest_first_with_keyset_pagination() {
     );
 
     // Filters.
-    let v = app.get("/claims?receiver=bob.devnet").await.json();
+    let v = app.read("/claims?receiver=bob.devnet").await.json();
     assert_eq!(v["claims"].as_array().unwrap().len(), 3);
     assert!(v["next_cursor"].is_null());
     let v = app
-        .get(&format!("/claims?token={TOKEN_A}&limit=500"))
+        .read(&format!("/claims?token={TOKEN_A}&limit=500"))
         .await
         .json();
     assert_eq!(v["claims"].as_array().unwrap().len(), 5);
@@ -61,19 +61,19 @@ async fn claims_are_listed_newest_first_with_keyset_pagination() {
     )
     .await
     .unwrap();
-    let v = app.get("/claims?status=failed").await.json();
+    let v = app.read("/claims?status=failed").await.json();
     let list = v["claims"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["id"], first);
     assert_eq!(list[0]["last_error"], "receiver not registered");
     let v = app
-        .get("/claims?status=pending&receiver=alice.devnet&token=token.devnet")
+        .read("/claims?status=pending&receiver=alice.devnet&token=token.devnet")
         .await
         .json();
     assert_eq!(v["claims"].as_array().unwrap().len(), 4);
     // Empty values count as absent.
     let v = app
-        .get("/claims?status=&receiver=&token=&cursor=&limit=")
+        .read("/claims?status=&receiver=&token=&cursor=&limit=")
         .await
         .json();
     assert_eq!(v["claims"].as_array().unwrap().len(), 8);
@@ -98,7 +98,7 @@ async fn bad_claim_queries_are_400() {
         "unknown=1",
         "status=pending&status=failed",
     ] {
-        let a = app.get(&format!("/claims?{q}")).await;
+        let a = app.read(&format!("/claims?{q}")).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {}", a.text);
         assert_eq!(a.code(), "invalid_query", "{q}");
     }
@@ -109,9 +109,9 @@ async fn one_claim_by_id() {
     let app = app().await;
     app.insert_event_claims(1, TOKEN_A, "alice.devnet", "x")
         .await;
-    let list = app.get("/claims").await.json();
+    let list = app.read("/claims").await.json();
     let id = list["claims"][0]["id"].as_i64().unwrap();
-    let a = app.get(&format!("/claims/{id}")).await;
+    let a = app.read(&format!("/claims/{id}")).await;
     assert_eq!(a.status, StatusCode::OK);
     let v = a.json();
     assert_eq!(v["id"], id);
@@ -119,11 +119,11 @@ async fn one_claim_by_id() {
     assert_eq!(v["rule"], "claims");
     assert_eq!(v["receipt_id"], "x-0");
 
-    let a = app.get(&format!("/claims/{}", id + 1000)).await;
+    let a = app.read(&format!("/claims/{}", id + 1000)).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.code(), "not_found");
     for bad in ["abc", "-1", "0", "1.5", "99999999999999999999", "%20"] {
-        let a = app.get(&format!("/claims/{bad}")).await;
+        let a = app.read(&format!("/claims/{bad}")).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
         assert_eq!(a.code(), "invalid_id");
     }
@@ -208,11 +208,15 @@ async fn unknown_routes_and_wrong_methods_answer_json() {
 }
 
 #[tokio::test]
-async fn read_routes_can_require_a_read_token() {
-    let app = app_with(|c| c.read_requires_token = true, |b| b).await;
-    for path in ["/status", "/claims", "/claims/1"] {
+async fn reads_and_metrics_are_closed_by_default() {
+    let app = app().await;
+    for path in ["/status", "/claims", "/claims/1", "/incidents", "/metrics"] {
         let a = app.get(path).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(a.code(), "unauthorized", "{path}");
+        assert_eq!(a.headers["www-authenticate"], "Bearer");
+        // Nothing private in the refusal.
+        assert!(!a.text.contains("devnet"), "{path}: {}", a.text);
         let a = app.get_auth(path, SENDER).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
         assert!(a.message().contains("read"));
@@ -223,8 +227,32 @@ async fn read_routes_can_require_a_read_token() {
         app.get_auth("/claims/1", READER).await.status,
         StatusCode::NOT_FOUND
     );
-    // Always open.
-    for path in ["/health", "/metrics", "/openapi.json", "/", "/ready"] {
+    // /metrics: the `read` or the `metrics` scope; the `metrics` scope reads nothing else.
+    assert_eq!(app.get_auth("/metrics", READER).await.status, StatusCode::OK);
+    assert_eq!(app.get_auth("/metrics", SCRAPER).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/status", SCRAPER).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Always open, and saying nothing private.
+    for path in ["/health", "/openapi.json", "/", "/ready"] {
+        assert_eq!(app.get(path).await.status, StatusCode::OK, "{path}");
+    }
+    let health = app.get("/health").await.json();
+    assert_eq!(health.as_object().unwrap().len(), 2, "{health}");
+}
+
+#[tokio::test]
+async fn reads_and_metrics_can_be_opened() {
+    let app = app_with(
+        |c| {
+            c.read_requires_token = false;
+            c.metrics_open = true;
+        },
+        |b| b,
+    )
+    .await;
+    for path in ["/status", "/claims", "/incidents", "/metrics"] {
         assert_eq!(app.get(path).await.status, StatusCode::OK, "{path}");
     }
 }
