@@ -121,7 +121,8 @@ async fn dashboard_shows_live_numbers_and_sends_a_manual_payout() {
     // Reads need a token: the dashboard asks for one once and keeps it in the tab (the send form too).
     wait_js(
         &mut b,
-        "!document.getElementById('login-form').classList.contains('hidden')",
+        "(() => { const f = document.getElementById('login-form'); \
+          return f !== null && !f.classList.contains('hidden'); })()",
         "the read-token prompt",
     )
     .await;
