@@ -126,7 +126,7 @@ pub fn document(cfg: &ApiConfig) -> Value {
     let bearer_only = json!([{"bearer": []}]);
     let optional = json!([{}, {"bearer": []}]);
     let account = json!({"type": "string", "minLength": 2, "maxLength": 64, "pattern": ACCOUNT_ID_PATTERN, "example": "alice.devnet"});
-    let optional_account = json!({"type": "string", "maxLength": 64, "pattern": format!("^$|{ACCOUNT_ID_PATTERN}")});
+    let optional_account = json!({"type": "string", "maxLength": 64, "pattern": format!("^$|^(?=.{{2,64}}$){}", &ACCOUNT_ID_PATTERN[1..])});
     let id = |max: u128| json!({"type": "string", "pattern": format!("^{}$", up_to(max)), "example": "1"});
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
