@@ -1,6 +1,7 @@
 //! End-to-end tests of the `payouts` binary.
 
 mod child;
+mod api_limits;
 mod claims;
 mod cli;
 mod compose;
