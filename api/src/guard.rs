@@ -3,6 +3,11 @@
 //! limits — per API token for requests presenting a valid one, per client address for every other
 //! request (429 with `Retry-After`). GCRA buckets from `governor`; the per-address map forgets quiet
 //! addresses, so many clients cannot grow it without bound.
+//!
+//! A per-address 429 is answered after a pause (the wait, at most [`MAX_HOLD`]): a client that ignores
+//! `Retry-After` and asks again at once is slowed to about one request per second per connection instead
+//! of making the server spin answering it. A held request never blocks the connection cap: its
+//! connection counts as idle there (server.rs), so a new client can still take its place.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -21,6 +26,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
+
+/// Longest pause before a per-address 429.
+const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Checks between two sweeps of the per-address map.
 const SWEEP_EVERY: u64 = 4096;
@@ -87,12 +95,16 @@ impl Guard {
         host_name(host).is_some_and(|name| allowed.iter().any(|a| a.eq_ignore_ascii_case(name)))
     }
 
-    /// Seconds until `key` may send again, or None when it may now.
-    fn wait<K: std::hash::Hash + Eq + Clone>(&self, limiter: &Keyed<K>, key: &K) -> Option<u64> {
-        limiter.check_key(key).err().map(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+    /// How long until `key` may send again, or None when it may now.
+    fn wait<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        limiter: &Keyed<K>,
+        key: &K,
+    ) -> Option<std::time::Duration> {
+        limiter
+            .check_key(key)
+            .err()
+            .map(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     fn sweep(&self) {
@@ -135,8 +147,33 @@ fn client_key(addr: IpAddr) -> IpAddr {
     }
 }
 
-fn too_many(wait_secs: u64, what: &str) -> Response {
-    let wait = wait_secs.max(1);
+/// Marks a request as only held back on its connection while alive (also when the request is dropped).
+struct Parked(Option<crate::server::ConnHandle>);
+
+impl Parked {
+    fn new(conn: Option<crate::server::ConnHandle>) -> Self {
+        if let Some(c) = &conn {
+            c.0.parked.fetch_add(1, Ordering::AcqRel);
+        }
+        Self(conn)
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.0.parked.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// `Retry-After`: whole seconds, rounded up, at least 1.
+fn retry_after(wait: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+}
+
+fn too_many(wait: std::time::Duration, what: &str) -> Response {
+    let wait = retry_after(wait).as_secs();
     let mut resp = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
@@ -177,6 +214,12 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
             if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
                 g.sweep();
                 if let Some(wait) = g.wait(limiter, &client_key(peer.ip())) {
+                    let parked =
+                        Parked::new(req.extensions().get::<crate::server::ConnHandle>().cloned());
+                    // The whole Retry-After (at least 1 s), at most MAX_HOLD: GCRA's exact wait is a
+                    // few ms when many connections share one address's bucket.
+                    tokio::time::sleep(MAX_HOLD.min(retry_after(wait))).await;
+                    drop(parked);
                     return too_many(wait, "from this address");
                 }
             }

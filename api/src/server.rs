@@ -60,9 +60,12 @@ pub(crate) fn connection_cap(configured: usize, fd_limit: Option<usize>) -> usiz
 }
 
 /// One open connection, as the registry sees it.
-struct Conn {
+pub(crate) struct Conn {
     /// Requests being answered now.
     in_flight: AtomicU32,
+    /// Of those, requests only held back before a 429 (see [`crate::guard`]): no work is lost when the
+    /// connection is dropped.
+    pub(crate) parked: AtomicU32,
     /// Milliseconds since the registry's epoch of the last request's end (or of the accept).
     last_active: AtomicU64,
     /// Requests answered so far.
@@ -70,6 +73,17 @@ struct Conn {
     /// Cancelled to drop the connection at once (only ever while no request is in flight).
     evict: CancellationToken,
 }
+
+impl Conn {
+    /// No request in flight but ones held back before a 429.
+    fn evictable(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) <= self.parked.load(Ordering::Acquire)
+    }
+}
+
+/// The connection a request came on (a request extension), for [`crate::guard`].
+#[derive(Clone)]
+pub(crate) struct ConnHandle(pub(crate) Arc<Conn>);
 
 /// The open connections, for the cap and the idle timeout.
 struct Registry {
@@ -97,7 +111,7 @@ impl Registry {
         if conns.len() >= self.cap {
             let victim = conns
                 .iter()
-                .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
+                .filter(|(_, c)| c.evictable())
                 .min_by_key(|(_, c)| c.last_active.load(Ordering::Relaxed))
                 .map(|(id, _)| *id)?;
             if let Some(c) = conns.remove(&victim) {
@@ -107,6 +121,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             in_flight: AtomicU32::new(0),
+            parked: AtomicU32::new(0),
             last_active: AtomicU64::new(self.now_ms()),
             served: AtomicU64::new(0),
             evict: CancellationToken::new(),
@@ -141,7 +156,7 @@ impl Registry {
         let mut conns = self.lock();
         let victim = conns
             .iter()
-            .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
+            .filter(|(_, c)| c.evictable())
             .min_by_key(|(_, c)| c.last_active.load(Ordering::Relaxed))
             .map(|(id, _)| *id);
         if let Some(c) = victim.and_then(|id| conns.remove(&id)) {
@@ -275,6 +290,7 @@ pub async fn serve(
             let busy = Busy::new(reg.clone(), conn_state.clone());
             let mut req = req.map(Body::new);
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(ConnHandle(conn_state.clone()));
             let app = app.clone();
             async move {
                 let resp = match app.oneshot(req).await {

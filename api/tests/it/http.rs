@@ -72,3 +72,51 @@ async fn binding_a_taken_address_names_it() {
     let err = payouts_api::bind(addr).await.unwrap_err();
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+#[tokio::test]
+async fn keep_alive_connections_serve_request_after_request() {
+    let app = app().await;
+    let server = Server::start(app.state.clone()).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for i in 0..40 {
+        let r = client.get(server.url("/health")).send().await;
+        assert!(r.is_ok(), "request {i}: {r:?}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repro_readers() {
+    let app = crate::support::app_with(|c| { c.read_requires_token = false; c.metrics_open = true; }, |b| b).await;
+    let server = Server::start(app.state.clone()).await;
+    let mut tasks = Vec::new();
+    for r in 0..200 {
+        let url = server.url("/status");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            let mut errs = Vec::new();
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_secs(8) {
+                let t = std::time::Instant::now();
+                match client.get(&url).send().await {
+                    Ok(resp) => {
+                        let _ = resp.status();
+                    }
+                    Err(e) => errs.push(format!("{r} at {:?} after {:?}: {e:?}", started.elapsed(), t.elapsed())),
+                }
+            }
+            errs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert!(all.is_empty(), "{} errors: {:#?}", all.len(), &all[..all.len().min(5)]);
+}
