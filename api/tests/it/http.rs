@@ -87,36 +87,3 @@ async fn keep_alive_connections_serve_request_after_request() {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repro_readers() {
-    let app = crate::support::app_with(|c| { c.read_requires_token = false; c.metrics_open = true; }, |b| b).await;
-    let server = Server::start(app.state.clone()).await;
-    let mut tasks = Vec::new();
-    for r in 0..200 {
-        let url = server.url("/status");
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .unwrap();
-            let mut errs = Vec::new();
-            let started = std::time::Instant::now();
-            while started.elapsed() < Duration::from_secs(8) {
-                let t = std::time::Instant::now();
-                match client.get(&url).send().await {
-                    Ok(resp) => {
-                        let _ = resp.status();
-                    }
-                    Err(e) => errs.push(format!("{r} at {:?} after {:?}: {e:?}", started.elapsed(), t.elapsed())),
-                }
-            }
-            errs
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    assert!(all.is_empty(), "{} errors: {:#?}", all.len(), &all[..all.len().min(5)]);
-}
