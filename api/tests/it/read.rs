@@ -256,3 +256,94 @@ async fn reads_and_metrics_can_be_opened() {
         assert_eq!(app.get(path).await.status, StatusCode::OK, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after() {
+    let app = app_with(
+        |c| {
+            c.rate_limit_token_per_second = 1;
+            c.rate_limit_token_burst = 2;
+        },
+        |b| b,
+    )
+    .await;
+    assert_eq!(app.read("/status").await.status, StatusCode::OK);
+    assert_eq!(app.read("/claims").await.status, StatusCode::OK);
+    let a = app.read("/claims").await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    assert_eq!(a.code(), "rate_limited");
+    let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    // Another token has a bucket of its own.
+    assert_eq!(app.get_auth("/claims", OPS).await.status, StatusCode::OK);
+    // Liveness is never limited.
+    for _ in 0..5 {
+        assert_eq!(app.get("/health").await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_host_gets_421_on_a_loopback_listener() {
+    let app = app().await;
+    let with_host = |path: &str, host: &str| {
+        Request::get(path)
+            .header("host", host)
+            .header("authorization", format!("Bearer {READER}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    for host in ["rebind.attacker.example", "rebind.attacker.example:8080", "10.0.0.1:8080"] {
+        let a = app.call(with_host("/status", host)).await;
+        assert_eq!(a.status, StatusCode::MISDIRECTED_REQUEST, "{host}");
+        assert_eq!(a.code(), "unknown_host");
+        // Probes answer whatever the Host.
+        assert_eq!(app.call(with_host("/health", host)).await.status, StatusCode::OK);
+    }
+    for host in ["127.0.0.1:8080", "localhost", "[::1]:8080"] {
+        assert_eq!(app.call(with_host("/status", host)).await.status, StatusCode::OK, "{host}");
+    }
+    let open = app_with(|c| c.allowed_hosts = vec!["payouts.internal".into()], |b| b).await;
+    assert_eq!(
+        open.call(with_host("/status", "payouts.internal:443")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        open.call(with_host("/status", "localhost")).await.status,
+        StatusCode::MISDIRECTED_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn openapi_states_the_real_constraints() {
+    let app = app().await;
+    let doc = app.get("/openapi.json").await.json();
+    let send = &doc["components"]["schemas"]["SendFtRequest"];
+    assert_eq!(send["additionalProperties"], false);
+    assert_eq!(send["properties"]["token"]["enum"], serde_json::json!([TOKEN_A, TOKEN_B, null]));
+    assert_eq!(send["properties"]["receiver_id"]["maxLength"], 64);
+    assert!(send["properties"]["memo"]["pattern"].as_str().unwrap().contains("\\u202E"));
+    assert!(send["properties"]["amount"]["pattern"].as_str().unwrap().starts_with("^(?:[1-9]"));
+    for (path, method) in [("/status", "get"), ("/claims", "get"), ("/metrics", "get"), ("/send-ft", "post")] {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["security"], serde_json::json!([{"bearer": []}]), "{path}");
+        for code in ["401", "421", "429", "500"] {
+            assert!(op["responses"][code].is_object(), "{path} {code}");
+        }
+        assert!(op["responses"]["429"]["headers"]["Retry-After"].is_object());
+    }
+    assert!(doc["paths"]["/health"]["get"]["responses"]["429"].is_null());
+    let limit = doc["paths"]["/claims"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["pattern"], "^$|^(?:[1-9][0-9]{0,1}|[1-4][0-9]{2}|500)$");
+    // With reads opened, the document says so.
+    let open = app_with(|c| c.read_requires_token = false, |b| b).await;
+    let doc = open.get("/openapi.json").await.json();
+    assert_eq!(
+        doc["paths"]["/status"]["get"]["security"],
+        serde_json::json!([{}, {"bearer": []}])
+    );
+}
