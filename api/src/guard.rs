@@ -69,7 +69,11 @@ impl Guard {
             Hosts::Only(
                 cfg.allowed_hosts
                     .iter()
-                    .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+                    .map(|h| {
+                        h.trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .to_ascii_lowercase()
+                    })
                     .collect(),
             )
         };

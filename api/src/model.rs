@@ -152,7 +152,10 @@ impl From<Claim> for ClaimView {
             rule: c.rule,
             receipt_id: c.receipt_id,
             trigger_block_height: c.trigger_block_height,
-            idempotency_key: c.idempotency_key.as_deref().map(|k| client_key(k).to_string()),
+            idempotency_key: c
+                .idempotency_key
+                .as_deref()
+                .map(|k| client_key(k).to_string()),
             created_at: c.created_at,
             updated_at: c.updated_at,
             confirmed_at: c.confirmed_at,

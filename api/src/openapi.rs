@@ -2,11 +2,12 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
 use axum::Json;
+use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::config::ApiConfig;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::model::{
     ChainView, ClaimPage, ClaimView, ClaimsSummary, DistributorView, HeadSource, HealthView,
@@ -14,7 +15,6 @@ use crate::model::{
     ReplayState, ReplayView, SendFtRequest, StatusView, Throughput, TokenClaims,
     WebhookDeliveryView, WebhookEndpointView, WebhooksView,
 };
-use crate::config::ApiConfig;
 use crate::routes;
 use crate::state::AppState;
 
@@ -110,7 +110,8 @@ pub fn up_to(max: u128) -> String {
 }
 
 /// NEAR account ids: 2 to 64 of `a-z 0-9 - _ .`, separators neither doubled nor at either end.
-pub const ACCOUNT_ID_PATTERN: &str = "^(?:(?:[a-z0-9]+[-_])*[a-z0-9]+\\.)*(?:[a-z0-9]+[-_])*[a-z0-9]+$";
+pub const ACCOUNT_ID_PATTERN: &str =
+    "^(?:(?:[a-z0-9]+[-_])*[a-z0-9]+\\.)*(?:[a-z0-9]+[-_])*[a-z0-9]+$";
 
 fn error_response(description: &str) -> Value {
     json!({
@@ -130,28 +131,43 @@ pub fn document(cfg: &ApiConfig) -> Value {
     let id = |max: u128| json!({"type": "string", "pattern": format!("^{}$", up_to(max)), "example": "1"});
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
-            let Some(ops) = item.as_object_mut() else { continue };
+            let Some(ops) = item.as_object_mut() else {
+                continue;
+            };
             for (method, op) in ops.iter_mut() {
                 let open_route = path == "/health" || path == "/ready";
-                let read_route = matches!(path.as_str(), "/status" | "/claims" | "/claims/{id}" | "/incidents");
+                let read_route = matches!(
+                    path.as_str(),
+                    "/status" | "/claims" | "/claims/{id}" | "/incidents"
+                );
                 if read_route {
-                    op["security"] = if cfg.read_requires_token { bearer_only.clone() } else { optional.clone() };
+                    op["security"] = if cfg.read_requires_token {
+                        bearer_only.clone()
+                    } else {
+                        optional.clone()
+                    };
                     if cfg.read_requires_token {
                         op["responses"]["401"] = error_response("No or unknown bearer token");
                         op["responses"]["403"] = error_response("The token lacks the `read` scope");
                     }
                 }
                 if path == "/metrics" {
-                    op["security"] = if cfg.metrics_open { json!([{}]) } else { bearer_only.clone() };
+                    op["security"] = if cfg.metrics_open {
+                        json!([{}])
+                    } else {
+                        bearer_only.clone()
+                    };
                 }
                 if !open_route {
-                    op["responses"]["421"] = error_response("The Host header is not in api.allowed_hosts");
+                    op["responses"]["421"] =
+                        error_response("The Host header is not in api.allowed_hosts");
                     op["responses"]["429"] = json!({
                         "description": "Rate limited (per API token, or per client address without one); retry after the given seconds",
                         "headers": {"Retry-After": {"required": true, "description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
                     });
-                    op["responses"]["500"] = error_response("Internal error (the cause is in the server log)");
+                    op["responses"]["500"] =
+                        error_response("Internal error (the cause is in the server log)");
                     op["responses"]["503"] = error_response("Database busy or unreachable, or the request took longer than api.request_timeout_ms");
                 }
                 if method == "post" && op.get("requestBody").is_some() {
@@ -159,18 +175,32 @@ pub fn document(cfg: &ApiConfig) -> Value {
                     op["responses"]["415"] = error_response("Content-Type is not application/json");
                     op["responses"]["400"] = error_response("Invalid JSON or fields");
                 }
-                let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else { continue };
+                let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+                    continue;
+                };
                 for p in params.iter_mut() {
                     let name = p["name"].as_str().unwrap_or_default().to_string();
                     let schema = match (path.as_str(), name.as_str()) {
                         (_, "id") => id(i64::MAX as u128),
-                        ("/claims", "status") => json!({"type": "string", "enum": ["", "pending", "submitted", "confirmed", "failed"]}),
+                        ("/claims", "status") => {
+                            json!({"type": "string", "enum": ["", "pending", "submitted", "confirmed", "failed"]})
+                        }
                         ("/claims", "receiver" | "token") => optional_account.clone(),
-                        ("/claims", "cursor") => json!({"type": "string", "pattern": format!("^$|^{}$", up_to(i64::MAX as u128))}),
-                        ("/claims", "limit") => json!({"type": "string", "pattern": format!("^$|^{}$", up_to(u128::from(cfg.max_page_size)))}),
-                        ("/incidents", "open") => json!({"type": "string", "enum": ["", "true", "false"]}),
-                        ("/incidents", "limit") => json!({"type": "string", "pattern": format!("^$|^{}$", up_to(500))}),
-                        (_, "Idempotency-Key") => json!({"type": "string", "minLength": 1, "maxLength": crate::routes::send::MAX_IDEMPOTENCY_KEY, "pattern": "^[!-~]+$", "example": "2f1c0d1e-6a55-4c3e-9d6b-1f0d2b7e8a90"}),
+                        ("/claims", "cursor") => {
+                            json!({"type": "string", "pattern": format!("^$|^{}$", up_to(i64::MAX as u128))})
+                        }
+                        ("/claims", "limit") => {
+                            json!({"type": "string", "pattern": format!("^$|^{}$", up_to(u128::from(cfg.max_page_size)))})
+                        }
+                        ("/incidents", "open") => {
+                            json!({"type": "string", "enum": ["", "true", "false"]})
+                        }
+                        ("/incidents", "limit") => {
+                            json!({"type": "string", "pattern": format!("^$|^{}$", up_to(500))})
+                        }
+                        (_, "Idempotency-Key") => {
+                            json!({"type": "string", "minLength": 1, "maxLength": crate::routes::send::MAX_IDEMPOTENCY_KEY, "pattern": "^[!-~]+$", "example": "2f1c0d1e-6a55-4c3e-9d6b-1f0d2b7e8a90"})
+                        }
                         _ => continue,
                     };
                     p["schema"] = schema;
@@ -208,7 +238,8 @@ pub fn document(cfg: &ApiConfig) -> Value {
     let replay = &mut schemas["ReplayRequest"];
     replay["additionalProperties"] = json!(false);
     for field in ["from", "to"] {
-        replay["properties"][field] = json!({"type": "integer", "minimum": 0, "maximum": u64::MAX, "format": "uint64"});
+        replay["properties"][field] =
+            json!({"type": "integer", "minimum": 0, "maximum": u64::MAX, "format": "uint64"});
     }
     doc
 }

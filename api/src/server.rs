@@ -214,7 +214,9 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(Error::Serve)?;
     let cfg = state.config().clone();
     if state.inner.tokens.is_empty() {
-        tracing::warn!("no [[api.tokens]] configured: only /health, /ready and the dashboard page will answer");
+        tracing::warn!(
+            "no [[api.tokens]] configured: only /health, /ready and the dashboard page will answer"
+        );
     }
     let fd_limit = open_files_limit();
     let cap = connection_cap(cfg.max_connections, fd_limit);
@@ -248,10 +250,9 @@ pub async fn serve(
         let registry = registry.clone();
         let stop = graceful.clone();
         tasks.spawn(async move {
-            let mut tick = tokio::time::interval((idle / 4).clamp(
-                Duration::from_millis(10),
-                Duration::from_millis(500),
-            ));
+            let mut tick = tokio::time::interval(
+                (idle / 4).clamp(Duration::from_millis(10), Duration::from_millis(500)),
+            );
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -327,7 +328,10 @@ pub async fn serve(
     tasks.close();
     let deadline = Duration::from_millis(cfg.request_timeout_ms) + Duration::from_secs(1);
     if tokio::time::timeout(deadline, tasks.wait()).await.is_err() {
-        tracing::warn!(open = registry.len(), "connections still open at the shutdown deadline; dropping them");
+        tracing::warn!(
+            open = registry.len(),
+            "connections still open at the shutdown deadline; dropping them"
+        );
     }
     state.shutdown_background();
     tracing::info!(%addr, "API stopped");

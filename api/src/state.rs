@@ -47,7 +47,8 @@ pub(crate) struct Inner {
     /// Host allowlist and rate limits.
     pub(crate) guard: crate::guard::Guard,
     /// `/metrics` figures read from the database, with when they were read.
-    pub(crate) metrics_cache: tokio::sync::Mutex<Option<(Instant, crate::routes::metrics::DbFigures)>>,
+    pub(crate) metrics_cache:
+        tokio::sync::Mutex<Option<(Instant, crate::routes::metrics::DbFigures)>>,
     pub(crate) config: ApiConfig,
     pub(crate) tokens: Tokens,
     pub(crate) indexer_metrics: Option<Arc<IndexerMetrics>>,

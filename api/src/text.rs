@@ -78,7 +78,16 @@ mod tests {
 
     #[test]
     fn spoofing_characters_are_invisible() {
-        for c in ['\u{202E}', '\u{200B}', '\u{2028}', '\u{2029}', '\u{2066}', '\u{FEFF}', '\u{E0041}', '\u{AD}'] {
+        for c in [
+            '\u{202E}',
+            '\u{200B}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{2066}',
+            '\u{FEFF}',
+            '\u{E0041}',
+            '\u{AD}',
+        ] {
             assert!(is_invisible(c), "{:X}", u32::from(c));
         }
         for c in ['a', 'é', '€', '日', '🎉', ' ', '\u{2027}', '\u{202F}'] {

@@ -183,7 +183,10 @@ impl PgCluster {
             "--locale=C",
             "--no-sync",
         ]);
-        initdb.arg(format!("--pwfile={}", cluster.root_dir.join(PASSWORD_FILE).display()));
+        initdb.arg(format!(
+            "--pwfile={}",
+            cluster.root_dir.join(PASSWORD_FILE).display()
+        ));
         cluster.run("initdb", &mut initdb)?;
         // A port can be taken between probing and binding: try a few.
         let mut last_err = None;
@@ -231,7 +234,7 @@ impl PgCluster {
             "postgres://postgres:{}@127.0.0.1:{}/{db}",
             self.password, self.port
         ))
-            .unwrap_or_else(|_| unreachable!("the URL is built from valid parts"))
+        .unwrap_or_else(|_| unreachable!("the URL is built from valid parts"))
     }
 
     fn pg_command(&self, tool: &str) -> Command {

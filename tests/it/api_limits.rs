@@ -22,7 +22,10 @@ fn wait_listening(
 ) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(child.try_wait().unwrap().is_none(), "the server exited: {seen:#?}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the server exited: {seen:#?}"
+        );
         assert!(Instant::now() < deadline, "API never came up: {seen:#?}");
         let Ok(line) = log.recv_timeout(Duration::from_millis(100)) else {
             continue;
@@ -127,7 +130,9 @@ async fn slow_header_flood_with_1024_files_cannot_lock_out_health() {
         let opened = Instant::now();
         // A write to a socket the server already dropped (evicted) may fail: that one is closed already.
         let _ = s
-            .write_all(format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow-{i}: ").as_bytes())
+            .write_all(
+                format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow-{i}: ").as_bytes(),
+            )
             .await;
         slow.push((s, opened));
     }
@@ -137,7 +142,10 @@ async fn slow_header_flood_with_1024_files_cannot_lock_out_health() {
     for _ in 0..3 {
         let (status, took) = health(&addr).await;
         assert_eq!(status, 200, "/health during the flood");
-        assert!(took < Duration::from_secs(1), "/health took {took:?} during the flood");
+        assert!(
+            took < Duration::from_secs(1),
+            "/health took {took:?} during the flood"
+        );
     }
 
     // Every slow socket is closed by the server within the header timeout (plus scheduling slack).
@@ -320,7 +328,13 @@ async fn two_hundred_unauthenticated_readers_get_429s_and_cannot_slow_payouts() 
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap();
-            let paths = ["/status", "/claims", "/metrics", "/claims?token=unknown.devnet", "/incidents"];
+            let paths = [
+                "/status",
+                "/claims",
+                "/metrics",
+                "/claims?token=unknown.devnet",
+                "/incidents",
+            ];
             let mut i = r;
             while !stop.load(Ordering::Relaxed) {
                 let path = paths[i % paths.len()];

@@ -57,7 +57,9 @@ async fn dev_pays_claims_within_a_minute_and_cleans_up_on_ctrl_c() {
     // The throwaway Postgres needs its password (SCRAM), kept in a file only this user can read: another
     // local user cannot connect and insert claims that payouts dev would pay.
     let database = field("database:");
-    let (url, rest) = database.split_once(" (password in ").expect("password file in the banner");
+    let (url, rest) = database
+        .split_once(" (password in ")
+        .expect("password file in the banner");
     let pw_file = rest.trim_end_matches(')');
     {
         use std::os::unix::fs::PermissionsExt;
@@ -68,7 +70,9 @@ async fn dev_pays_claims_within_a_minute_and_cleans_up_on_ctrl_c() {
     {
         use diesel_async::AsyncConnection;
         assert!(
-            diesel_async::AsyncPgConnection::establish(url).await.is_err(),
+            diesel_async::AsyncPgConnection::establish(url)
+                .await
+                .is_err(),
             "{url} accepted a connection without a password"
         );
         let with = url.replacen("postgres@", &format!("postgres:{}@", password.trim()), 1);

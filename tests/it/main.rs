@@ -1,7 +1,7 @@
 //! End-to-end tests of the `payouts` binary.
 
-mod child;
 mod api_limits;
+mod child;
 mod claims;
 mod cli;
 mod compose;

@@ -70,7 +70,11 @@ pub async fn list(
         Some(v) => v
             .parse::<i64>()
             .ok()
-            .filter(|n| (1..=MAX_LISTED).contains(n) && !v.starts_with('0') && v.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|n| {
+                (1..=MAX_LISTED).contains(n)
+                    && !v.starts_with('0')
+                    && v.bytes().all(|b| b.is_ascii_digit())
+            })
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_query",

@@ -230,7 +230,9 @@ async fn dashboard_shows_live_numbers_and_sends_a_manual_payout() {
     assert_eq!(row.memo.as_deref(), Some("dashboard test"));
     // Stored scoped to the API token that sent it.
     let stored = row.idempotency_key.clone().unwrap();
-    let key = stored.strip_prefix("ops ").unwrap_or_else(|| panic!("{stored}"));
+    let key = stored
+        .strip_prefix("ops ")
+        .unwrap_or_else(|| panic!("{stored}"));
     assert_eq!(key.len(), 36, "a crypto.randomUUID() key: {key}");
     assert!(result.contains(&row.id.to_string()), "{result}");
     wait_text(&mut b, "count-pending", "4").await;

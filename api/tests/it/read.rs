@@ -228,8 +228,14 @@ async fn reads_and_metrics_are_closed_by_default() {
         StatusCode::NOT_FOUND
     );
     // /metrics: the `read` or the `metrics` scope; the `metrics` scope reads nothing else.
-    assert_eq!(app.get_auth("/metrics", READER).await.status, StatusCode::OK);
-    assert_eq!(app.get_auth("/metrics", SCRAPER).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/metrics", READER).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_auth("/metrics", SCRAPER).await.status,
+        StatusCode::OK
+    );
     assert_eq!(
         app.get_auth("/status", SCRAPER).await.status,
         StatusCode::FORBIDDEN
@@ -292,19 +298,32 @@ async fn a_foreign_host_gets_421_on_a_loopback_listener() {
             .body(Body::empty())
             .unwrap()
     };
-    for host in ["rebind.attacker.example", "rebind.attacker.example:8080", "10.0.0.1:8080"] {
+    for host in [
+        "rebind.attacker.example",
+        "rebind.attacker.example:8080",
+        "10.0.0.1:8080",
+    ] {
         let a = app.call(with_host("/status", host)).await;
         assert_eq!(a.status, StatusCode::MISDIRECTED_REQUEST, "{host}");
         assert_eq!(a.code(), "unknown_host");
         // Probes answer whatever the Host.
-        assert_eq!(app.call(with_host("/health", host)).await.status, StatusCode::OK);
+        assert_eq!(
+            app.call(with_host("/health", host)).await.status,
+            StatusCode::OK
+        );
     }
     for host in ["127.0.0.1:8080", "localhost", "[::1]:8080"] {
-        assert_eq!(app.call(with_host("/status", host)).await.status, StatusCode::OK, "{host}");
+        assert_eq!(
+            app.call(with_host("/status", host)).await.status,
+            StatusCode::OK,
+            "{host}"
+        );
     }
     let open = app_with(|c| c.allowed_hosts = vec!["payouts.internal".into()], |b| b).await;
     assert_eq!(
-        open.call(with_host("/status", "payouts.internal:443")).await.status,
+        open.call(with_host("/status", "payouts.internal:443"))
+            .await
+            .status,
         StatusCode::OK
     );
     assert_eq!(
@@ -319,13 +338,31 @@ async fn openapi_states_the_real_constraints() {
     let doc = app.get("/openapi.json").await.json();
     let send = &doc["components"]["schemas"]["SendFtRequest"];
     assert_eq!(send["additionalProperties"], false);
-    assert_eq!(send["properties"]["token"]["enum"], serde_json::json!([TOKEN_A, TOKEN_B, null]));
+    assert_eq!(
+        send["properties"]["token"]["enum"],
+        serde_json::json!([TOKEN_A, TOKEN_B, null])
+    );
     assert_eq!(send["properties"]["receiver_id"]["maxLength"], 64);
-    assert!(send["properties"]["memo"]["pattern"].as_str().unwrap().contains("\\u202E"));
-    assert!(send["properties"]["amount"]["pattern"].as_str().unwrap().starts_with("^(?:[1-9]"));
-    for (path, method) in [("/status", "get"), ("/claims", "get"), ("/metrics", "get"), ("/send-ft", "post")] {
+    assert!(send["properties"]["memo"]["pattern"]
+        .as_str()
+        .unwrap()
+        .contains("\\u202E"));
+    assert!(send["properties"]["amount"]["pattern"]
+        .as_str()
+        .unwrap()
+        .starts_with("^(?:[1-9]"));
+    for (path, method) in [
+        ("/status", "get"),
+        ("/claims", "get"),
+        ("/metrics", "get"),
+        ("/send-ft", "post"),
+    ] {
         let op = &doc["paths"][path][method];
-        assert_eq!(op["security"], serde_json::json!([{"bearer": []}]), "{path}");
+        assert_eq!(
+            op["security"],
+            serde_json::json!([{"bearer": []}]),
+            "{path}"
+        );
         for code in ["401", "421", "429", "500"] {
             assert!(op["responses"][code].is_object(), "{path} {code}");
         }
@@ -338,7 +375,10 @@ async fn openapi_states_the_real_constraints() {
         .iter()
         .find(|p| p["name"] == "limit")
         .unwrap();
-    assert_eq!(limit["schema"]["pattern"], "^$|^(?:[1-9][0-9]{0,1}|[1-4][0-9]{2}|500)$");
+    assert_eq!(
+        limit["schema"]["pattern"],
+        "^$|^(?:[1-9][0-9]{0,1}|[1-4][0-9]{2}|500)$"
+    );
     // With reads opened, the document says so.
     let open = app_with(|c| c.read_requires_token = false, |b| b).await;
     let doc = open.get("/openapi.json").await.json();

@@ -122,7 +122,11 @@ async fn same_key_same_body_is_the_same_claim_and_another_body_conflicts() {
 async fn one_caller_cannot_learn_another_callers_claim_through_a_key() {
     let app = app().await;
     let mine = app
-        .send(Some(SENDER), Some("shared-key"), &body("alice.devnet", "10"))
+        .send(
+            Some(SENDER),
+            Some("shared-key"),
+            &body("alice.devnet", "10"),
+        )
         .await;
     assert_eq!(mine.status, StatusCode::ACCEPTED);
     let my_id = mine.json()["id"].as_i64().unwrap();
@@ -146,10 +150,18 @@ async fn one_caller_cannot_learn_another_callers_claim_through_a_key() {
         .send(Some(OPS), Some("shared-key"), &body("mallory.devnet", "1"))
         .await;
     assert_eq!(conflict.status, StatusCode::CONFLICT, "{}", conflict.text);
-    assert!(!conflict.text.contains(&my_id.to_string()), "{}", conflict.text);
+    assert!(
+        !conflict.text.contains(&my_id.to_string()),
+        "{}",
+        conflict.text
+    );
     // The first caller's retry still finds its own claim.
     let retry = app
-        .send(Some(SENDER), Some("shared-key"), &body("alice.devnet", "10"))
+        .send(
+            Some(SENDER),
+            Some("shared-key"),
+            &body("alice.devnet", "10"),
+        )
         .await;
     assert_eq!(retry.status, StatusCode::OK);
     assert_eq!(retry.json()["id"].as_i64(), Some(my_id));
@@ -183,7 +195,8 @@ async fn bidi_and_invisible_memos_are_refused() {
         .send(
             Some(SENDER),
             Some("memo-ok"),
-            &json!({"receiver_id": "alice.devnet", "amount": "1", "memo": "Danke schön — 謝謝 🎉"}).to_string(),
+            &json!({"receiver_id": "alice.devnet", "amount": "1", "memo": "Danke schön — 謝謝 🎉"})
+                .to_string(),
         )
         .await;
     assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.text);
