@@ -148,8 +148,10 @@ async fn slow_header_flood_with_1024_files_cannot_lock_out_health() {
         );
     }
 
-    // Every slow socket is closed by the server within the header timeout (plus scheduling slack).
-    let limit = Duration::from_millis(HEADER_TIMEOUT_MS) + Duration::from_secs(1);
+    // Every slow socket is closed by the server within the header timeout, counted from when it connected
+    // (the server's timer starts when it accepts, which on a loaded 2-core machine can be a moment later:
+    // 2 s of slack; the median shows the timeout itself).
+    let limit = Duration::from_millis(HEADER_TIMEOUT_MS) + Duration::from_secs(2);
     let mut tasks = Vec::with_capacity(SLOW);
     for (mut s, opened) in slow {
         tasks.push(tokio::spawn(async move {
