@@ -132,7 +132,17 @@ pub async fn dev(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     }];
     let pool = prepare_database(&config).await?;
 
-    let database = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port());
+    // The cluster needs its superuser's password (SCRAM); a copy sits in the work dir, readable by this
+    // user only, for psql: `PGPASSWORD=$(cat <file>) psql -h 127.0.0.1 -p <port> -U postgres`.
+    let password_file = work_dir.join("db-password");
+    let password = std::fs::read_to_string(cluster.password_file())
+        .context("reading the throwaway cluster's password")?;
+    payouts_store::cluster::write_private(&password_file, password.trim())?;
+    let database = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres (password in {})",
+        cluster.port(),
+        password_file.display()
+    );
     let key_files = config
         .distributor
         .key_files

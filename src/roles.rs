@@ -24,6 +24,18 @@ pub async fn prepare_database(config: &Config) -> anyhow::Result<PgPool> {
     Ok(payouts_store::connect(db).await?)
 }
 
+/// The API's own read pool: `api.read_connections` connections to the same database, whose statements may
+/// take no longer than a request may.
+pub async fn read_pool(config: &Config) -> anyhow::Result<PgPool> {
+    let db = config.database()?;
+    let cfg = payouts_store::DbConfig {
+        max_connections: config.api.read_connections,
+        statement_timeout_ms: db.statement_timeout_ms.min(config.api.request_timeout_ms),
+        ..db.clone()
+    };
+    Ok(payouts_store::connect(&cfg).await?)
+}
+
 /// A token cancelled on SIGINT (Ctrl-C) or SIGTERM.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
@@ -114,6 +126,7 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     payouts_api::auth::Tokens::load(&config.api).map_err(config_error)?;
     let pool = prepare_database(&config).await?;
     let state = payouts_api::AppState::builder(pool, config.api.clone())
+        .read_pool(read_pool(&config).await?)
         .rpc_endpoints(config.network.endpoints())
         .indexer_config(config.indexer.clone())
         .build()
@@ -209,6 +222,7 @@ pub async fn run_all(
     )
     .await?;
     let state = payouts_api::AppState::builder(pool.clone(), config.api.clone())
+        .read_pool(read_pool(config).await?)
         .rpc_endpoints(config.network.endpoints())
         .indexer_config(config.indexer.clone())
         .indexer_metrics(indexer_metrics)

@@ -320,10 +320,14 @@
       if (s.ok) {
         renderStatus(s.body);
         banner(null);
+        $("login-form").classList.add("hidden");
         await Promise.all([refreshClaims(), refreshFailures()]);
         state.lastOk = Date.now();
       } else if (s.status === 401 || s.status === 403) {
-        banner("This server needs a token with the read scope to show its status: paste one in the API token field.");
+        banner(s.status === 403
+          ? "This token cannot read the status (it lacks the read scope): paste another one."
+          : "This server needs a token with the read scope to show its status: paste one below (it stays in this tab).");
+        $("login-form").classList.remove("hidden");
       } else {
         banner("Status unavailable: " + errMessage(s));
       }
@@ -391,6 +395,14 @@
     tok.addEventListener("input", () => {
       state.token = tok.value.trim();
       try { sessionStorage.setItem("payouts.token", state.token); } catch (_) { /* storage off */ }
+    });
+    $("login-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      state.token = $("login-token").value.trim();
+      tok.value = state.token;
+      $("login-token").value = "";
+      try { sessionStorage.setItem("payouts.token", state.token); } catch (_) { /* storage off */ }
+      tick();
     });
     $("send-form").addEventListener("submit", send);
     $("search-form").addEventListener("submit", (ev) => {

@@ -6,6 +6,7 @@
 #   DURATION=60s CONNECTIONS=128 api/bench/run.sh
 #   DURABLE=0 api/bench/run.sh            # fsync/synchronous_commit off (the test clusters' settings)
 #   BUILD=0 api/bench/run.sh              # skip `cargo build --release`
+#   RATE_LIMIT=2000 api/bench/run.sh      # with the default per-token rate limit (over it: 429)
 #
 # Needs wrk (apt-get install -y wrk) and, without DATABASE_URL, PostgreSQL server binaries (initdb, pg_ctl).
 # Only loopback traffic; the run is bounded by DURATION and stops by itself.
@@ -79,10 +80,14 @@ listen = "127.0.0.1:$PORT"
 allowed_tokens = ["token.devnet"]
 ready_max_lag_blocks = 0
 send_workers = $SEND_WORKERS
+# One token sends everything, faster than its default limit (2,000/s): the bench measures the write path.
+# RATE_LIMIT=2000 measures with the default instead (requests over it answer 429, counted as non-2xx).
+rate_limit_token_per_second = ${RATE_LIMIT:-1000000}
+rate_limit_token_burst = ${RATE_BURST:-${RATE_LIMIT:-1000000}}
 
 [[api.tokens]]
 name = "bench"
-scopes = ["send"]
+scopes = ["send", "metrics"]
 token_env = "NEAR_PAYOUTS_BENCH_TOKEN"
 
 [log]
@@ -126,7 +131,7 @@ wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s api/bench/send_ft.l
 # Every request carried a new key: answered requests and new claim rows must match (requests cut off by the end
 # of the run may still have inserted their row, so rows >= requests).
 requests="$(awk '/^requests [0-9]+,/ {gsub(",", "", $2); print $2}' "$work/wrk.txt")"
-rows="$(curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '/^payouts_claims\{status="pending"\}/ {print $2}')"
+rows="$(curl -fsS -H "Authorization: Bearer $NEAR_PAYOUTS_BENCH_TOKEN" "http://127.0.0.1:$PORT/metrics" | awk '/^payouts_claims\{status="pending"\}/ {print $2}')"
 echo "claim rows: $rows for $requests answered requests"
 hz="$(getconf CLK_TCK)"
 api_cpu=$(( ($(ticks "$api_pid") - api_before) * 1000000 / hz ))

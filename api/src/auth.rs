@@ -42,6 +42,19 @@ fn digest(secret: &[u8]) -> [u8; 32] {
     Sha256::digest(secret).into()
 }
 
+/// The token of an `Authorization` value: `Bearer <token>` (scheme case-insensitive).
+fn presented(bytes: &[u8]) -> Result<&[u8], ApiError> {
+    if bytes.len() > MAX_AUTH_HEADER {
+        return Err(ApiError::unauthorized("invalid bearer token"));
+    }
+    match bytes.iter().position(|b| *b == b' ') {
+        Some(i) if bytes[..i].eq_ignore_ascii_case(b"bearer") => Ok(bytes[i + 1..].trim_ascii()),
+        _ => Err(ApiError::unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        )),
+    }
+}
+
 fn read_secret(i: usize, t: &TokenConfig) -> Result<String, Error> {
     let key = format!("api.tokens[{i}]");
     let raw = match (&t.token_env, &t.token_file) {
@@ -111,41 +124,55 @@ impl Tokens {
         self.entries.is_empty()
     }
 
+    /// The index of the configured token the `Authorization: Bearer …` header presents, if any (no scope
+    /// check): what the per-token rate limit is keyed on. Constant time over the configured tokens.
+    pub fn identify(&self, headers: &HeaderMap) -> Option<usize> {
+        let value = headers.get(header::AUTHORIZATION)?;
+        self.find(presented(value.as_bytes()).ok()?)
+    }
+
+    fn find(&self, presented: &[u8]) -> Option<usize> {
+        let d = digest(presented);
+        // Compare against every entry, without stopping at the first match.
+        let mut found = None;
+        for (i, e) in self.entries.iter().enumerate() {
+            if bool::from(e.digest.ct_eq(&d)) {
+                found = Some(i);
+            }
+        }
+        found
+    }
+
     /// Checks the `Authorization: Bearer …` header for `scope`: 401 without a token or with an unknown one,
     /// 403 for a known token lacking the scope.
     pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<Principal, ApiError> {
+        self.authorize_any(headers, &[scope])
+    }
+
+    /// [`Tokens::authorize`] for a token holding any of `scopes` (the first is named in messages).
+    pub fn authorize_any(
+        &self,
+        headers: &HeaderMap,
+        scopes: &[Scope],
+    ) -> Result<Principal, ApiError> {
+        let scope = scopes.first().copied().unwrap_or(Scope::Admin);
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::unauthorized(format!(
                 "missing bearer token: send `Authorization: Bearer <token>` with a token that has the `{scope}` scope"
             )));
         };
-        let invalid = || ApiError::unauthorized("invalid bearer token");
-        if value.len() > MAX_AUTH_HEADER {
-            return Err(invalid());
-        }
-        let bytes = value.as_bytes();
-        let presented = match bytes.iter().position(|b| *b == b' ') {
-            Some(i) if bytes[..i].eq_ignore_ascii_case(b"bearer") => bytes[i + 1..].trim_ascii(),
-            _ => {
-                return Err(ApiError::unauthorized(
-                    "the Authorization header must be `Bearer <token>`",
-                ))
-            }
-        };
-        let d = digest(presented);
-        // Compare against every entry, without stopping at the first match.
-        let mut found: Option<&Entry> = None;
-        for e in &self.entries {
-            if bool::from(e.digest.ct_eq(&d)) {
-                found = Some(e);
-            }
-        }
-        let entry = found.ok_or_else(invalid)?;
-        if !entry.scopes.contains(&scope) {
+        let token = presented(value.as_bytes())?;
+        let entry = self
+            .find(token)
+            .and_then(|i| self.entries.get(i))
+            .ok_or_else(|| ApiError::unauthorized("invalid bearer token"))?;
+        if !scopes.iter().any(|s| entry.scopes.contains(s)) {
             tracing::info!(token = %entry.name, %scope, "token lacks the scope");
+            let wanted: Vec<String> = scopes.iter().map(|s| format!("`{s}`")).collect();
             return Err(ApiError::forbidden(format!(
-                "token `{}` does not have the `{scope}` scope",
-                entry.name
+                "token `{}` does not have the {} scope",
+                entry.name,
+                wanted.join(" or ")
             )));
         }
         Ok(Principal {

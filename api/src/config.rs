@@ -14,8 +14,11 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
-    /// `GET /status`, `/claims`, `/claims/{id}` when `read_requires_token` is on.
+    /// `GET /status`, `/claims`, `/claims/{id}`, `/incidents` (unless `read_requires_token = false`) and
+    /// `GET /metrics`.
     Read,
+    /// `GET /metrics` only (a Prometheus scraper).
+    Metrics,
     /// `POST /send-ft`.
     Send,
     /// `POST /admin/replay`.
@@ -27,6 +30,7 @@ impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
+            Scope::Metrics => "metrics",
             Scope::Send => "send",
             Scope::Admin => "admin",
         }
@@ -79,9 +83,46 @@ pub struct ApiConfig {
     /// Bearer tokens (`[[api.tokens]]`).
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
-    /// When true, `GET /status` and `GET /claims…` need a token with the `read` scope.
-    #[serde(default)]
+    /// When true (the default), `GET /status`, `/claims…` and `/incidents` need a token with the `read` scope.
+    #[serde(default = "defaults::yes")]
     pub read_requires_token: bool,
+    /// When true, `GET /metrics` answers without a token; else it needs the `metrics` or `read` scope.
+    #[serde(default)]
+    pub metrics_open: bool,
+    /// `Host` header values (without port) the API answers; others get 421 (a DNS-rebinding page cannot
+    /// read it). Empty: loopback names (`localhost`, `127.0.0.1`, `::1`) when `listen` is a loopback
+    /// address, any host otherwise; `["*"]`: any host. `/health` and `/ready` answer any host.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Database connections of the API's own read pool (`/status`, `/claims`, `/metrics`, `/ready`), apart
+    /// from the pool the distributor and manual sends use, so readers can never starve payouts.
+    #[serde(default = "defaults::read_connections")]
+    pub read_connections: usize,
+    /// Open connections at most; a new one beyond that replaces the longest-idle connection (one between
+    /// requests or still sending its headers), or is closed when every connection has a request in flight.
+    /// Lowered at start to fit the process's file limit.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// A request's headers must arrive within this long of the connection waiting for them (a new
+    /// connection, or a keep-alive one after its last answer), else the connection is closed.
+    #[serde(default = "defaults::header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with no request for this long is closed (0: no keep-alive).
+    #[serde(default = "defaults::keep_alive_timeout_ms")]
+    pub keep_alive_timeout_ms: u64,
+    /// Requests per second per client address without a valid token (0: no limit); over it: 429 with
+    /// `Retry-After`.
+    #[serde(default = "defaults::rate_limit_ip_per_second")]
+    pub rate_limit_ip_per_second: u32,
+    /// Burst allowed per client address above that rate.
+    #[serde(default = "defaults::rate_limit_ip_burst")]
+    pub rate_limit_ip_burst: u32,
+    /// Requests per second per API token (0: no limit).
+    #[serde(default = "defaults::rate_limit_token_per_second")]
+    pub rate_limit_token_per_second: u32,
+    /// Burst allowed per API token above that rate.
+    #[serde(default = "defaults::rate_limit_token_burst")]
+    pub rate_limit_token_burst: u32,
     /// NEP-141 contracts `POST /send-ft` may pay from; the first is the default when a request names none.
     /// Empty: manual sends are refused.
     #[serde(default)]
@@ -92,9 +133,11 @@ pub struct ApiConfig {
         deserialize_with = "deserialize_amount"
     )]
     pub max_amount: Yocto,
-    /// Longest memo of a manual transfer, in bytes.
-    #[serde(default = "defaults::max_memo_bytes")]
-    pub max_memo_bytes: usize,
+    /// Longest memo of a manual transfer, in characters (Unicode scalar values, what JSON Schema's
+    /// `maxLength` counts; so at most four times as many bytes). `max_memo_bytes`, its former name, is
+    /// still read.
+    #[serde(default = "defaults::max_memo_chars", alias = "max_memo_bytes")]
+    pub max_memo_chars: usize,
     /// Largest request body, in bytes (larger: 413).
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
@@ -133,6 +176,33 @@ mod defaults {
 
     use payouts_store::Yocto;
 
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn read_connections() -> usize {
+        4
+    }
+    pub fn max_connections() -> usize {
+        512
+    }
+    pub fn header_read_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn keep_alive_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn rate_limit_ip_per_second() -> u32 {
+        20
+    }
+    pub fn rate_limit_ip_burst() -> u32 {
+        40
+    }
+    pub fn rate_limit_token_per_second() -> u32 {
+        2_000
+    }
+    pub fn rate_limit_token_burst() -> u32 {
+        4_000
+    }
     pub fn listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 8080))
     }
@@ -140,7 +210,7 @@ mod defaults {
         // 1,000 whole tokens of a 24-decimal token.
         Yocto(1_000 * 10u128.pow(24))
     }
-    pub fn max_memo_bytes() -> usize {
+    pub fn max_memo_chars() -> usize {
         256
     }
     pub fn max_body_bytes() -> usize {
@@ -180,10 +250,20 @@ impl Default for ApiConfig {
         Self {
             listen: defaults::listen(),
             tokens: vec![],
-            read_requires_token: false,
+            read_requires_token: true,
+            metrics_open: false,
+            allowed_hosts: vec![],
+            read_connections: defaults::read_connections(),
+            max_connections: defaults::max_connections(),
+            header_read_timeout_ms: defaults::header_read_timeout_ms(),
+            keep_alive_timeout_ms: defaults::keep_alive_timeout_ms(),
+            rate_limit_ip_per_second: defaults::rate_limit_ip_per_second(),
+            rate_limit_ip_burst: defaults::rate_limit_ip_burst(),
+            rate_limit_token_per_second: defaults::rate_limit_token_per_second(),
+            rate_limit_token_burst: defaults::rate_limit_token_burst(),
             allowed_tokens: vec![],
             max_amount: defaults::max_amount(),
-            max_memo_bytes: defaults::max_memo_bytes(),
+            max_memo_chars: defaults::max_memo_chars(),
             max_body_bytes: defaults::max_body_bytes(),
             send_batch_max: defaults::send_batch_max(),
             send_workers: defaults::send_workers(),
@@ -222,8 +302,8 @@ impl ApiConfig {
         if self.max_amount.0 == 0 {
             return Err("api.max_amount: must be more than 0".into());
         }
-        if self.max_memo_bytes == 0 || self.max_memo_bytes > 4096 {
-            return Err("api.max_memo_bytes: must be between 1 and 4096".into());
+        if self.max_memo_chars == 0 || self.max_memo_chars > 1024 {
+            return Err("api.max_memo_chars: must be between 1 and 1024".into());
         }
         if self.max_body_bytes < 256 || self.max_body_bytes > 16 * 1024 * 1024 {
             return Err("api.max_body_bytes: must be between 256 and 16777216".into());
@@ -245,6 +325,34 @@ impl ApiConfig {
         }
         if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
             return Err("api.default_page_size: must be between 1 and api.max_page_size".into());
+        }
+        if self.read_connections == 0 || self.read_connections > 64 {
+            return Err("api.read_connections: must be between 1 and 64".into());
+        }
+        if self.max_connections < 8 || self.max_connections > 1_000_000 {
+            return Err("api.max_connections: must be between 8 and 1000000".into());
+        }
+        if self.header_read_timeout_ms == 0 || self.header_read_timeout_ms > 600_000 {
+            return Err("api.header_read_timeout_ms: must be between 1 and 600000".into());
+        }
+        if self.rate_limit_ip_per_second > 0 && self.rate_limit_ip_burst == 0 {
+            return Err("api.rate_limit_ip_burst: must be more than 0 when api.rate_limit_ip_per_second is set".into());
+        }
+        if self.rate_limit_token_per_second > 0 && self.rate_limit_token_burst == 0 {
+            return Err("api.rate_limit_token_burst: must be more than 0 when api.rate_limit_token_per_second is set".into());
+        }
+        for (i, host) in self.allowed_hosts.iter().enumerate() {
+            let ok = host == "*"
+                || (!host.is_empty()
+                    && host.len() <= 253
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)));
+            if !ok {
+                return Err(format!(
+                    "api.allowed_hosts[{i}]: `{host}` is not a host name or address (no port, no scheme), or \"*\""
+                ));
+            }
         }
         if self.max_replay_blocks == 0 {
             return Err("api.max_replay_blocks: must be more than 0".into());
@@ -274,7 +382,7 @@ impl ApiConfig {
             }
             if token.scopes.is_empty() {
                 return Err(format!(
-                    "{key}.scopes: name at least one of \"read\", \"send\", \"admin\""
+                    "{key}.scopes: name at least one of \"read\", \"metrics\", \"send\", \"admin\""
                 ));
             }
             match (&token.token_env, &token.token_file) {

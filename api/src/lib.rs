@@ -19,12 +19,14 @@ mod batch;
 mod chain;
 pub mod config;
 pub mod error;
+mod guard;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod routes;
 mod server;
 mod state;
+mod text;
 
 pub use config::{ApiConfig, Scope, TokenConfig};
 pub use error::{ApiError, Error, ErrorBody};

@@ -128,7 +128,7 @@ pub struct ClaimView {
     pub receipt_id: Option<String>,
     /// Event claims: height of the block with the event.
     pub trigger_block_height: Option<i64>,
-    /// Manual claims: the client's `Idempotency-Key`.
+    /// Manual claims: the client's `Idempotency-Key` (scoped to the API token that sent it).
     pub idempotency_key: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
@@ -191,7 +191,10 @@ impl From<Claim> for ClaimView {
             rule: c.rule,
             receipt_id: c.receipt_id,
             trigger_block_height: c.trigger_block_height,
-            idempotency_key: c.idempotency_key,
+            idempotency_key: c
+                .idempotency_key
+                .as_deref()
+                .map(|k| client_key(k).to_string()),
             created_at: c.created_at,
             updated_at: c.updated_at,
             confirmed_at: c.confirmed_at,
@@ -199,6 +202,12 @@ impl From<Claim> for ClaimView {
             transfer: None,
         }
     }
+}
+
+/// The client's `Idempotency-Key` of a stored key: manual sends store `<token name> <key>` (keys are scoped
+/// to the API token that made them); keys stored before that scoping, or by other writers, have no space.
+pub fn client_key(stored: &str) -> &str {
+    stored.split_once(' ').map_or(stored, |(_, k)| k)
 }
 
 /// One page of `GET /claims`.

@@ -39,7 +39,16 @@ impl std::fmt::Debug for AppState {
 }
 
 pub(crate) struct Inner {
+    /// Manual-send inserts and admin writes (in `payouts run`, the pool the distributor uses too).
     pub(crate) pool: PgPool,
+    /// Reads (`/status`, `/claims`, `/metrics`, `/ready`, `/incidents`): a small pool of their own, so
+    /// readers queue among themselves and can never take the distributor's connections.
+    pub(crate) read_pool: PgPool,
+    /// Host allowlist and rate limits.
+    pub(crate) guard: crate::guard::Guard,
+    /// `/metrics` figures read from the database, with when they were read.
+    pub(crate) metrics_cache:
+        tokio::sync::Mutex<Option<(Instant, crate::routes::metrics::DbFigures)>>,
     pub(crate) config: ApiConfig,
     pub(crate) tokens: Tokens,
     pub(crate) indexer_metrics: Option<Arc<IndexerMetrics>>,
@@ -61,6 +70,7 @@ pub(crate) struct Inner {
 /// Builds an [`AppState`].
 pub struct AppStateBuilder {
     pool: PgPool,
+    read_pool: Option<PgPool>,
     config: ApiConfig,
     indexer_metrics: Option<Arc<IndexerMetrics>>,
     distributor_metrics: Option<Arc<DistributorMetrics>>,
@@ -78,6 +88,13 @@ impl std::fmt::Debug for AppStateBuilder {
 }
 
 impl AppStateBuilder {
+    /// A separate pool for the API's reads (default: the main pool). `payouts api` and `payouts run` give
+    /// one of `api.read_connections` connections.
+    pub fn read_pool(mut self, pool: PgPool) -> Self {
+        self.read_pool = Some(pool);
+        self
+    }
+
     /// The indexer running in this process: its counters go to `/metrics` and its head to `/status`.
     pub fn indexer_metrics(mut self, m: Arc<IndexerMetrics>) -> Self {
         self.indexer_metrics = Some(m);
@@ -136,7 +153,10 @@ impl AppStateBuilder {
         );
         Ok(AppState {
             inner: Arc::new(Inner {
+                read_pool: self.read_pool.unwrap_or_else(|| self.pool.clone()),
                 pool: self.pool,
+                guard: crate::guard::Guard::new(&self.config),
+                metrics_cache: tokio::sync::Mutex::new(None),
                 config: self.config,
                 tokens,
                 indexer_metrics: self.indexer_metrics,
@@ -161,6 +181,7 @@ impl AppState {
     pub fn builder(pool: PgPool, config: ApiConfig) -> AppStateBuilder {
         AppStateBuilder {
             pool,
+            read_pool: None,
             config,
             indexer_metrics: None,
             distributor_metrics: None,

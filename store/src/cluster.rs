@@ -1,5 +1,9 @@
 //! A throwaway PostgreSQL cluster started with `initdb` + `pg_ctl` on a free loopback port.
 //!
+//! Connections need the superuser's password (SCRAM-SHA-256, TCP and socket alike): a random one, kept in
+//! a file only the cluster's owner can read ([`PgCluster::password_file`]), so another local user cannot
+//! connect and insert claims that `payouts dev` would pay.
+//!
 //! Used by every crate's tests and by `payouts dev`. When this process runs as root (initdb refuses to),
 //! the cluster runs as the `postgres` system user in a directory it owns. A small watchdog process stops
 //! the cluster and removes its files when this process exits, however it exits (panic, abort, kill -9).
@@ -40,7 +44,6 @@ pub enum ClusterError {
 }
 
 /// A running throwaway cluster. Stopped and deleted on drop unless [`PgCluster::keep`] was called.
-#[derive(Debug)]
 pub struct PgCluster {
     data_dir: PathBuf,
     root_dir: PathBuf,
@@ -49,7 +52,41 @@ pub struct PgCluster {
     run_as_postgres: bool,
     keep: bool,
     durable: bool,
+    password: String,
     watchdog: Mutex<Option<Child>>,
+}
+
+impl std::fmt::Debug for PgCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCluster")
+            .field("data_dir", &self.data_dir)
+            .field("port", &self.port)
+            .field("durable", &self.durable)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Name of the password file in the cluster's directory.
+const PASSWORD_FILE: &str = "pwfile";
+
+/// 32 random hex characters from the kernel's generator.
+fn random_password() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes `secret` to a new file readable by its owner only.
+pub fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(secret.as_bytes())
 }
 
 /// Finds the directory holding `initdb` and `pg_ctl`: `$POSTGRES_BIN_DIR` when set (only there), else `PATH`,
@@ -121,8 +158,10 @@ impl PgCluster {
             run_as_postgres,
             keep: false,
             durable,
+            password: random_password()?,
             watchdog: Mutex::new(None),
         };
+        write_private(&cluster.root_dir.join(PASSWORD_FILE), &cluster.password)?;
         // The watchdog first, so even a failure below leaves nothing behind once we exit.
         cluster.spawn_watchdog()?;
         if run_as_postgres {
@@ -138,12 +177,16 @@ impl PgCluster {
         initdb.arg("-D").arg(&cluster.data_dir).args([
             "-U",
             "postgres",
-            "--auth=trust",
+            "--auth=scram-sha-256",
             "-E",
             "UTF8",
             "--locale=C",
             "--no-sync",
         ]);
+        initdb.arg(format!(
+            "--pwfile={}",
+            cluster.root_dir.join(PASSWORD_FILE).display()
+        ));
         cluster.run("initdb", &mut initdb)?;
         // A port can be taken between probing and binding: try a few.
         let mut last_err = None;
@@ -179,10 +222,19 @@ impl PgCluster {
         &self.root_dir
     }
 
-    /// URL of database `db` on this cluster, as the `postgres` superuser.
+    /// The file holding the superuser's password (mode 0600).
+    pub fn password_file(&self) -> PathBuf {
+        self.root_dir.join(PASSWORD_FILE)
+    }
+
+    /// URL of database `db` on this cluster, as the `postgres` superuser (password included; it shows as
+    /// `***`).
     pub fn url(&self, db: &str) -> DatabaseUrl {
-        DatabaseUrl::parse(&format!("postgres://postgres@127.0.0.1:{}/{db}", self.port))
-            .unwrap_or_else(|_| unreachable!("the URL is built from valid parts"))
+        DatabaseUrl::parse(&format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        ))
+        .unwrap_or_else(|_| unreachable!("the URL is built from valid parts"))
     }
 
     fn pg_command(&self, tool: &str) -> Command {

@@ -56,21 +56,49 @@ impl DatabaseUrl {
     }
 }
 
+/// `query` with the values of password-like parameters (`password`, `sslpassword`, any key holding
+/// `password`, `secret` or `token`) replaced by `***`.
+pub fn mask_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if is_secret_key(k) => format!("{k}=***"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "apikey", "api_key"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Some((scheme, rest)) = self.0.split_once("://") else {
             return f.write_str("<invalid url>");
         };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
         match rest.rsplit_once('@') {
             Some((userinfo, host)) => {
                 let user = userinfo.split(':').next().unwrap_or_default();
                 if userinfo.contains(':') {
-                    write!(f, "{scheme}://{user}:***@{host}")
+                    write!(f, "{scheme}://{user}:***@{host}")?;
                 } else {
-                    write!(f, "{scheme}://{user}@{host}")
+                    write!(f, "{scheme}://{user}@{host}")?;
                 }
             }
-            None => write!(f, "{scheme}://{rest}"),
+            None => write!(f, "{scheme}://{rest}")?,
+        }
+        match query {
+            Some(q) => write!(f, "?{}", mask_query(q)),
+            None => Ok(()),
         }
     }
 }
@@ -98,6 +126,23 @@ mod tests {
         assert_eq!(url.to_string(), "postgres://app:***@db:5432/payouts");
         assert!(!format!("{url:?}").contains("s3cret"));
         assert_eq!(url.expose(), "postgres://app:s3cret@db:5432/payouts");
+    }
+
+    #[test]
+    fn password_in_the_query_never_shown() {
+        for raw in [
+            "postgres://app@db/payouts?password=s3cret",
+            "postgres://app@db/payouts?sslmode=require&PASSWORD=s3cret",
+            "postgresql://app:s3cret@db/payouts?sslpassword=s3cret&application_name=x",
+            "postgres://app@db/payouts?options=-c&password=s3cret#frag",
+        ] {
+            let url = DatabaseUrl::parse(raw).unwrap();
+            let shown = format!("{url} {url:?}");
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+        let url = DatabaseUrl::parse("postgres://app@db/payouts?sslmode=require").unwrap();
+        assert_eq!(url.to_string(), "postgres://app@db/payouts?sslmode=require");
     }
 
     #[test]

@@ -52,6 +52,34 @@ async fn dev_pays_claims_within_a_minute_and_cleans_up_on_ctrl_c() {
     let token_path = token_file.split(' ').next().unwrap();
     assert!(std::path::Path::new(token_path).is_file());
     assert!(field("key files:").contains("treasury.devnet-0.json"));
+    let token = std::fs::read_to_string(token_path).unwrap();
+
+    // The throwaway Postgres needs its password (SCRAM), kept in a file only this user can read: another
+    // local user cannot connect and insert claims that payouts dev would pay.
+    let database = field("database:");
+    let (url, rest) = database
+        .split_once(" (password in ")
+        .expect("password file in the banner");
+    let pw_file = rest.trim_end_matches(')');
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(pw_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{pw_file}");
+    }
+    let password = std::fs::read_to_string(pw_file).unwrap();
+    {
+        use diesel_async::AsyncConnection;
+        assert!(
+            diesel_async::AsyncPgConnection::establish(url)
+                .await
+                .is_err(),
+            "{url} accepted a connection without a password"
+        );
+        let with = url.replacen("postgres@", &format!("postgres:{}@", password.trim()), 1);
+        diesel_async::AsyncPgConnection::establish(&with)
+            .await
+            .unwrap_or_else(|e| panic!("with the password from {pw_file}: {e}"));
+    }
 
     let http = reqwest::Client::new();
     let page = http.get(&dashboard).send().await.unwrap();
@@ -78,6 +106,7 @@ async fn dev_pays_claims_within_a_minute_and_cleans_up_on_ctrl_c() {
     let confirmed = loop {
         let status: serde_json::Value = http
             .get(&status_url)
+            .bearer_auth(token.trim())
             .send()
             .await
             .unwrap()

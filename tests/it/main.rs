@@ -1,5 +1,6 @@
 //! End-to-end tests of the `payouts` binary.
 
+mod api_limits;
 mod child;
 mod claims;
 mod cli;

@@ -128,6 +128,7 @@ async fn run_indexes_pays_serves_and_notifies_in_one_process() {
     assert_eq!(counts, vec![(ClaimStatus::Confirmed, 5)]);
     let status: serde_json::Value = http
         .get(format!("{base}/status"))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap()

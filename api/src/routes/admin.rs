@@ -203,7 +203,7 @@ pub async fn redeliver_webhook(
     let id = raw
         .parse::<i64>()
         .ok()
-        .filter(|n| *n > 0 && raw.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| *n > 0 && !raw.starts_with('0') && raw.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| {
             ApiError::bad_request("invalid_id", "delivery id must be a positive whole number")
         })?;

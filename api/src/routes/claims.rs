@@ -51,7 +51,7 @@ fn parse_account(field: &str, v: &str) -> Result<String, ApiError> {
 fn parse_positive(field: &str, v: &str) -> Result<i64, ApiError> {
     v.parse::<i64>()
         .ok()
-        .filter(|n| *n > 0 && v.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| *n > 0 && !v.starts_with('0') && v.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_query",
@@ -122,7 +122,7 @@ pub async fn list(
         before,
         limit,
     };
-    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    let mut conn = payouts_store::get(&state.inner.read_pool).await?;
     let rows = list_claims(&mut conn, &filter).await?;
     drop(conn);
     let next_cursor = if rows.len() as i64 == limit {
@@ -159,11 +159,11 @@ pub async fn get_one(
     let id = raw
         .parse::<i64>()
         .ok()
-        .filter(|n| *n > 0 && raw.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| *n > 0 && !raw.starts_with('0') && raw.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| {
             ApiError::bad_request("invalid_id", "claim id must be a positive whole number")
         })?;
-    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    let mut conn = payouts_store::get(&state.inner.read_pool).await?;
     let claim = get_claim(&mut conn, ClaimId(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("claim {id} does not exist")))?;

@@ -45,7 +45,7 @@ fn not_ready(message: impl Into<String>) -> ApiError {
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<ReadyView>, ApiError> {
     let inner = &state.inner;
-    let mut conn = payouts_store::get(&inner.pool)
+    let mut conn = payouts_store::get(&inner.read_pool)
         .await
         .map_err(|e| not_ready(format!("database: {}", ApiError::from(e).message)))?;
     ping(&mut conn)

@@ -70,7 +70,11 @@ pub async fn list(
         Some(v) => v
             .parse::<i64>()
             .ok()
-            .filter(|n| (1..=MAX_LISTED).contains(n) && v.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|n| {
+                (1..=MAX_LISTED).contains(n)
+                    && !v.starts_with('0')
+                    && v.bytes().all(|b| b.is_ascii_digit())
+            })
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_query",
@@ -78,7 +82,7 @@ pub async fn list(
                 )
             })?,
     };
-    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    let mut conn = payouts_store::get(&state.inner.read_pool).await?;
     let incidents = list_incidents(&mut conn, open, limit).await?;
     Ok(Json(IncidentList {
         incidents: incidents.into_iter().map(Into::into).collect(),
@@ -113,7 +117,7 @@ pub async fn clear(
     let id = raw
         .parse::<i64>()
         .ok()
-        .filter(|n| *n > 0 && raw.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| *n > 0 && !raw.starts_with('0') && raw.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| {
             ApiError::bad_request("invalid_id", "incident id must be a positive whole number")
         })?;

@@ -1,9 +1,9 @@
 //! `GET /metrics`: Prometheus text exposition.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use payouts_store::claims::count_by_status;
 use payouts_store::cursor::read_cursor;
@@ -12,10 +12,49 @@ use payouts_store::stalls::{read_stall, StallKind};
 use payouts_store::webhooks::endpoint_summaries;
 use payouts_store::{ClaimStatus, IncidentKind};
 
+use crate::config::Scope;
+use crate::error::ErrorBody;
 use crate::metrics::{
     render_distributor, render_indexer, render_webhook_endpoints, render_webhooks, Prom,
 };
 use crate::state::AppState;
+
+/// The figures `/metrics` reads from the database: claims per status, the indexer cursor, webhook
+/// endpoints, open incidents per kind, the indexer's stall.
+#[derive(Clone)]
+pub(crate) struct DbFigures {
+    counts: Vec<(ClaimStatus, i64)>,
+    cursor: Option<payouts_store::cursor::Cursor>,
+    endpoints: Vec<payouts_store::webhooks::EndpointSummary>,
+    incidents: Vec<(IncidentKind, i64)>,
+    stall: Option<payouts_store::stalls::Stall>,
+}
+
+async fn read_figures(state: &AppState) -> Result<DbFigures, payouts_store::StoreError> {
+    let inner = &state.inner;
+    let mut conn = payouts_store::get(&inner.read_pool).await?;
+    Ok(DbFigures {
+        counts: count_by_status(&mut conn).await?,
+        cursor: read_cursor(&mut conn, &inner.stream).await?,
+        endpoints: endpoint_summaries(&mut conn).await?,
+        incidents: open_counts(&mut conn).await?,
+        stall: read_stall(&mut conn, &inner.stream).await?,
+    })
+}
+
+/// The database figures, read at most once per `api.status_cache_ms` (concurrent scrapes share one read).
+async fn figures(state: &AppState) -> Result<DbFigures, payouts_store::StoreError> {
+    let ttl = Duration::from_millis(state.config().status_cache_ms);
+    let mut slot = state.inner.metrics_cache.lock().await;
+    if let Some((at, f)) = slot.as_ref() {
+        if at.elapsed() < ttl {
+            return Ok(f.clone());
+        }
+    }
+    let f = read_figures(state).await?;
+    *slot = Some((Instant::now(), f.clone()));
+    Ok(f)
+}
 
 /// HTTP request counters and latency histograms, the in-process indexer's, distributor's and webhook
 /// worker's metrics (when this process runs them), and gauges read from the database (claims per status,
@@ -24,27 +63,37 @@ use crate::state::AppState;
     get,
     path = "/metrics",
     tag = "ops",
-    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+        (status = 401, description = "No or unknown bearer token (unless `api.metrics_open`)", body = ErrorBody),
+        (status = 403, description = "The token has neither the `metrics` nor the `read` scope", body = ErrorBody),
+    ),
+    security(("bearer" = []))
 )]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.config().metrics_open {
+        if let Err(e) = state
+            .inner
+            .tokens
+            .authorize_any(&headers, &[Scope::Metrics, Scope::Read])
+        {
+            return e.into_response();
+        }
+    }
     let inner = &state.inner;
     let mut out = Prom::default();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
 
-    let db = async {
-        let mut conn = payouts_store::get(&inner.pool).await?;
-        let counts = count_by_status(&mut conn).await?;
-        let cursor = read_cursor(&mut conn, &inner.stream).await?;
-        let endpoints = endpoint_summaries(&mut conn).await?;
-        let incidents = open_counts(&mut conn).await?;
-        let stall = read_stall(&mut conn, &inner.stream).await?;
-        Ok::<_, payouts_store::StoreError>((counts, cursor, endpoints, incidents, stall))
-    }
-    .await;
-    match db {
-        Ok((counts, cursor, endpoints, incidents, stall)) => {
+    match figures(&state).await {
+        Ok(DbFigures {
+            counts,
+            cursor,
+            endpoints,
+            incidents,
+            stall,
+        }) => {
             out.single(
                 "payouts_database_up",
                 "gauge",

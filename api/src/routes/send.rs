@@ -55,6 +55,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
+/// The stored form of a client's `Idempotency-Key`: `<token name> <key>` (see [`crate::model::client_key`]).
+pub(crate) fn scoped_key(token_name: &str, key: &str) -> String {
+    format!("{token_name} {key}")
+}
+
 /// Checks `Content-Type: application/json` (parameters such as `charset=utf-8` allowed).
 pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let ok = headers
@@ -144,6 +149,12 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
         };
         ApiError::bad_request("invalid_amount", why)
     })?;
+    if req.amount.len() > 1 && req.amount.starts_with('0') {
+        return Err(ApiError::bad_request(
+            "invalid_amount",
+            "amount must be written without leading zeros",
+        ));
+    }
     if amount.0 == 0 {
         return Err(ApiError::bad_request(
             "invalid_amount",
@@ -181,13 +192,13 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
     };
     let memo = match req.memo {
         Some(m) if m.is_empty() => None,
-        Some(m) if m.len() > cfg.max_memo_bytes => {
+        Some(m) if m.chars().count() > cfg.max_memo_chars => {
             return Err(ApiError::bad_request(
                 "invalid_memo",
                 format!(
-                    "memo is {} bytes; at most {} (api.max_memo_bytes)",
-                    m.len(),
-                    cfg.max_memo_bytes
+                    "memo is {} characters; at most {} (api.max_memo_chars)",
+                    m.chars().count(),
+                    cfg.max_memo_chars
                 ),
             ))
         }
@@ -195,6 +206,12 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
             return Err(ApiError::bad_request(
                 "invalid_memo",
                 "memo must not contain control characters (newlines, tabs, NUL…)",
+            ))
+        }
+        Some(m) if m.chars().any(crate::text::is_invisible) => {
+            return Err(ApiError::bad_request(
+                "invalid_memo",
+                "memo must not contain bidirectional, invisible or line/paragraph-separator characters (U+202E, U+200B, U+2028…): explorers would show another text than the one stored",
             ))
         }
         other => other,
@@ -223,7 +240,7 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
         (status = 400, description = "Invalid receiver, amount, token, memo, JSON or Idempotency-Key", body = ErrorBody),
         (status = 401, description = "No or unknown bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `send` scope", body = ErrorBody),
-        (status = 409, description = "The Idempotency-Key was used for a different request", body = ErrorBody),
+        (status = 409, description = "The Idempotency-Key was used with this token for a different request (keys are scoped to the token)", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "Database busy or unreachable; retry with the same key", body = ErrorBody),
@@ -241,8 +258,11 @@ pub async fn send_ft(
     let req: SendFtRequest = parse_body(body, state.config().max_body_bytes)?;
     let transfer = validate(&state, req)?;
     let digest = transfer.digest();
+    // Keys are scoped to the API token: another caller's key never finds this caller's claim, and a
+    // token's name holds no space, so `name key` is unambiguous.
+    let scoped = scoped_key(&principal.name, &key);
     let row = NewClaim::manual(
-        &key,
+        &scoped,
         &digest,
         &transfer.token,
         transfer.receiver.as_str(),
@@ -255,10 +275,7 @@ pub async fn send_ft(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "idempotency_conflict",
-            format!(
-                "Idempotency-Key was already used for a different request (claim {}); use a new key for a new payout",
-                claim.id
-            ),
+            "this Idempotency-Key was already used with this token for a different request; use a new key for a new payout",
         ));
     }
     let status = if created {

@@ -127,7 +127,7 @@ pub(crate) async fn position(state: &AppState, indexed: Option<u64>) -> (ChainVi
 
 async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
     let inner = &state.inner;
-    let mut conn = payouts_store::get(&inner.pool).await?;
+    let mut conn = payouts_store::get(&inner.read_pool).await?;
     let cursor = read_cursor(&mut conn, &inner.stream).await?;
     let stall = read_stall(&mut conn, &inner.stream).await?;
     let counts = count_by_token_and_status(&mut conn).await?;

@@ -92,7 +92,7 @@ async fn replay_runs_in_the_background_one_at_a_time() {
     let a = replay(&app, Some(OPS), &far).await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
     assert_eq!(a.code(), "replay_running");
-    let status = app.get("/status").await.json();
+    let status = app.read("/status").await.json();
     assert_eq!(status["replay"]["state"], "running");
 
     // Shutdown stops it.

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::cdp::Browser;
 use crate::status::submit;
-use crate::support::{app_with, eventually, Server, SENDER, TOKEN_A};
+use crate::support::{app_with, eventually, Server, OPS, TOKEN_A};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -118,6 +118,16 @@ async fn dashboard_shows_live_numbers_and_sends_a_manual_payout() {
 
     let mut b = Browser::launch(1440, 900).await;
     b.navigate(&server.url("/")).await;
+    // Reads need a token: the dashboard asks for one once and keeps it in the tab (the send form too).
+    wait_js(
+        &mut b,
+        "(() => { const f = document.getElementById('login-form'); \
+          return f !== null && !f.classList.contains('hidden'); })()",
+        "the read-token prompt",
+    )
+    .await;
+    b.type_into("login-token", OPS).await;
+    b.click("login-submit").await;
     wait_text(&mut b, "count-pending", "10").await;
     wait_text(&mut b, "count-confirmed", "0").await;
     wait_text(&mut b, "tps-1m", "0.00").await;
@@ -175,7 +185,10 @@ async fn dashboard_shows_live_numbers_and_sends_a_manual_payout() {
     .await;
 
     // Manual send through the form, as an operator would.
-    b.type_into("api-token", SENDER).await;
+    assert_eq!(
+        b.eval("document.getElementById('api-token').value").await,
+        Value::String(OPS.into())
+    );
     b.type_into("send-receiver", "carol.devnet").await;
     b.type_into("send-amount", "123456789").await;
     b.type_into("send-memo", "dashboard test").await;
@@ -215,7 +228,11 @@ async fn dashboard_shows_live_numbers_and_sends_a_manual_payout() {
     assert_eq!(row.amount, Yocto(123_456_789));
     assert_eq!(row.token_contract, TOKEN_A);
     assert_eq!(row.memo.as_deref(), Some("dashboard test"));
-    let key = row.idempotency_key.clone().unwrap();
+    // Stored scoped to the API token that sent it.
+    let stored = row.idempotency_key.clone().unwrap();
+    let key = stored
+        .strip_prefix("ops ")
+        .unwrap_or_else(|| panic!("{stored}"));
     assert_eq!(key.len(), 36, "a crypto.randomUUID() key: {key}");
     assert!(result.contains(&row.id.to_string()), "{result}");
     wait_text(&mut b, "count-pending", "4").await;

@@ -66,10 +66,10 @@ fn unknown_keys_and_bad_values_are_refused() {
         ),
         (
             ApiConfig {
-                max_memo_bytes: 0,
+                max_memo_chars: 0,
                 ..ApiConfig::default()
             },
-            "api.max_memo_bytes",
+            "api.max_memo_chars",
         ),
         (
             ApiConfig {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{app, Server, SENDER};
+use crate::support::{app, Server, READER, SENDER};
 
 #[tokio::test]
 async fn serves_over_http_and_shuts_down_gracefully() {
@@ -30,6 +30,7 @@ async fn serves_over_http_and_shuts_down_gracefully() {
     let claim: Value = r.json().await.unwrap();
     let r = client
         .get(server.url(&format!("/claims/{}", claim["id"])))
+        .bearer_auth(READER)
         .send()
         .await
         .unwrap();
@@ -70,4 +71,19 @@ async fn binding_a_taken_address_names_it() {
     let addr = taken.local_addr().unwrap();
     let err = payouts_api::bind(addr).await.unwrap_err();
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn keep_alive_connections_serve_request_after_request() {
+    let app = app().await;
+    let server = Server::start(app.state.clone()).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for i in 0..40 {
+        let r = client.get(server.url("/health")).send().await;
+        assert!(r.is_ok(), "request {i}: {r:?}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
 }

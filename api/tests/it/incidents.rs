@@ -7,7 +7,7 @@ use payouts_store::incidents::{detect_memo_payments, record_nonce_ahead, MemoSig
 use payouts_store::keys::register_keys;
 use payouts_store::{ClaimId, Yocto};
 
-use crate::support::{app, Answer, App, OPS, READER, SENDER, TOKEN_A};
+use crate::support::{app, app_with, Answer, App, OPS, READER, SENDER, TOKEN_A};
 
 async fn clear(app: &App, id: &str, token: Option<&str>) -> Answer {
     let mut req = Request::post(format!("/admin/incidents/{id}/clear"));
@@ -48,8 +48,8 @@ async fn incidents(app: &App) -> (i64, i64) {
 
 #[tokio::test]
 async fn open_incidents_show_in_status_metrics_and_the_list() {
-    let app = app().await;
-    let m = app.get("/metrics").await.text;
+    let app = app_with(|c| c.status_cache_ms = 0, |b| b).await;
+    let m = app.read("/metrics").await.text;
     for kind in [
         "unexpected_memo_payment",
         "dead_transaction_landed",
@@ -62,7 +62,7 @@ async fn open_incidents_show_in_status_metrics_and_the_list() {
     }
     let (memo, key) = incidents(&app).await;
 
-    let s = app.get("/status").await.json();
+    let s = app.read("/status").await.json();
     let list = s["incidents"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{s}");
     assert_eq!(list[0]["id"], memo, "oldest first");
@@ -78,7 +78,7 @@ async fn open_incidents_show_in_status_metrics_and_the_list() {
     assert!(list[1]["token"].is_null(), "every token");
     assert_eq!(list[1]["details"]["chain_nonce"], 9);
 
-    let m = app.get("/metrics").await.text;
+    let m = app.read("/metrics").await.text;
     assert!(m.contains("# TYPE payouts_incidents_open gauge\n"), "{m}");
     assert!(
         m.contains("payouts_incidents_open{kind=\"unexpected_memo_payment\"} 1\n"),
@@ -89,7 +89,7 @@ async fn open_incidents_show_in_status_metrics_and_the_list() {
         "{m}"
     );
 
-    let a = app.get("/incidents?open=true&limit=1").await;
+    let a = app.read("/incidents?open=true&limit=1").await;
     assert_eq!(a.status, StatusCode::OK);
     let l = a.json();
     assert_eq!(l["incidents"].as_array().unwrap().len(), 1);
@@ -100,7 +100,7 @@ async fn open_incidents_show_in_status_metrics_and_the_list() {
         "/incidents?limit=501",
         "/incidents?x=1",
     ] {
-        let a = app.get(bad).await;
+        let a = app.read(bad).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(a.code(), "invalid_query", "{bad}");
     }
@@ -114,7 +114,7 @@ async fn clearing_needs_the_admin_scope_and_is_recorded() {
     let app = app().await;
     let (memo, key) = incidents(&app).await;
     assert_eq!(
-        app.get("/status").await.json()["incidents"]
+        app.read("/status").await.json()["incidents"]
             .as_array()
             .unwrap()
             .len(),
@@ -152,15 +152,15 @@ async fn clearing_needs_the_admin_scope_and_is_recorded() {
     assert!(a.message().contains("ops"));
 
     // The status document is fresh after the change: only the key incident is left.
-    let s = app.get("/status").await.json();
+    let s = app.read("/status").await.json();
     let list = s["incidents"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{s}");
     assert_eq!(list[0]["id"], key);
-    let m = app.get("/metrics").await.text;
+    let m = app.read("/metrics").await.text;
     assert!(
         m.contains("payouts_incidents_open{kind=\"unexpected_memo_payment\"} 0\n"),
         "{m}"
     );
-    let all = app.get("/incidents").await.json();
+    let all = app.read("/incidents").await.json();
     assert_eq!(all["incidents"].as_array().unwrap().len(), 2);
 }

@@ -93,7 +93,7 @@ async fn same_key_same_body_is_the_same_claim_and_another_body_conflicts() {
     assert_eq!(again.json()["id"], id);
     let explicit = app
         .send(
-            Some(OPS),
+            Some(SENDER),
             Some("k"),
             &json!({"receiver_id": "alice.devnet", "amount": "10", "token": TOKEN_A}).to_string(),
         )
@@ -111,7 +111,95 @@ async fn same_key_same_body_is_the_same_claim_and_another_body_conflicts() {
         let c = app.send(Some(SENDER), Some("k"), &other).await;
         assert_eq!(c.status, StatusCode::CONFLICT, "{other}: {}", c.text);
         assert_eq!(c.code(), "idempotency_conflict");
+        // The refusal names no claim.
+        let id_text = id.to_string();
+        assert!(!c.message().contains(&id_text), "{}", c.text);
     }
+    assert_eq!(app.claim_rows().await, 1);
+}
+
+#[tokio::test]
+async fn one_caller_cannot_learn_another_callers_claim_through_a_key() {
+    let app = app().await;
+    let mine = app
+        .send(
+            Some(SENDER),
+            Some("shared-key"),
+            &body("alice.devnet", "10"),
+        )
+        .await;
+    assert_eq!(mine.status, StatusCode::ACCEPTED);
+    let my_id = mine.json()["id"].as_i64().unwrap();
+
+    // Another token, the same key and the same request: a claim of its own (202), never the first caller's
+    // claim (200); its retry finds its own claim.
+    let theirs = app
+        .send(Some(OPS), Some("shared-key"), &body("alice.devnet", "10"))
+        .await;
+    assert_eq!(theirs.status, StatusCode::ACCEPTED, "{}", theirs.text);
+    let v = theirs.json();
+    assert_ne!(v["id"].as_i64().unwrap(), my_id);
+    assert_eq!(v["idempotency_key"], "shared-key");
+    let again = app
+        .send(Some(OPS), Some("shared-key"), &body("alice.devnet", "10"))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["id"], v["id"]);
+    // A different request under its key: 409 naming no claim.
+    let conflict = app
+        .send(Some(OPS), Some("shared-key"), &body("mallory.devnet", "1"))
+        .await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT, "{}", conflict.text);
+    assert!(
+        !conflict.text.contains(&my_id.to_string()),
+        "{}",
+        conflict.text
+    );
+    // The first caller's retry still finds its own claim.
+    let retry = app
+        .send(
+            Some(SENDER),
+            Some("shared-key"),
+            &body("alice.devnet", "10"),
+        )
+        .await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(retry.json()["id"].as_i64(), Some(my_id));
+    assert_eq!(app.claim_rows().await, 2);
+}
+
+#[tokio::test]
+async fn bidi_and_invisible_memos_are_refused() {
+    let app = app().await;
+    for memo in [
+        "pay\u{202E}gpj.exe",
+        "zero\u{200B}width",
+        "line\u{2028}separator",
+        "para\u{2029}graph",
+        "isolate\u{2066}x\u{2069}",
+        "bom\u{FEFF}",
+        "tag\u{E0041}",
+    ] {
+        let a = app
+            .send(
+                Some(SENDER),
+                Some(&format!("memo-{}", memo.len())),
+                &json!({"receiver_id": "alice.devnet", "amount": "1", "memo": memo}).to_string(),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{memo:?}: {}", a.text);
+        assert_eq!(a.code(), "invalid_memo");
+    }
+    // Ordinary non-ASCII text is fine.
+    let ok = app
+        .send(
+            Some(SENDER),
+            Some("memo-ok"),
+            &json!({"receiver_id": "alice.devnet", "amount": "1", "memo": "Danke schön — 謝謝 🎉"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.text);
     assert_eq!(app.claim_rows().await, 1);
 }
 

@@ -15,9 +15,9 @@ async fn a_stored_stall_fails_ready_and_shows_on_status_and_metrics() {
         .await
         .unwrap();
     assert_eq!(app.get("/ready").await.status, StatusCode::OK);
-    let v = app.get("/status").await.json();
+    let v = app.read("/status").await.json();
     assert!(v["indexer"]["stall"].is_null(), "{v}");
-    let m = app.get("/metrics").await.text;
+    let m = app.read("/metrics").await.text;
     assert!(
         m.contains("payouts_indexer_stalled{stream=\"main\",kind=\"chain_gap\"} 0"),
         "{m}"
@@ -35,10 +35,10 @@ async fn a_stored_stall_fails_ready_and_shows_on_status_and_metrics() {
         "{}",
         a.text
     );
-    let v = app.get("/status").await.json();
+    let v = app.read("/status").await.json();
     assert_eq!(v["indexer"]["stall"]["kind"], "chain_gap", "{v}");
     assert_eq!(v["indexer"]["stall"]["reason"], reason);
-    let m = app.get("/metrics").await.text;
+    let m = app.read("/metrics").await.text;
     assert!(
         m.contains("payouts_indexer_stalled{stream=\"main\",kind=\"chain_gap\"} 1"),
         "{m}"
@@ -54,5 +54,5 @@ async fn a_stored_stall_fails_ready_and_shows_on_status_and_metrics() {
         .await
         .unwrap();
     assert_eq!(app.get("/ready").await.status, StatusCode::OK);
-    assert!(app.get("/status").await.json()["indexer"]["stall"].is_null());
+    assert!(app.read("/status").await.json()["indexer"]["stall"].is_null());
 }

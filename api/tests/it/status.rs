@@ -73,7 +73,7 @@ pub async fn submit(
 async fn status_shows_counts_rates_keys_and_distributors() {
     let app = app_with(|c| c.status_cache_ms = 0, |b| b).await;
     // Empty database.
-    let v = app.get("/status").await.json();
+    let v = app.read("/status").await.json();
     assert_eq!(v["claims"]["total"], 0);
     for s in ["pending", "submitted", "confirmed", "failed"] {
         assert_eq!(v["claims"]["by_status"][s], 0, "{s}");
@@ -131,7 +131,7 @@ async fn status_shows_counts_rates_keys_and_distributors() {
         .unwrap();
     advance_cursor(&mut conn, "main", 42, None).await.unwrap();
 
-    let a = app.get("/status").await;
+    let a = app.read("/status").await;
     let max_age = before_confirm.elapsed();
     assert_eq!(a.status, StatusCode::OK);
     let v = a.json();
@@ -193,11 +193,11 @@ async fn status_shows_counts_rates_keys_and_distributors() {
 #[tokio::test]
 async fn status_is_cached_for_the_configured_period() {
     let app = app_with(|c| c.status_cache_ms = 60_000, |b| b).await;
-    let v = app.get("/status").await.json();
+    let v = app.read("/status").await.json();
     assert_eq!(v["claims"]["total"], 0);
     app.insert_event_claims(1, TOKEN_A, "alice.devnet", "c")
         .await;
-    let v2 = app.get("/status").await.json();
+    let v2 = app.read("/status").await.json();
     assert_eq!(
         v2["generated_at"], v["generated_at"],
         "served from the cache"
@@ -249,7 +249,7 @@ async fn in_process_indexer_and_distributor_feed_status_ready_and_metrics() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.json()["lag_blocks"], 3);
 
-    let v = app.get("/status").await.json();
+    let v = app.read("/status").await.json();
     assert_eq!(v["chain"]["source"], "indexer");
     assert_eq!(v["chain"]["head_height"], 103);
     assert_eq!(v["indexer"]["lag_blocks"], 3);
@@ -263,7 +263,7 @@ async fn in_process_indexer_and_distributor_feed_status_ready_and_metrics() {
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(a.message().contains("100 blocks behind"), "{}", a.text);
 
-    let m = app.get("/metrics").await;
+    let m = app.read("/metrics").await;
     assert_eq!(m.status, StatusCode::OK);
     assert!(m.headers["content-type"]
         .to_str()
@@ -292,10 +292,10 @@ async fn metrics_count_claims_and_requests_by_route_template() {
     let app = app().await;
     app.insert_event_claims(3, TOKEN_A, "alice.devnet", "m")
         .await;
-    app.get("/claims/1").await;
-    app.get("/claims/2").await;
+    app.read("/claims/1").await;
+    app.read("/claims/2").await;
     app.get("/no/such/route").await;
-    let m = app.get("/metrics").await.text;
+    let m = app.read("/metrics").await.text;
     assert!(m.contains("payouts_claims{status=\"pending\"} 3\n"), "{m}");
     assert!(m.contains("payouts_claims{status=\"failed\"} 0\n"), "{m}");
     assert!(
@@ -330,7 +330,7 @@ async fn chain_head_comes_from_the_rpc_and_an_unreachable_node_shows_as_unknown(
     )
     .await;
     let started = Instant::now();
-    let v = app.get("/status").await.json();
+    let v = app.read("/status").await.json();
     // Not held up by the dead node: well under the 10 s request timeout that would otherwise cut the
     // request (the RPC call is given 500 ms; the rest is a few queries on a possibly loaded host).
     let took = started.elapsed();
@@ -365,7 +365,7 @@ async fn chain_head_comes_from_the_rpc_and_an_unreachable_node_shows_as_unknown(
         Duration::from_secs(20),
         "a chain head of 5 or more from the devnet",
         || async {
-            let v = app.get("/status").await.json();
+            let v = app.read("/status").await.json();
             v["chain"]["head_height"]
                 .as_u64()
                 .filter(|h| *h >= 5)

@@ -22,6 +22,8 @@ pub const OPS: &str = "ops-token-0123456789abcdef";
 pub const SENDER: &str = "sender-token-0123456789abcdef";
 /// Scope read only.
 pub const READER: &str = "reader-token-0123456789abcdef";
+/// Scope metrics only.
+pub const SCRAPER: &str = "scraper-token-0123456789abcdef";
 
 pub const TOKEN_A: &str = "token.devnet";
 pub const TOKEN_B: &str = "usdc.devnet";
@@ -55,6 +57,7 @@ pub fn config(secrets: &tempfile::TempDir) -> ApiConfig {
             tok("ops", OPS, vec![Scope::Read, Scope::Send, Scope::Admin]),
             tok("sender", SENDER, vec![Scope::Send]),
             tok("reader", READER, vec![Scope::Read]),
+            tok("scraper", SCRAPER, vec![Scope::Metrics]),
         ],
         allowed_tokens: vec![TOKEN_A.into(), TOKEN_B.into()],
         max_amount: Yocto(MAX_AMOUNT),
@@ -131,6 +134,11 @@ impl App {
     pub async fn get(&self, path: &str) -> Answer {
         self.call(Request::get(path).body(Body::empty()).unwrap())
             .await
+    }
+
+    /// `GET` with the read-only token (reads need a token by default).
+    pub async fn read(&self, path: &str) -> Answer {
+        self.get_auth(path, READER).await
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Answer {

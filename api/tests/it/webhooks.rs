@@ -93,14 +93,14 @@ fn assert_no_url(text: &str) {
 async fn status_lists_endpoints_by_name_and_dead_deliveries_without_payload() {
     let app = app_with(|c| c.status_cache_ms = 0, |b| b).await;
     // No endpoints: an empty section, not a missing one.
-    let v = app.get("/status").await.json();
+    let v = app.read("/status").await.json();
     assert_eq!(v["webhooks"]["endpoints"], serde_json::json!([]));
     assert_eq!(v["webhooks"]["dead"], serde_json::json!([]));
 
     let ds = with_endpoints(&app, 3).await;
     kill(&app, ds[0].id).await;
 
-    let a = app.get("/status").await;
+    let a = app.read("/status").await;
     assert_eq!(a.status, StatusCode::OK);
     assert_no_url(&a.text);
     let v = a.json();
@@ -157,16 +157,16 @@ async fn status_lists_endpoints_by_name_and_dead_deliveries_without_payload() {
 
 #[tokio::test]
 async fn metrics_show_outbox_gauges_and_in_process_counters() {
-    // No worker in this process: outbox gauges from the database only.
-    let app = app().await;
-    let m = app.get("/metrics").await.text;
+    // No worker in this process: outbox gauges from the database only (read fresh on every scrape).
+    let app = app_with(|c| c.status_cache_ms = 0, |b| b).await;
+    let m = app.read("/metrics").await.text;
     assert!(
         !m.contains("payouts_webhook_"),
         "no endpoints, no series:\n{m}"
     );
     let ds = with_endpoints(&app, 2).await;
     kill(&app, ds[1].id).await;
-    let m = app.get("/metrics").await.text;
+    let m = app.read("/metrics").await.text;
     for needle in [
         "# TYPE payouts_webhook_pending gauge\n",
         "payouts_webhook_pending{endpoint=\"crm\"} 1\n",
@@ -186,7 +186,7 @@ async fn metrics_show_outbox_gauges_and_in_process_counters() {
     wm.failed_attempts.store(3, Ordering::Relaxed);
     wm.dead.store(1, Ordering::Relaxed);
     let app = app_with(|_| {}, |b| b.webhook_metrics(wm.clone())).await;
-    let m = app.get("/metrics").await.text;
+    let m = app.read("/metrics").await.text;
     for needle in [
         "# TYPE payouts_webhook_deliveries_total counter\n",
         "payouts_webhook_deliveries_total 7\n",
@@ -198,7 +198,7 @@ async fn metrics_show_outbox_gauges_and_in_process_counters() {
         assert!(m.contains(needle), "missing {needle:?} in:\n{m}");
     }
     wm.delivered.fetch_add(1, Ordering::Relaxed);
-    let m = app.get("/metrics").await.text;
+    let m = app.read("/metrics").await.text;
     assert!(m.contains("payouts_webhook_deliveries_total 8\n"), "{m}");
 }
 
@@ -253,7 +253,7 @@ async fn redeliver_queues_a_dead_delivery_once() {
     let ds = with_endpoints(&app, 3).await;
     kill(&app, ds[0].id).await;
     kill(&app, ds[1].id).await;
-    let v = app.get("/status").await.json();
+    let v = app.read("/status").await.json();
     assert_eq!(v["webhooks"]["dead"].as_array().unwrap().len(), 2, "{v}");
     assert_eq!(v["webhooks"]["endpoints"][0]["dead"], 2);
 
@@ -293,7 +293,7 @@ async fn redeliver_queues_a_dead_delivery_once() {
     assert_eq!(a.code(), "already_pending");
 
     // The next /status is fresh, not the cached one.
-    let v = app.get("/status").await.json();
+    let v = app.read("/status").await.json();
     let dead = v["webhooks"]["dead"].as_array().unwrap();
     assert_eq!(dead.len(), 1, "{v}");
     assert_eq!(dead[0]["id"], ds[1].id);
