@@ -183,7 +183,7 @@ pub fn document(cfg: &ApiConfig) -> Value {
                     let schema = match (path.as_str(), name.as_str()) {
                         (_, "id") => id(i64::MAX as u128),
                         ("/claims", "status") => {
-                            json!({"type": "string", "enum": ["", "pending", "submitted", "confirmed", "failed"]})
+                            json!({"type": "string", "enum": ["", "held", "pending", "submitted", "confirmed", "failed"]})
                         }
                         ("/claims", "receiver" | "token") => optional_account.clone(),
                         ("/claims", "cursor") => {

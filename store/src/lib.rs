@@ -7,6 +7,7 @@
 //! Errors are [`StoreError`]; callers decide what a client may see (never the SQL text).
 
 pub mod api_queries;
+pub mod campaigns;
 pub mod claims;
 pub mod cluster;
 pub mod cursor;
@@ -33,5 +34,5 @@ pub mod webhooks;
 pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 pub use error::{Result, StoreError};
 pub use pool::{connect, get, DbConfig, PgPool, PooledConn};
-pub use types::{ClaimId, ClaimSource, ClaimStatus, IncidentKind, TxStatus, Yocto};
+pub use types::{CampaignKind, CampaignStatus, ClaimId, ClaimSource, ClaimStatus, IncidentKind, TxStatus, Yocto};
 pub use url::DatabaseUrl;

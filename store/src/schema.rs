@@ -57,6 +57,31 @@ diesel::table! {
         retry_kind -> Nullable<Text>,
         retries -> Int4,
         may_coalesce -> Bool,
+        campaign_id -> Nullable<Int8>,
+        row_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    campaigns (id) {
+        id -> Int8,
+        kind -> Text,
+        name -> Text,
+        token_contract -> Text,
+        created_by -> Text,
+        file_digest -> Text,
+        status -> Text,
+        approval_required -> Bool,
+        rows_total -> Int8,
+        rows_invalid -> Int8,
+        amount_total -> Numeric,
+        approved_by -> Nullable<Text>,
+        approved_at -> Nullable<Timestamptz>,
+        rejected_by -> Nullable<Text>,
+        rejected_at -> Nullable<Timestamptz>,
+        reject_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 

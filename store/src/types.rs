@@ -198,12 +198,17 @@ text_enum! {
         Event => "event",
         /// Requested through `POST /send-ft`.
         Manual => "manual",
+        /// A row of an uploaded campaign file (see [`crate::campaigns`]).
+        Campaign => "campaign",
     }
 }
 
 text_enum! {
-    /// A claim's lifecycle: `pending → submitted → confirmed`, or `→ failed`.
+    /// A claim's lifecycle: `pending → submitted → confirmed`, or `→ failed`; a claim of a campaign that needs
+    /// approval starts `held` and becomes `pending` on approval (or `failed` on rejection).
     ClaimStatus {
+        /// Waiting for its campaign's approval; the distributor never sees it (it locks `pending` only).
+        Held => "held",
         /// Waiting to be put in a batch.
         Pending => "pending",
         /// Carried by a signed transaction that is not known dead.
@@ -223,12 +228,43 @@ impl ClaimStatus {
         use ClaimStatus::*;
         matches!(
             (self, to),
-            (Pending, Submitted)
+            (Held, Pending)
+                | (Held, Failed)
+                | (Pending, Submitted)
                 | (Pending, Failed)
                 | (Submitted, Confirmed)
                 | (Submitted, Pending)
                 | (Submitted, Failed)
         )
+    }
+}
+
+text_enum! {
+    /// What a campaign was made from.
+    CampaignKind {
+        /// An uploaded CSV or JSON lines file.
+        File => "file",
+        /// One `POST /send-ft` above `api.single_approval_threshold`.
+        Send => "send",
+    }
+}
+
+text_enum! {
+    /// A campaign's lifecycle: `uploaded → running → done`, or through `awaiting_approval → approved | rejected`
+    /// when its total is above the approval threshold.
+    CampaignStatus {
+        /// Stored, no approval needed; its claims are pending.
+        Uploaded => "uploaded",
+        /// Its claims are held until a second API token approves.
+        AwaitingApproval => "awaiting_approval",
+        /// Approved by a token other than the creator's; its claims are pending.
+        Approved => "approved",
+        /// Rejected; its claims failed without being paid. Final.
+        Rejected => "rejected",
+        /// The distributor has started paying it.
+        Running => "running",
+        /// Every claim is confirmed or failed. Final.
+        Done => "done",
     }
 }
 
@@ -320,6 +356,11 @@ mod tests {
         }
         assert!(ClaimStatus::Submitted.can_become(ClaimStatus::Pending));
         assert!(!ClaimStatus::Pending.can_become(ClaimStatus::Confirmed));
+        // Nothing goes back to `held`, and a held claim is never carried by a transaction.
+        for from in ClaimStatus::ALL {
+            assert!(!from.can_become(ClaimStatus::Held));
+        }
+        assert!(!ClaimStatus::Held.can_become(ClaimStatus::Submitted));
     }
 
     #[test]
