@@ -34,5 +34,7 @@ pub mod webhooks;
 pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 pub use error::{Result, StoreError};
 pub use pool::{connect, get, DbConfig, PgPool, PooledConn};
-pub use types::{CampaignKind, CampaignStatus, ClaimId, ClaimSource, ClaimStatus, IncidentKind, TxStatus, Yocto};
+pub use types::{
+    CampaignKind, CampaignStatus, ClaimId, ClaimSource, ClaimStatus, IncidentKind, TxStatus, Yocto,
+};
 pub use url::DatabaseUrl;

@@ -61,7 +61,7 @@ async fn up_down_up_on_a_fresh_database() {
     assert!(tables(&db).await.is_empty());
 
     assert_eq!(run_migrations(&cfg, Direction::Up).await.unwrap(), applied);
-    assert_eq!(tables(&db).await.len(), 11);
+    assert_eq!(tables(&db).await.len(), 12);
     // Running again is a no-op.
     assert!(run_migrations(&cfg, Direction::Up)
         .await
