@@ -16,6 +16,7 @@
 
 pub mod auth;
 mod batch;
+pub mod campaigns;
 mod chain;
 pub mod config;
 pub mod error;

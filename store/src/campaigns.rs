@@ -146,7 +146,7 @@ pub enum Decision {
     /// Recorded; `claims` held claims were released (approval) or failed (rejection).
     Done {
         /// The campaign after the change.
-        campaign: Campaign,
+        campaign: Box<Campaign>,
         /// Claims moved out of `held`.
         claims: usize,
     },
@@ -312,7 +312,10 @@ pub async fn approve_campaign(conn: &mut AsyncPgConnection, id: i64, by: &str) -
         .execute(conn)
         .await?;
         tracing::info!(campaign = id, by, claims, "campaign approved");
-        Ok::<_, StoreError>(Decision::Done { campaign, claims })
+        Ok::<_, StoreError>(Decision::Done {
+            campaign: Box::new(campaign),
+            claims,
+        })
     })
     .await
 }
@@ -353,7 +356,10 @@ pub async fn reject_campaign(
         .execute(conn)
         .await?;
         tracing::info!(campaign = id, by, claims, "campaign rejected");
-        Ok::<_, StoreError>(Decision::Done { campaign, claims })
+        Ok::<_, StoreError>(Decision::Done {
+            campaign: Box::new(campaign),
+            claims,
+        })
     })
     .await
 }
