@@ -23,6 +23,8 @@ pub enum Scope {
     Send,
     /// `POST /admin/replay`.
     Admin,
+    /// `POST /admin/campaigns/{id}/approve` and `…/reject`: the second person of a large payout.
+    Approve,
 }
 
 impl Scope {
@@ -33,6 +35,7 @@ impl Scope {
             Scope::Metrics => "metrics",
             Scope::Send => "send",
             Scope::Admin => "admin",
+            Scope::Approve => "approve",
         }
     }
 }
@@ -169,6 +172,19 @@ pub struct ApiConfig {
     /// Largest block range of one `POST /admin/replay`.
     #[serde(default = "defaults::max_replay_blocks")]
     pub max_replay_blocks: u64,
+    /// Per token contract: a campaign whose total is above this (smallest unit, a decimal string) waits for a
+    /// token with the `approve` scope other than its creator's. A token not listed needs no approval.
+    #[serde(default)]
+    pub approval_threshold: std::collections::BTreeMap<String, Yocto>,
+    /// A single `POST /send-ft` above this amount waits for approval likewise (not enforced yet).
+    #[serde(default)]
+    pub single_approval_threshold: Option<Yocto>,
+    /// Largest campaign file, in bytes (larger: 413).
+    #[serde(default = "defaults::campaign_max_bytes")]
+    pub campaign_max_bytes: u64,
+    /// Most rows of one campaign file.
+    #[serde(default = "defaults::campaign_max_rows")]
+    pub campaign_max_rows: u64,
 }
 
 mod defaults {
@@ -243,6 +259,12 @@ mod defaults {
     pub fn max_replay_blocks() -> u64 {
         100_000
     }
+    pub fn campaign_max_bytes() -> u64 {
+        256 * 1024 * 1024
+    }
+    pub fn campaign_max_rows() -> u64 {
+        1_000_000
+    }
 }
 
 impl Default for ApiConfig {
@@ -274,6 +296,10 @@ impl Default for ApiConfig {
             default_page_size: defaults::default_page_size(),
             max_page_size: defaults::max_page_size(),
             max_replay_blocks: defaults::max_replay_blocks(),
+            approval_threshold: Default::default(),
+            single_approval_threshold: None,
+            campaign_max_bytes: defaults::campaign_max_bytes(),
+            campaign_max_rows: defaults::campaign_max_rows(),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::metrics::method_label;
 use crate::state::AppState;
 
 pub mod admin;
+pub mod campaigns;
 pub mod claims;
 pub mod dashboard;
 pub mod health;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/send-ft", post(send::send_ft))
+        .route("/campaigns", post(campaigns::upload))
         .route("/claims", get(claims::list))
         .route("/claims/{id}", get(claims::get_one))
         .route(

@@ -1,0 +1,359 @@
+//! `POST /campaigns`: upload a campaign file (CSV with a header, or JSON lines), check every row, and — unless
+//! `dry_run` — store the campaign and its rows as claims in one DB transaction (see `payouts_store::campaigns`
+//! for the exactly-once argument and the approval gate).
+//!
+//! The body is streamed to a temporary file while it is hashed (never held in memory, capped at
+//! `api.campaign_max_bytes`); a first pass checks every row without touching the database; a second pass, only
+//! for a real upload without refused rows, inserts the valid rows in chunks. A dry run writes nothing.
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use payouts_store::campaigns::{
+    campaign_by_name, create_campaign, insert_campaign_claims, Campaign, CampaignRow,
+    CreateOutcome, NewCampaign, INSERT_CHUNK,
+};
+use payouts_store::{AsyncConnection, CampaignKind, StoreError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+
+use crate::campaigns::validate::{Line, RowError, Rules, StopError, Totals, Validator};
+use crate::config::Scope;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Longest line of a campaign file, in bytes.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Row errors listed in one answer (the count covers them all).
+pub const MAX_REPORTED_ERRORS: usize = 1_000;
+
+/// Query parameters of `POST /campaigns`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// Unique campaign name; the same name with the same file answers with the existing campaign.
+    pub name: String,
+    /// Token contract (from `api.allowed_tokens`; the first when absent).
+    pub token: Option<String>,
+    /// Check only: write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Store the valid rows even if some are invalid (otherwise a file with errors is refused whole).
+    #[serde(default)]
+    pub skip_invalid: bool,
+}
+
+/// The answer: the check's result, and the campaign when one was stored or found.
+#[derive(Debug, Serialize)]
+pub struct UploadReport {
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// sha256 of the uploaded bytes, hex.
+    pub file_digest: String,
+    /// Token contract.
+    pub token: String,
+    /// Row counts and the total of the valid rows (smallest unit, as a string).
+    pub totals: Totals,
+    /// Whether the total needs a second person's approval (`api.approval_threshold`).
+    pub approval_required: bool,
+    /// The first [`MAX_REPORTED_ERRORS`] row errors.
+    pub errors: Vec<RowError>,
+    /// Whether `errors` is cut short.
+    pub errors_truncated: bool,
+    /// The stored (or already existing) campaign.
+    pub campaign: Option<Campaign>,
+    /// Claims inserted by this request.
+    pub inserted: usize,
+}
+
+fn stop_error(e: StopError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_file",
+        e.to_string(),
+    )
+}
+
+/// Streams the body into a temporary file, hashing it; 413 past `limit` bytes.
+async fn spool(body: Body, limit: u64) -> Result<(tokio::fs::File, String), ApiError> {
+    let file = tempfile::tempfile().map_err(|e| ApiError::internal(&e))?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::bad_request("invalid_body", "the request body could not be read")
+        })?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the campaign file is larger than {limit} bytes (api.campaign_max_bytes)"),
+            ));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+    }
+    file.flush().await.map_err(|e| ApiError::internal(&e))?;
+    if size == 0 {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the campaign file is empty",
+        ));
+    }
+    Ok((file, hex::encode(hasher.finalize())))
+}
+
+/// One pass over the spooled file, a line at a time, through a fresh validator.
+struct FilePass<'f> {
+    reader: BufReader<&'f mut tokio::fs::File>,
+    validator: Validator,
+    line: Vec<u8>,
+}
+
+impl<'f> FilePass<'f> {
+    async fn start(file: &'f mut tokio::fs::File, rules: &Rules) -> Result<Self, ApiError> {
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok(Self {
+            reader: BufReader::new(file),
+            validator: Validator::new(rules.clone()),
+            line: Vec::with_capacity(256),
+        })
+    }
+
+    /// The next line's outcome; `None` at the end of the file.
+    async fn next(&mut self) -> Result<Option<Line>, ApiError> {
+        self.line.clear();
+        let n = (&mut self.reader)
+            .take(MAX_LINE_BYTES as u64 + 2)
+            .read_until(b'\n', &mut self.line)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let bytes = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+        if bytes.len() > MAX_LINE_BYTES {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_file",
+                format!("a line is longer than {MAX_LINE_BYTES} bytes"),
+            ));
+        }
+        self.validator.line(bytes).map(Some).map_err(stop_error)
+    }
+}
+
+/// The check pass: totals, the first row errors, whether they were cut short.
+async fn check(
+    file: &mut tokio::fs::File,
+    rules: &Rules,
+) -> Result<(Totals, Vec<RowError>, bool), ApiError> {
+    let mut pass = FilePass::start(file, rules).await?;
+    let mut errors = Vec::new();
+    let mut truncated = false;
+    while let Some(line) = pass.next().await? {
+        if let Line::Invalid(errs) = line {
+            for e in errs {
+                if errors.len() < MAX_REPORTED_ERRORS {
+                    errors.push(e);
+                } else {
+                    truncated = true;
+                }
+            }
+        }
+    }
+    Ok((pass.validator.totals(), errors, truncated))
+}
+
+/// The store pass, inside the caller's DB transaction: the valid rows as claims of `campaign`, in chunks.
+async fn insert_rows(
+    conn: &mut payouts_store::AsyncPgConnection,
+    file: &mut tokio::fs::File,
+    rules: &Rules,
+    campaign: &Campaign,
+) -> Result<usize, ApiError> {
+    let mut pass = FilePass::start(file, rules).await?;
+    let mut chunk: Vec<CampaignRow> = Vec::with_capacity(INSERT_CHUNK);
+    let mut inserted = 0;
+    while let Some(line) = pass.next().await? {
+        if let Line::Valid(row) = line {
+            chunk.push(row);
+            if chunk.len() == INSERT_CHUNK {
+                inserted += insert_campaign_claims(conn, campaign, &chunk).await?;
+                chunk.clear();
+            }
+        }
+    }
+    inserted += insert_campaign_claims(conn, campaign, &chunk).await?;
+    Ok(inserted)
+}
+
+fn choose_token(state: &AppState, token: Option<&str>) -> Result<String, ApiError> {
+    let allowed = &state.config().allowed_tokens;
+    match token {
+        None => allowed.first().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "token_not_allowed",
+                "payouts are disabled: api.allowed_tokens is empty",
+            )
+        }),
+        Some(t) if allowed.iter().any(|a| a == t) => Ok(t.to_string()),
+        Some(t) => {
+            let shown: String = t.chars().take(64).collect();
+            Err(ApiError::bad_request(
+                "token_not_allowed",
+                format!(
+                    "token `{shown}` is not in the allowlist ({})",
+                    allowed.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// Uploads a campaign file. 200: dry run, or the same file under the same name again (nothing written);
+/// 201: stored; 409: the name is taken by another file; 422: rows invalid and `skip_invalid` not set (nothing
+/// written), or the file as a whole is unreadable.
+pub async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let principal = state.inner.tokens.authorize(&headers, Scope::Send)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let name = q.name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 200 characters without control characters",
+        ));
+    }
+    let token = choose_token(&state, q.token.as_deref())?;
+    let cfg = state.config();
+    let rules = Rules {
+        // TODO(issue 20): the token's ft_metadata.decimals, read from the chain and cached.
+        decimals: None,
+        max_amount: cfg.max_amount,
+        max_memo_chars: cfg.max_memo_chars,
+        max_rows: cfg.campaign_max_rows,
+    };
+    let (mut file, digest) = spool(body, cfg.campaign_max_bytes).await?;
+    let (totals, errors, errors_truncated) = check(&mut file, &rules).await?;
+    let approval_required = cfg
+        .approval_threshold
+        .get(&token)
+        .is_some_and(|limit| totals.amount > *limit);
+    let mut report = UploadReport {
+        dry_run: q.dry_run,
+        file_digest: digest.clone(),
+        token: token.clone(),
+        totals,
+        approval_required,
+        errors,
+        errors_truncated,
+        campaign: None,
+        inserted: 0,
+    };
+    if q.dry_run {
+        return Ok((StatusCode::OK, Json(report)).into_response());
+    }
+    if totals.invalid > 0 && !q.skip_invalid {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(report)).into_response());
+    }
+    if totals.valid == 0 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_file",
+            "the file has no valid row",
+        ));
+    }
+    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    if let Some(existing) = campaign_by_name(&mut conn, name).await? {
+        return answer_existing(existing, &digest, report);
+    }
+    let new = NewCampaign {
+        kind: CampaignKind::File,
+        name: name.to_string(),
+        token_contract: token,
+        created_by: principal.name.clone(),
+        file_digest: digest.clone(),
+        approval_required,
+        rows_total: i64::try_from(totals.rows).unwrap_or(i64::MAX),
+        rows_invalid: i64::try_from(totals.invalid).unwrap_or(i64::MAX),
+        amount_total: totals.amount,
+    };
+    // The transaction's error type is the store's; a failure of the file pass is kept aside and rolls the
+    // transaction back through a stand-in error.
+    let mut failure: Option<ApiError> = None;
+    let stored = conn
+        .transaction(async |conn| {
+            let campaign = match create_campaign(conn, &new).await? {
+                CreateOutcome::Created(c) => c,
+                other => return Ok::<_, StoreError>((other, 0)),
+            };
+            match insert_rows(conn, &mut file, &rules, &campaign).await {
+                Ok(inserted) => Ok((CreateOutcome::Created(campaign), inserted)),
+                Err(e) => {
+                    failure = Some(e);
+                    Err(StoreError::Corrupt("campaign file pass failed".into()))
+                }
+            }
+        })
+        .await;
+    let outcome = match (stored, failure) {
+        (_, Some(e)) => return Err(e),
+        (r, None) => r?,
+    };
+    match outcome {
+        (CreateOutcome::Created(c), inserted) => {
+            tracing::info!(
+                campaign = c.id,
+                by = %principal.name,
+                token = %c.token_contract,
+                rows = inserted,
+                total = %c.amount_total,
+                approval_required,
+                "campaign stored"
+            );
+            report.campaign = Some(c);
+            report.inserted = inserted;
+            Ok((StatusCode::CREATED, Json(report)).into_response())
+        }
+        (CreateOutcome::Existing(c) | CreateOutcome::NameTaken(c), _) => {
+            answer_existing(c, &digest, report)
+        }
+    }
+}
+
+fn answer_existing(
+    existing: Campaign,
+    digest: &str,
+    mut report: UploadReport,
+) -> Result<Response, ApiError> {
+    if existing.file_digest != digest {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "campaign_name_taken",
+            format!(
+                "campaign `{}` was uploaded with another file; choose a new name for a new campaign",
+                existing.name
+            ),
+        ));
+    }
+    report.campaign = Some(existing);
+    Ok((StatusCode::OK, Json(report)).into_response())
+}
