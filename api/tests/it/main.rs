@@ -4,6 +4,7 @@
 
 mod admin;
 mod browser;
+mod campaigns;
 mod cdp;
 mod config;
 mod fuzz;

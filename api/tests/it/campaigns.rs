@@ -1,0 +1,141 @@
+//! `POST /campaigns`: dry run writes nothing, errors refuse the file whole, `skip_invalid` stores the good
+//! rows once, a re-upload pays nothing, a changed file under the same name is a 409, a large total is held.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use payouts_store::claims::count_by_status;
+use payouts_store::{ClaimStatus, Yocto};
+
+use crate::support::{app, app_with, Answer, App, READER, SENDER, TOKEN_A};
+
+const FILE: &str = "receiver_id,amount,memo,external_id\n\
+    alice.devnet,5,hello,\n\
+    Bad Account,5,,\n\
+    bob.devnet,-1,,\n\
+    carol.devnet,7,,c1\n\
+    carol.devnet,8,,c1\n";
+
+async fn upload(app: &App, token: &str, query: &str, body: &str) -> Answer {
+    app.call(
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("/campaigns?{query}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "text/csv")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+async fn by_status(app: &App) -> Vec<(ClaimStatus, i64)> {
+    let mut conn = app.db.conn().await;
+    let mut v: Vec<(ClaimStatus, i64)> = count_by_status(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    v.sort_by_key(|(s, _)| s.as_str());
+    v
+}
+
+#[tokio::test]
+async fn dry_run_lists_the_bad_rows_and_writes_nothing() {
+    let app = app().await;
+    let a = upload(&app, SENDER, "name=epoch-1&dry_run=true", FILE).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let v = a.json();
+    let rows: Vec<(u64, String)> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap(),
+                e["field"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (3, "receiver_id".into()),
+            (4, "amount".into()),
+            (6, "external_id".into())
+        ]
+    );
+    assert_eq!(v["totals"]["valid"], 2);
+    assert_eq!(v["totals"]["invalid"], 3);
+    assert_eq!(v["totals"]["amount"], "12");
+    assert_eq!(v["file_digest"].as_str().unwrap().len(), 64);
+    assert!(v["campaign"].is_null());
+    assert_eq!(app.claim_rows().await, 0);
+
+    // A real upload with errors is refused whole.
+    let a = upload(&app, SENDER, "name=epoch-1", FILE).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+    assert_eq!(app.claim_rows().await, 0);
+}
+
+#[tokio::test]
+async fn good_rows_are_stored_once_and_a_changed_file_is_refused() {
+    let app = app().await;
+    let a = upload(&app, SENDER, "name=epoch-1&skip_invalid=true", FILE).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let v = a.json();
+    assert_eq!(v["inserted"], 2);
+    assert_eq!(v["campaign"]["status"], "uploaded");
+    assert_eq!(v["campaign"]["created_by"], "sender");
+    assert_eq!(v["campaign"]["token_contract"], TOKEN_A);
+    assert_eq!(by_status(&app).await, [(ClaimStatus::Pending, 2)]);
+
+    let again = upload(&app, SENDER, "name=epoch-1&skip_invalid=true", FILE).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["inserted"], 0);
+    assert_eq!(again.json()["campaign"]["id"], v["campaign"]["id"]);
+    assert_eq!(app.claim_rows().await, 2);
+
+    let changed = format!("{FILE}dave.devnet,1,,\n");
+    let conflict = upload(&app, SENDER, "name=epoch-1&skip_invalid=true", &changed).await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT, "{}", conflict.text);
+    assert_eq!(conflict.code(), "campaign_name_taken");
+    assert_eq!(app.claim_rows().await, 2);
+}
+
+#[tokio::test]
+async fn a_total_above_the_threshold_is_held() {
+    let app = app_with(
+        |cfg| {
+            cfg.approval_threshold.insert(TOKEN_A.into(), Yocto(10));
+        },
+        |b| b,
+    )
+    .await;
+    let small = "receiver_id,amount\nalice.devnet,4\nbob.devnet,6\n";
+    let a = upload(&app, SENDER, "name=small", small).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.json()["approval_required"], false);
+    let big = "receiver_id,amount\nalice.devnet,5\nbob.devnet,6\n";
+    let a = upload(&app, SENDER, "name=big", big).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.json()["campaign"]["status"], "awaiting_approval");
+    assert_eq!(
+        by_status(&app).await,
+        [(ClaimStatus::Held, 2), (ClaimStatus::Pending, 2)]
+    );
+}
+
+#[tokio::test]
+async fn needs_the_send_scope_and_a_name() {
+    let app = app().await;
+    let a = upload(&app, READER, "name=x&dry_run=true", FILE).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    let a = upload(&app, SENDER, "dry_run=true", FILE).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    let a = upload(&app, SENDER, "name=x&token=evil.devnet", FILE).await;
+    assert_eq!(a.code(), "token_not_allowed");
+    let a = upload(&app, SENDER, "name=x", "reciever_id,amount\na.devnet,1\n").await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+    assert_eq!(app.claim_rows().await, 0);
+}
