@@ -19,6 +19,7 @@ use crate::metrics::method_label;
 use crate::state::AppState;
 
 pub mod admin;
+pub mod campaign_admin;
 pub mod campaigns;
 pub mod claims;
 pub mod dashboard;
@@ -45,6 +46,12 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/send-ft", post(send::send_ft))
         .route("/campaigns", post(campaigns::upload))
+        .route("/campaigns/{id}", get(campaign_admin::get_one))
+        .route(
+            "/admin/campaigns/{id}/approve",
+            post(campaign_admin::approve),
+        )
+        .route("/admin/campaigns/{id}/reject", post(campaign_admin::reject))
         .route("/claims", get(claims::list))
         .route("/claims/{id}", get(claims::get_one))
         .route(

@@ -6,7 +6,7 @@ use axum::http::{Method, Request, StatusCode};
 use payouts_store::claims::count_by_status;
 use payouts_store::{ClaimStatus, Yocto};
 
-use crate::support::{app, app_with, Answer, App, READER, SENDER, TOKEN_A};
+use crate::support::{app, app_with, Answer, App, APPROVER, READER, SENDER, TOKEN_A, TREASURER};
 
 const FILE: &str = "receiver_id,amount,memo,external_id\n\
     alice.devnet,5,hello,\n\
@@ -138,4 +138,56 @@ async fn needs_the_send_scope_and_a_name() {
     let a = upload(&app, SENDER, "name=x", "reciever_id,amount\na.devnet,1\n").await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
     assert_eq!(app.claim_rows().await, 0);
+}
+
+async fn post(app: &App, token: &str, path: &str) -> Answer {
+    app.call(
+        Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_second_token_approves_and_the_creator_cannot() {
+    let app = app_with(
+        |cfg| {
+            cfg.approval_threshold.insert(TOKEN_A.into(), Yocto(10));
+        },
+        |b| b,
+    )
+    .await;
+    let big = "receiver_id,amount\nalice.devnet,5\nbob.devnet,6\n";
+    let a = upload(&app, APPROVER, "name=big", big).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let id = a.json()["campaign"]["id"].as_i64().unwrap();
+
+    let own = post(&app, APPROVER, &format!("/admin/campaigns/{id}/approve")).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.text);
+    let no_scope = post(&app, SENDER, &format!("/admin/campaigns/{id}/approve")).await;
+    assert_eq!(no_scope.status, StatusCode::FORBIDDEN, "{}", no_scope.text);
+    assert_eq!(by_status(&app).await, [(ClaimStatus::Held, 2)]);
+
+    let ok = post(&app, TREASURER, &format!("/admin/campaigns/{id}/approve")).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(ok.json()["claims_changed"], 2);
+    assert_eq!(ok.json()["campaign"]["approved_by"], "treasurer");
+    assert_eq!(by_status(&app).await, [(ClaimStatus::Pending, 2)]);
+
+    let twice = post(&app, TREASURER, &format!("/admin/campaigns/{id}/reject")).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT, "{}", twice.text);
+    let missing = post(&app, TREASURER, "/admin/campaigns/999/approve").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text);
+
+    let view = app.read(&format!("/campaigns/{id}")).await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.text);
+    let v = view.json();
+    assert_eq!(v["campaign"]["status"], "approved");
+    assert_eq!(v["claims"][0]["status"], "pending");
+    assert_eq!(v["claims"][0]["count"], 2);
+    assert_eq!(v["claims"][0]["amount"], "11");
 }

@@ -22,6 +22,10 @@ pub const OPS: &str = "ops-token-0123456789abcdef";
 pub const SENDER: &str = "sender-token-0123456789abcdef";
 /// Scope read only.
 pub const READER: &str = "reader-token-0123456789abcdef";
+/// Scopes send + approve (uploads campaigns, approves others').
+pub const APPROVER: &str = "approver-token-0123456789abcdef";
+/// Scope approve only.
+pub const TREASURER: &str = "treasurer-token-0123456789abcdef";
 /// Scope metrics only.
 pub const SCRAPER: &str = "scraper-token-0123456789abcdef";
 
@@ -58,6 +62,8 @@ pub fn config(secrets: &tempfile::TempDir) -> ApiConfig {
             tok("sender", SENDER, vec![Scope::Send]),
             tok("reader", READER, vec![Scope::Read]),
             tok("scraper", SCRAPER, vec![Scope::Metrics]),
+            tok("approver", APPROVER, vec![Scope::Send, Scope::Approve]),
+            tok("treasurer", TREASURER, vec![Scope::Approve]),
         ],
         allowed_tokens: vec![TOKEN_A.into(), TOKEN_B.into()],
         max_amount: Yocto(MAX_AMOUNT),
