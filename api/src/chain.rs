@@ -29,6 +29,9 @@ pub(crate) struct Chain {
     ttl: Duration,
     head: Mutex<Cached<Result<BlockPoint, String>>>,
     at_height: Mutex<Option<(u64, Option<BlockPoint>)>>,
+    /// `ft_metadata.decimals` per token contract: read once, kept for the process's life (a token's
+    /// decimals do not change; a failed read is not kept, so it is tried again).
+    decimals: Mutex<std::collections::HashMap<String, u8>>,
 }
 
 impl Chain {
@@ -39,6 +42,7 @@ impl Chain {
             ttl,
             head: Mutex::new(None),
             at_height: Mutex::new(None),
+            decimals: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -95,6 +99,48 @@ impl Chain {
             .ok();
         *slot = Some((height, v));
         v
+    }
+}
+
+impl Chain {
+    /// The token's `ft_metadata.decimals`, cached; `None` when the chain cannot tell (no RPC, no answer,
+    /// not a NEP-148 contract).
+    pub(crate) async fn decimals(&self, token: &str) -> Option<u8> {
+        if let Some(d) = self.decimals.lock().await.get(token) {
+            return Some(*d);
+        }
+        let rpc = self.rpc.as_ref()?;
+        let account: near_primitives::types::AccountId = token.parse().ok()?;
+        let req = near_jsonrpc_client::methods::query::RpcQueryRequest {
+            block_reference: BlockReference::Finality(Finality::Final),
+            request: near_primitives::views::QueryRequest::CallFunction {
+                account_id: account,
+                method_name: "ft_metadata".to_string(),
+                args: near_primitives::types::FunctionArgs::from(b"{}".to_vec()),
+            },
+        };
+        let answer = match rpc.call(&req, self.timeout).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::debug!(error = ?e, token, "ft_metadata call failed");
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e.message, token, "ft_metadata call failed");
+                return None;
+            }
+        };
+        let near_jsonrpc_primitives::types::query::QueryResponseKind::CallResult(c) = answer.kind
+        else {
+            return None;
+        };
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            decimals: u8,
+        }
+        let d = serde_json::from_slice::<Metadata>(&c.result).ok()?.decimals;
+        self.decimals.lock().await.insert(token.to_string(), d);
+        Some(d)
     }
 }
 

@@ -245,8 +245,8 @@ pub async fn upload(
     let token = choose_token(&state, q.token.as_deref())?;
     let cfg = state.config();
     let rules = Rules {
-        // TODO(issue 20): the token's ft_metadata.decimals, read from the chain and cached.
-        decimals: None,
+        // Unknown decimals (no RPC answer) make `amount_tokens` rows errors, never a guess.
+        decimals: state.inner.chain.decimals(&token).await,
         max_amount: cfg.max_amount,
         max_memo_chars: cfg.max_memo_chars,
         max_rows: cfg.campaign_max_rows,

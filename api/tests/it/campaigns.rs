@@ -191,3 +191,35 @@ async fn a_second_token_approves_and_the_creator_cannot() {
     assert_eq!(v["claims"][0]["count"], 2);
     assert_eq!(v["claims"][0]["amount"], "11");
 }
+
+#[tokio::test]
+async fn amount_tokens_use_the_decimals_the_chain_reports() {
+    let (devnet, _keys) = payouts_devnet::Devnet::start_for_tests(|_| {})
+        .await
+        .unwrap();
+    // `ft_metadata` is read at the final block: wait until there is one.
+    assert!(
+        devnet
+            .wait_for_height(3, std::time::Duration::from_secs(30))
+            .await
+    );
+    let app = app_with(|_| {}, |b| b.rpc_url(devnet.rpc_url())).await;
+    let file = "receiver_id,amount_tokens\n\
+        alice.devnet,12.5\n\
+        bob.devnet,0.0000000000000000000000001\n";
+    let a = upload(&app, SENDER, "name=t&dry_run=true", file).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let v = a.json();
+    // token.devnet has 24 decimals.
+    assert_eq!(v["totals"]["amount"], "12500000000000000000000000");
+    assert_eq!(v["errors"][0]["row"], 3);
+    assert_eq!(v["errors"][0]["field"], "amount_tokens");
+    assert!(
+        v["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("25 decimals"),
+        "{v}"
+    );
+    assert_eq!(app.claim_rows().await, 0);
+}
