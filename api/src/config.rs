@@ -185,6 +185,10 @@ pub struct ApiConfig {
     /// Most rows of one campaign file.
     #[serde(default = "defaults::campaign_max_rows")]
     pub campaign_max_rows: u64,
+    /// `POST /campaigns` taking longer than this is answered 503 `timeout` (the store pass still finishes
+    /// or rolls back as a whole).
+    #[serde(default = "defaults::campaign_timeout_ms")]
+    pub campaign_timeout_ms: u64,
 }
 
 mod defaults {
@@ -265,6 +269,9 @@ mod defaults {
     pub fn campaign_max_rows() -> u64 {
         1_000_000
     }
+    pub fn campaign_timeout_ms() -> u64 {
+        600_000
+    }
 }
 
 impl Default for ApiConfig {
@@ -300,6 +307,7 @@ impl Default for ApiConfig {
             single_approval_threshold: None,
             campaign_max_bytes: defaults::campaign_max_bytes(),
             campaign_max_rows: defaults::campaign_max_rows(),
+            campaign_timeout_ms: defaults::campaign_timeout_ms(),
         }
     }
 }

@@ -281,10 +281,6 @@ pub async fn upload(
             "the file has no valid row",
         ));
     }
-    let mut conn = payouts_store::get(&state.inner.pool).await?;
-    if let Some(existing) = campaign_by_name(&mut conn, name).await? {
-        return answer_existing(existing, &digest, report);
-    }
     let new = NewCampaign {
         kind: CampaignKind::File,
         name: name.to_string(),
@@ -296,28 +292,12 @@ pub async fn upload(
         rows_invalid: i64::try_from(totals.invalid).unwrap_or(i64::MAX),
         amount_total: totals.amount,
     };
-    // The transaction's error type is the store's; a failure of the file pass is kept aside and rolls the
-    // transaction back through a stand-in error.
-    let mut failure: Option<ApiError> = None;
-    let stored = conn
-        .transaction(async |conn| {
-            let campaign = match create_campaign(conn, &new).await? {
-                CreateOutcome::Created(c) => c,
-                other => return Ok::<_, StoreError>((other, 0)),
-            };
-            match insert_rows(conn, &mut file, &rules, &campaign).await {
-                Ok(inserted) => Ok((CreateOutcome::Created(campaign), inserted)),
-                Err(e) => {
-                    failure = Some(e);
-                    Err(StoreError::Corrupt("campaign file pass failed".into()))
-                }
-            }
-        })
-        .await;
-    let outcome = match (stored, failure) {
-        (_, Some(e)) => return Err(e),
-        (r, None) => r?,
-    };
+    // The store pass runs in a task of its own: a client that hangs up (or the request timeout) must not
+    // cancel a DB transaction half way through its chunks.
+    let pool = state.inner.pool.clone();
+    let outcome = tokio::spawn(async move { store(pool, new, file, rules).await })
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
     match outcome {
         (CreateOutcome::Created(c), inserted) => {
             tracing::info!(
@@ -336,6 +316,47 @@ pub async fn upload(
         (CreateOutcome::Existing(c) | CreateOutcome::NameTaken(c), _) => {
             answer_existing(c, &digest, report)
         }
+    }
+}
+
+/// Creates the campaign and inserts its valid rows in one DB transaction; a campaign already stored under
+/// the name is answered as it is.
+async fn store(
+    pool: payouts_store::PgPool,
+    new: NewCampaign,
+    mut file: tokio::fs::File,
+    rules: Rules,
+) -> Result<(CreateOutcome, usize), ApiError> {
+    let mut conn = payouts_store::get(&pool).await?;
+    if let Some(existing) = campaign_by_name(&mut conn, &new.name).await? {
+        let outcome = if existing.file_digest == new.file_digest {
+            CreateOutcome::Existing(existing)
+        } else {
+            CreateOutcome::NameTaken(existing)
+        };
+        return Ok((outcome, 0));
+    }
+    // The transaction's error type is the store's; a failure of the file pass is kept aside and rolls the
+    // transaction back through a stand-in error.
+    let mut failure: Option<ApiError> = None;
+    let stored = conn
+        .transaction(async |conn| {
+            let campaign = match create_campaign(conn, &new).await? {
+                CreateOutcome::Created(c) => c,
+                other => return Ok::<_, StoreError>((other, 0)),
+            };
+            match insert_rows(conn, &mut file, &rules, &campaign).await {
+                Ok(inserted) => Ok((CreateOutcome::Created(campaign), inserted)),
+                Err(e) => {
+                    failure = Some(e);
+                    Err(StoreError::Corrupt("campaign file pass failed".into()))
+                }
+            }
+        })
+        .await;
+    match (stored, failure) {
+        (_, Some(e)) => Err(e),
+        (r, None) => Ok(r?),
     }
 }
 

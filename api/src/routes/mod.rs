@@ -106,7 +106,12 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let cfg = state.config();
-    let timeout = Duration::from_millis(cfg.request_timeout_ms);
+    // A campaign upload streams a file of up to a million rows: it has its own, longer bound.
+    let timeout = Duration::from_millis(if route == "/campaigns" {
+        cfg.campaign_timeout_ms
+    } else {
+        cfg.request_timeout_ms
+    });
     let mut resp = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
