@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use payouts_indexer::replay::replay;
 use payouts_indexer::{Indexer, IndexerMetrics};
 use payouts_store::migrate::{run_migrations, Direction};
@@ -80,11 +79,7 @@ pub async fn indexer(config: Config) -> anyhow::Result<()> {
 /// `payouts replay`
 pub async fn replay_range(config: Config, from: u64, to: u64, dry_run: bool) -> anyhow::Result<()> {
     let pool = prepare_database(&config).await?;
-    let bar = ProgressBar::new(to.saturating_sub(from) + 1);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} blocks {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let mut bar = crate::progress::Progress::new(to.saturating_sub(from) + 1);
     let report = replay(&pool, &config.indexer, from, to, dry_run, |h| {
         bar.set_position(h - from + 1)
     })
