@@ -96,6 +96,21 @@ fn build_with_cargo(manifest: &Path, exe_dir: &Path) -> anyhow::Result<()> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
+    // What `cargo run` set for this program describes near-payouts, not the build: inherited, it would make
+    // build scripts that watch these variables (ring: CARGO_MANIFEST_DIR, CARGO_PKG_NAME) rerun, and the
+    // outer and inner builds rebuild each other's dependencies every time.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                key,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
     cmd.arg("build").arg("--manifest-path").arg(manifest);
     cmd.args(["-p", BENCH_EXE, "--bin", BENCH_EXE]);
     match profile_dir {
