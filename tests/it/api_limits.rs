@@ -2,59 +2,19 @@
 //! lowered to 1,024 cannot lock out `/health` and every slow socket is closed within the header timeout; 200
 //! unauthenticated readers get 429s and cannot slow the distributor's payouts down.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use payouts_store::testdb::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::child::lines;
+use crate::child::{api_addr, lines};
 
 const TOKEN: &str = "limits-test-token-0123456789";
 
 /// Waits for the `API listening` log line of a JSON-logging child; returns its address and the log lines
 /// seen so far (the rest keep arriving on the receiver).
-fn wait_listening(
-    child: &mut Child,
-    log: &std::sync::mpsc::Receiver<String>,
-    seen: &mut Vec<String>,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the server exited: {seen:#?}"
-        );
-        assert!(Instant::now() < deadline, "API never came up: {seen:#?}");
-        let Ok(line) = log.recv_timeout(Duration::from_millis(100)) else {
-            continue;
-        };
-        seen.push(line.clone());
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v["fields"]["message"] == "API listening" {
-            return v["fields"]["addr"].as_str().unwrap().to_string();
-        }
-    }
-}
-
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.wait();
-}
-
 /// Times one `GET /health` on a fresh connection.
 async fn health(addr: &str) -> (u16, Duration) {
     let started = Instant::now();
@@ -107,7 +67,7 @@ async fn slow_header_flood_with_1024_files_cannot_lock_out_health() {
         .expect("prlimit (util-linux) runs the server with a lowered file limit");
     let log = lines(child.stderr.take().unwrap());
     let mut seen = Vec::new();
-    let addr = wait_listening(&mut child, &log, &mut seen);
+    let addr = api_addr(&mut child, &log, &mut seen);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let nofile = limits
         .lines()
@@ -185,7 +145,7 @@ async fn slow_header_flood_with_1024_files_cannot_lock_out_health() {
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(1), "{took:?}");
     assert!(child.try_wait().unwrap().is_none(), "the server died");
-    stop(&mut child);
+    crate::child::stop(&mut child, Duration::from_secs(20));
 }
 
 /// Sends `n` manual claims through `POST /send-ft` at once; returns their ids.
@@ -298,7 +258,7 @@ async fn two_hundred_unauthenticated_readers_get_429s_and_cannot_slow_payouts() 
         .unwrap();
     let log = lines(child.stderr.take().unwrap());
     let mut seen = Vec::new();
-    let addr = wait_listening(&mut child, &log, &mut seen);
+    let addr = api_addr(&mut child, &log, &mut seen);
     // Keeps draining the child's log (and shows its warnings).
     std::thread::spawn(move || {
         for line in log {
@@ -383,10 +343,6 @@ async fn two_hundred_unauthenticated_readers_get_429s_and_cannot_slow_payouts() 
         loaded_p50.as_secs_f64() <= 1.5 * idle_p50.as_secs_f64(),
         "payout latency p50 {loaded_p50:?} under {READERS} readers vs {idle_p50:?} idle"
     );
-    stop_child(&mut child);
+    crate::child::stop(&mut child, Duration::from_secs(20));
     devnet.shutdown().await;
-}
-
-fn stop_child(child: &mut Child) {
-    stop(child);
 }
