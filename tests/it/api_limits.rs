@@ -13,8 +13,6 @@ use crate::child::{api_addr, lines};
 
 const TOKEN: &str = "limits-test-token-0123456789";
 
-/// Waits for the `API listening` log line of a JSON-logging child; returns its address and the log lines
-/// seen so far (the rest keep arriving on the receiver).
 /// Times one `GET /health` on a fresh connection.
 async fn health(addr: &str) -> (u16, Duration) {
     let started = Instant::now();
