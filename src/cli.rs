@@ -1,5 +1,6 @@
 //! Command-line interface: one binary, one subcommand per role.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -59,8 +60,14 @@ pub enum Command {
         #[arg(long)]
         wait_timeout_secs: Option<u64>,
     },
-    /// End-to-end benchmark against the devnet (pending claim → confirmed).
-    Bench(crate::bench::BenchArgs),
+    /// End-to-end benchmark against the devnet (pending claim → confirmed): runs the `payouts-bench`
+    /// executable beside this one with these arguments (`payouts bench --help` lists them).
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Arguments of `payouts-bench`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Incidents (payments on chain the store did not expect): list them, or clear one so payouts of its
     /// token resume.
     Incidents {

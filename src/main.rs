@@ -9,6 +9,7 @@ mod config;
 mod dev;
 mod incidents;
 mod logging;
+mod progress;
 mod roles;
 
 use std::process::ExitCode;
@@ -127,10 +128,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&config.log);
             incidents::run(config, action).await
         }
-        Command::Bench(args) => {
+        Command::Bench { args } => {
             let config = Config::load(cli.config.as_deref())?;
-            logging::init(&config.log);
-            bench::run(args).await
+            bench::forward(args, &config.log)
         }
     }
 }

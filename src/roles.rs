@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use payouts_indexer::replay::replay;
 use payouts_indexer::{Indexer, IndexerMetrics};
 use payouts_store::migrate::{run_migrations, Direction};
@@ -36,29 +35,50 @@ pub async fn read_pool(config: &Config) -> anyhow::Result<PgPool> {
     Ok(payouts_store::connect(&cfg).await?)
 }
 
-/// A token cancelled on SIGINT (Ctrl-C) or SIGTERM.
+/// A token cancelled on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed before this returns, so a
+/// role calls it first: a signal that arrives while migrations run or keys load still ends the process
+/// gracefully (exit 0) once start-up is done, instead of the default action killing it.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
+    #[cfg(unix)]
+    let term = {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Registering here, not in the task: the task may first run after the signal has come.
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
     tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
+            let (mut term, mut int) = term;
+            let term = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(i) => {
+                        i.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
                     }
                 }
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                }
+            };
+            tokio::select! {
+                _ = term => {}
+                _ = int => {}
             }
         }
         #[cfg(not(unix))]
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutdown requested");
         cancel.cancel();
     });
@@ -67,24 +87,21 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 /// `payouts indexer`
 pub async fn indexer(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signals();
     let pool = prepare_database(&config).await?;
     let indexer = Indexer::new(
         pool,
         config.indexer.clone(),
         Arc::new(IndexerMetrics::default()),
     )?;
-    indexer.run(shutdown_on_signals()).await?;
+    indexer.run(shutdown).await?;
     Ok(())
 }
 
 /// `payouts replay`
 pub async fn replay_range(config: Config, from: u64, to: u64, dry_run: bool) -> anyhow::Result<()> {
     let pool = prepare_database(&config).await?;
-    let bar = ProgressBar::new(to.saturating_sub(from) + 1);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} blocks {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let mut bar = crate::progress::Progress::new(to.saturating_sub(from) + 1);
     let report = replay(&pool, &config.indexer, from, to, dry_run, |h| {
         bar.set_position(h - from + 1)
     })
@@ -105,6 +122,7 @@ pub async fn replay_range(config: Config, from: u64, to: u64, dry_run: bool) -> 
 
 /// `payouts distributor`
 pub async fn distributor(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signals();
     let pool = prepare_database(&config).await?;
     let metrics = Arc::new(payouts_distributor::DistributorMetrics::default());
     let distributor = payouts_distributor::Distributor::with_endpoints(
@@ -114,7 +132,7 @@ pub async fn distributor(config: Config) -> anyhow::Result<()> {
         metrics,
     )
     .await?;
-    distributor.run(shutdown_on_signals()).await?;
+    distributor.run(shutdown).await?;
     Ok(())
 }
 
@@ -124,6 +142,7 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     let config_error = api_config_error;
     // Token secrets are part of the configuration: a missing one stops start-up before the database is touched.
     payouts_api::auth::Tokens::load(&config.api).map_err(config_error)?;
+    let shutdown = shutdown_on_signals();
     let pool = prepare_database(&config).await?;
     let state = payouts_api::AppState::builder(pool, config.api.clone())
         .read_pool(read_pool(&config).await?)
@@ -132,14 +151,15 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
         .build()
         .map_err(config_error)?;
     let listener = payouts_api::bind(config.api.listen).await?;
-    payouts_api::serve(listener, state, shutdown_on_signals()).await?;
+    payouts_api::serve(listener, state, shutdown).await?;
     Ok(())
 }
 
 /// `payouts webhooks`: delivers the outbox to the configured endpoints until SIGINT/SIGTERM.
 pub async fn webhooks(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signals();
     let webhooks = webhooks_worker(&config, None).await?;
-    webhooks.run(shutdown_on_signals()).await?;
+    webhooks.run(shutdown).await?;
     Ok(())
 }
 
@@ -169,8 +189,9 @@ async fn webhooks_worker(
 /// deployment.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_secrets(&config)?;
+    let shutdown = shutdown_on_signals();
     let pool = prepare_database(&config).await?;
-    run_all(&config, pool, shutdown_on_signals(), |_| {}).await
+    run_all(&config, pool, shutdown, |_| {}).await
 }
 
 fn api_config_error(e: payouts_api::Error) -> anyhow::Error {

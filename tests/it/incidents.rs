@@ -5,7 +5,7 @@
 //! `payouts incidents clear` payouts resume and the new claim is paid once. The devnet runs three nodes
 //! behind one URL, lagging up to two blocks, as nearcore RPC pools do.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use near_primitives::action::{Action, FunctionCallAction};
@@ -167,20 +167,6 @@ fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,6 +387,6 @@ async fn a_foreign_payment_with_a_claim_memo_pauses_the_token_until_an_admin_cle
     assert_eq!(all["incidents"].as_array().unwrap().len(), 1, "{all}");
     assert_eq!(all["incidents"][0]["cleared_by"], "cli:alice");
 
-    stop(run);
+    child::stop(&mut run, Duration::from_secs(30));
     devnet.shutdown().await;
 }

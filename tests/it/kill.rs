@@ -36,14 +36,21 @@ async fn add_claims(
     *total += n;
 }
 
+/// Starts `payouts distributor`; its stderr (warnings and errors) is appended to `distributor.log` beside
+/// the config, shown when the last process does not stop cleanly.
 fn spawn_distributor(config: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name("distributor.log"))
+        .unwrap();
     Command::new(env!("CARGO_BIN_EXE_payouts"))
         .arg("distributor")
         .arg("--config")
         .arg(config)
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
@@ -55,6 +62,26 @@ async fn counts(pool: &PgPool) -> HashMap<ClaimStatus, i64> {
         .unwrap()
         .into_iter()
         .collect()
+}
+
+async fn db_now(pool: &PgPool) -> chrono::DateTime<chrono::Utc> {
+    use diesel_async::RunQueryDsl;
+    let mut conn = payouts_store::get(pool).await.unwrap();
+    use diesel::IntoSql;
+    diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>())
+        .get_result(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Whether the `kill-test` distributor has (re-)registered since `t`.
+async fn started_since(pool: &PgPool, t: chrono::DateTime<chrono::Utc>) -> bool {
+    let mut conn = payouts_store::get(pool).await.unwrap();
+    payouts_store::status::list_status(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .any(|s| s.owner == "kill-test" && s.started_at > t)
 }
 
 fn open(c: &HashMap<ClaimStatus, i64>) -> i64 {
@@ -127,7 +154,9 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
         eprintln!("kill after {alive_ms} ms: {c:?}");
     }
 
-    // A last process runs to the end, then stops gracefully (SIGTERM).
+    // A last process runs to the end, then stops gracefully (SIGTERM). The in-process indexer may confirm the
+    // last open claims before this process has even started, so the signal waits until it has registered.
+    let spawned_at = db_now(&pool).await;
     let mut child = spawn_distributor(&config);
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -144,11 +173,28 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
         assert!(child.try_wait().unwrap().is_none(), "distributor exited");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started_since(&pool, spawned_at).await {
+        assert!(
+            Instant::now() < deadline,
+            "the last distributor never registered"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "distributor exited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    assert!(child.wait().unwrap().success());
+    let status = child.wait().unwrap();
+    if !status.success() {
+        let log = std::fs::read_to_string(dir.path().join("distributor.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        panic!(
+            "after SIGTERM: {status}; last log lines, newest first:\n{}",
+            tail.join("\n")
+        );
+    }
 
     // Exactly once: one transfer per claim memo, and exact balances.
     let mut per_claim: HashMap<i64, usize> = HashMap::new();

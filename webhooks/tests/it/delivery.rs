@@ -261,7 +261,13 @@ async fn a_hanging_endpoint_delays_only_itself() {
         ok.received().len(),
         ids.len()
     );
-    // Meanwhile the stuck endpoint still holds its first request.
+    // Meanwhile the stuck endpoint holds its first request (its worker may reach it only after the
+    // healthy one is done on a loaded host), and never gets a second while that one hangs.
+    assert!(
+        hang.wait_until(Duration::from_secs(10), |r| !r.is_empty())
+            .await,
+        "the stuck endpoint never got its first request"
+    );
     assert_eq!(hang.received().len(), 1);
     let by_name = |s: &[EndpointSummary]| -> HashMap<String, (i64, i64)> {
         s.iter()
