@@ -64,6 +64,8 @@ impl Modify for BearerAuth {
         routes::campaign_admin::get_one,
         routes::campaign_admin::approve,
         routes::campaign_admin::reject,
+        routes::campaign_failures::failures_csv,
+        routes::campaign_failures::retry,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, SendFtRequest, ClaimView, ClaimPage, HealthView, ReadyView, StatusView,
@@ -72,6 +74,7 @@ impl Modify for BearerAuth {
         WebhookDeliveryView, IncidentView, IncidentList, StallView,
         CampaignSummary, ClaimsByStatus, CampaignPage, routes::campaign_admin::DecisionView,
         routes::campaign_admin::RejectRequest, routes::campaigns::UploadReport, Totals, RowError,
+        routes::campaign_failures::RetryView,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -147,7 +150,12 @@ pub fn document(cfg: &ApiConfig) -> Value {
                 let open_route = path == "/health" || path == "/ready";
                 let read_route = matches!(
                     path.as_str(),
-                    "/status" | "/claims" | "/claims/{id}" | "/incidents" | "/campaigns/{id}"
+                    "/status"
+                        | "/claims"
+                        | "/claims/{id}"
+                        | "/incidents"
+                        | "/campaigns/{id}"
+                        | "/campaigns/{id}/failures.csv"
                 ) || (path == "/campaigns" && method == "get");
                 if read_route {
                     op["security"] = if cfg.read_requires_token {
