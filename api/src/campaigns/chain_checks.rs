@@ -3,8 +3,9 @@
 //! `storage_deposit` before the transfer otherwise: distributor `runner::unregistered`), and whether the
 //! treasury's token balance (`ft_balance_of`) covers the total.
 //!
-//! Every answer is read at the final block, each distinct receiver once per upload (the set is the cache),
-//! at most `api.campaign_rpc_concurrency` calls at a time. A failed or unreadable answer is an error of the whole check,
+//! Every answer is read at the final block, each distinct receiver once per upload (a set of 128-bit digests
+//! of the receivers already asked is the cache: ~32 MB for a million distinct receivers, the names themselves
+//! are kept only a batch at a time), at most `api.campaign_rpc_concurrency` calls at a time. A failed or unreadable answer is an error of the whole check,
 //! never an "ok": a receiver that could not be checked is not reported registered.
 
 use std::collections::HashSet;
@@ -71,7 +72,7 @@ pub async fn unregistered(
     timeout: Duration,
     concurrency: usize,
     token: &str,
-    receivers: HashSet<String>,
+    receivers: Vec<String>,
 ) -> Result<HashSet<String>, CheckFailed> {
     let mut answers = futures_util::stream::iter(receivers.into_iter().map(|r| async move {
         let v: Result<Option<serde_json::Value>, _> = view(

@@ -97,7 +97,8 @@ pub struct Validator {
     receivers: HashMap<u128, (u64, bool)>,
 }
 
-fn digest(s: &str) -> u128 {
+/// A 128-bit digest of `s` (sha256, first 16 bytes): the duplicate sets keep these, not the strings.
+pub(crate) fn digest(s: &str) -> u128 {
     let d = Sha256::digest(s.as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);

@@ -27,7 +27,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufR
 use utoipa::{IntoParams, ToSchema};
 
 use crate::campaigns::chain_checks::{self, CheckFailed};
-use crate::campaigns::validate::{Line, RowError, Rules, StopError, Totals, Validator};
+use crate::campaigns::validate::{digest, Line, RowError, Rules, StopError, Totals, Validator};
 use crate::campaigns::view::CampaignSummary;
 use crate::config::Scope;
 use crate::error::{ApiError, ErrorBody};
@@ -170,43 +170,68 @@ struct Checked {
     totals: Totals,
     errors: Vec<RowError>,
     truncated: bool,
-    /// The distinct receivers of valid rows, when asked for.
-    receivers: HashSet<String>,
 }
 
-/// The check pass: totals, the first row errors, whether they were cut short (and the valid rows'
-/// receivers when `receivers` is set).
-async fn check(
-    file: &mut tokio::fs::File,
-    rules: &Rules,
-    receivers: bool,
-) -> Result<Checked, ApiError> {
+/// The check pass: totals, the first row errors, whether they were cut short.
+async fn check(file: &mut tokio::fs::File, rules: &Rules) -> Result<Checked, ApiError> {
     let mut pass = FilePass::start(file, rules).await?;
     let mut out = Checked {
         totals: Totals::default(),
         errors: Vec::new(),
         truncated: false,
-        receivers: HashSet::new(),
     };
     while let Some(line) = pass.next().await? {
-        match line {
-            Line::Invalid(errs) => {
-                for e in errs {
-                    if out.errors.len() < MAX_REPORTED_ERRORS {
-                        out.errors.push(e);
-                    } else {
-                        out.truncated = true;
-                    }
+        if let Line::Invalid(errs) = line {
+            for e in errs {
+                if out.errors.len() < MAX_REPORTED_ERRORS {
+                    out.errors.push(e);
+                } else {
+                    out.truncated = true;
                 }
             }
-            Line::Valid(row) if receivers && !out.receivers.contains(&row.receiver_id) => {
-                out.receivers.insert(row.receiver_id);
-            }
-            _ => {}
         }
     }
     out.totals = pass.validator.totals();
     Ok(out)
+}
+
+/// Distinct receivers asked per batch of registration checks.
+const RECEIVER_BATCH: usize = 1_024;
+
+/// A pass over the valid rows asking each distinct receiver's registration once, a batch at a time.
+async fn unregistered_receivers(
+    state: &AppState,
+    rpc: &payouts_near::RpcPool,
+    file: &mut tokio::fs::File,
+    rules: &Rules,
+    token: &str,
+) -> Result<HashSet<String>, ApiError> {
+    let timeout = std::time::Duration::from_millis(state.config().rpc_timeout_ms);
+    let concurrency = state.config().campaign_rpc_concurrency;
+    let mut pass = FilePass::start(file, rules).await?;
+    let mut asked: HashSet<u128> = HashSet::new();
+    let mut batch: Vec<String> = Vec::with_capacity(RECEIVER_BATCH);
+    let mut out = HashSet::new();
+    loop {
+        let line = pass.next().await?;
+        let done = line.is_none();
+        if let Some(Line::Valid(row)) = line {
+            if asked.insert(digest(&row.receiver_id)) {
+                batch.push(row.receiver_id);
+            }
+        }
+        if batch.len() >= RECEIVER_BATCH || (done && !batch.is_empty()) {
+            let names = std::mem::take(&mut batch);
+            out.extend(
+                chain_checks::unregistered(rpc, timeout, concurrency, token, names)
+                    .await
+                    .map_err(chain_failed)?,
+            );
+        }
+        if done {
+            return Ok(out);
+        }
+    }
 }
 
 /// What the chain said about the file (see `crate::campaigns::chain_checks`).
@@ -251,27 +276,18 @@ async fn chain_checks(
         state.inner.rpc.clone().ok_or_else(|| {
             chain_failed(CheckFailed("no NEAR RPC endpoint is configured".into()))
         })?;
-    let timeout = std::time::Duration::from_millis(state.config().rpc_timeout_ms);
     let mut checked = checked;
     if registration {
-        let receivers = std::mem::take(&mut checked.receivers);
-        let unregistered = chain_checks::unregistered(
-            &rpc,
-            timeout,
-            state.config().campaign_rpc_concurrency,
-            token,
-            receivers,
-        )
-        .await
-        .map_err(chain_failed)?;
+        let unregistered = unregistered_receivers(state, &rpc, file, rules, token).await?;
         report.registration_checked = true;
         report.unregistered_receivers = unregistered.len();
         if !unregistered.is_empty() {
             rules.unregistered = Arc::new(unregistered);
-            checked = check(file, rules, false).await?;
+            checked = check(file, rules).await?;
         }
     }
     if let Some(treasury) = &state.inner.treasury {
+        let timeout = std::time::Duration::from_millis(state.config().rpc_timeout_ms);
         let balance = chain_checks::treasury_balance(&rpc, timeout, token, treasury)
             .await
             .map_err(chain_failed)?;
@@ -378,8 +394,7 @@ pub async fn upload(
         unregistered: Arc::default(),
     };
     let (mut file, digest) = spool(body, cfg.campaign_max_bytes).await?;
-    let registration = state.inner.distributor_registers == Some(false);
-    let checked = check(&mut file, &rules, registration).await?;
+    let checked = check(&mut file, &rules).await?;
     let (checked, chain) = chain_checks(&state, &mut file, &mut rules, &token, checked).await?;
     let Checked {
         totals,

@@ -683,3 +683,54 @@ async fn a_rejection_records_its_reason_and_fails_the_held_claims() {
         "{csv}"
     );
 }
+
+/// Time of a dry run of a large file with the chain checks on (registration and balance): run alone with
+/// `cargo test -p payouts-api --test it large_dry_run_with_chain_checks -- --ignored --nocapture`
+/// (`CAMPAIGN_ROWS`, default 1,000,000; 1,000 distinct receivers, the devnet's users).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn large_dry_run_with_chain_checks() {
+    let n: usize = std::env::var("CAMPAIGN_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let (devnet, _keys) = payouts_devnet::Devnet::start_for_tests(|_| {})
+        .await
+        .unwrap();
+    assert!(
+        devnet
+            .wait_for_height(3, std::time::Duration::from_secs(30))
+            .await
+    );
+    let url = devnet.rpc_url();
+    let app = app_with(
+        |cfg| cfg.campaign_max_bytes = 1 << 30,
+        |b| {
+            b.rpc_url(url.clone())
+                .distributor_registers(false)
+                .treasury("treasury.devnet")
+        },
+    )
+    .await;
+    let mut file = String::from("receiver_id,amount,external_id\n");
+    for i in 0..n {
+        file.push_str(&format!("user-{}.devnet,{},e{i}\n", i % 1000, 1 + i % 97));
+    }
+    let started = std::time::Instant::now();
+    let a = upload(&app, SENDER, "name=large&dry_run=true", &file).await;
+    let took = started.elapsed();
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "{}",
+        &a.text[..a.text.len().min(500)]
+    );
+    let v = a.json();
+    assert_eq!(v["chain"]["unregistered_receivers"], 500);
+    eprintln!(
+        "{n} rows ({} MB): dry run with chain checks in {took:?} ({:.0} rows/s); invalid {}",
+        file.len() / 1_000_000,
+        n as f64 / took.as_secs_f64(),
+        v["totals"]["invalid"]
+    );
+}
