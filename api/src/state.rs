@@ -71,6 +71,17 @@ pub(crate) struct Inner {
     pub(crate) distributor_registers: Option<bool>,
     /// The treasury account paying (`distributor.treasury`); `None`: not told.
     pub(crate) treasury: Option<String>,
+    /// Claim counts of settled campaigns, keyed by id with the `updated_at` they were read at
+    /// (`payouts_store::campaigns::summary`: they cannot change without it moving).
+    pub(crate) settled_counts: std::sync::Mutex<
+        std::collections::HashMap<
+            i64,
+            (
+                chrono::DateTime<chrono::Utc>,
+                payouts_store::campaigns::summary::ClaimCounts,
+            ),
+        >,
+    >,
 }
 
 /// Builds an [`AppState`].
@@ -198,6 +209,7 @@ impl AppStateBuilder {
                 rpc,
                 distributor_registers: self.distributor_registers,
                 treasury: self.treasury,
+                settled_counts: std::sync::Mutex::default(),
             }),
         })
     }

@@ -2,13 +2,15 @@
 //! and `POST /admin/campaigns/{id}/approve` / `…/reject` (scope `approve`, never the creator's token; see
 //! `payouts_store::campaigns` for the gate).
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use payouts_store::campaigns::summary::{claim_counts, list_campaigns};
+use payouts_store::campaigns::summary::{claim_counts, is_settled, list_campaigns, ClaimCounts};
 use payouts_store::campaigns::{
     approve_campaign, get_campaign, reject_campaign, Campaign, Decision,
 };
@@ -35,13 +37,51 @@ fn positive(raw: &str) -> Option<i64> {
         .filter(|n| *n > 0 && !raw.starts_with('0') && raw.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The summaries of `campaigns`, with their claims counted in one query.
+/// Settled campaigns' counts kept at most (then the cache starts over).
+const SETTLED_CACHE: usize = 10_000;
+
+/// The summaries of `campaigns`, with their claims counted in one query (settled campaigns' counts from the
+/// cache while their `updated_at` has not moved; see `payouts_store::campaigns::summary`).
 pub(crate) async fn summaries(
+    state: &AppState,
     conn: &mut AsyncPgConnection,
     campaigns: Vec<Campaign>,
 ) -> Result<Vec<CampaignSummary>, ApiError> {
-    let ids: Vec<i64> = campaigns.iter().map(|c| c.id).collect();
-    let mut counts = claim_counts(conn, &ids).await?;
+    let mut counts: HashMap<i64, ClaimCounts> = HashMap::new();
+    let mut wanted = Vec::new();
+    {
+        let cache = state
+            .inner
+            .settled_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for c in &campaigns {
+            match cache.get(&c.id) {
+                Some((at, n)) if *at == c.updated_at => {
+                    counts.insert(c.id, *n);
+                }
+                _ => wanted.push(c.id),
+            }
+        }
+    }
+    if !wanted.is_empty() {
+        let fresh = claim_counts(conn, &wanted).await?;
+        let mut cache = state
+            .inner
+            .settled_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for c in campaigns.iter().filter(|c| wanted.contains(&c.id)) {
+            let n = fresh.get(&c.id).copied().unwrap_or_default();
+            if is_settled(c.status, &n) {
+                if cache.len() >= SETTLED_CACHE {
+                    cache.clear();
+                }
+                cache.insert(c.id, (c.updated_at, n));
+            }
+            counts.insert(c.id, n);
+        }
+    }
     Ok(campaigns
         .into_iter()
         .map(|c| {
@@ -107,7 +147,7 @@ pub async fn list(
     } else {
         None
     };
-    let campaigns = summaries(&mut conn, rows).await?;
+    let campaigns = summaries(&state, &mut conn, rows).await?;
     Ok(Json(CampaignPage {
         campaigns,
         next_cursor,
@@ -138,7 +178,7 @@ pub async fn get_one(
     let campaign = get_campaign(&mut conn, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
-    let mut one = summaries(&mut conn, vec![campaign]).await?;
+    let mut one = summaries(&state, &mut conn, vec![campaign]).await?;
     one.pop()
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
@@ -188,7 +228,7 @@ pub async fn approve(
     let id = campaign_id(id)?;
     let mut conn = payouts_store::get(&state.inner.pool).await?;
     let decision = found(id, approve_campaign(&mut conn, id, &principal.name).await)?;
-    answer(&mut conn, decision, "approve").await
+    answer(&state, &mut conn, decision, "approve").await
 }
 
 /// Rejects a campaign awaiting approval: its held claims fail unpaid (scope `approve`; never the creator's
@@ -242,7 +282,7 @@ pub async fn reject(
         id,
         reject_campaign(&mut conn, id, &principal.name, &reason).await,
     )?;
-    answer(&mut conn, decision, "reject").await
+    answer(&state, &mut conn, decision, "reject").await
 }
 
 /// A missing campaign is a 404, not a store failure.
@@ -254,13 +294,14 @@ fn found(id: i64, r: Result<Decision, StoreError>) -> Result<Decision, ApiError>
 }
 
 async fn answer(
+    state: &AppState,
     conn: &mut AsyncPgConnection,
     decision: Decision,
     verb: &str,
 ) -> Result<Response, ApiError> {
     match decision {
         Decision::Done { campaign, claims } => {
-            let mut one = summaries(conn, vec![*campaign]).await?;
+            let mut one = summaries(state, conn, vec![*campaign]).await?;
             let campaign = one.pop().ok_or_else(|| ApiError::internal(&"campaign vanished"))?;
             Ok((
                 StatusCode::OK,

@@ -190,7 +190,11 @@ pub async fn retry(
         state.inner.distributor_registers,
     )
     .await?;
-    let campaign = summaries(&mut conn, vec![campaign])
+    // Read again: the retry moved its `updated_at` (the key of cached counts).
+    let campaign = get_campaign(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
+    let campaign = summaries(&state, &mut conn, vec![campaign])
         .await?
         .pop()
         .ok_or_else(|| ApiError::internal(&"campaign vanished"))?;

@@ -460,7 +460,7 @@ pub async fn upload(
                 approval_required,
                 "campaign stored"
             );
-            report.campaign = summaries(&mut conn, vec![c]).await?.pop();
+            report.campaign = summaries(&state, &mut conn, vec![c]).await?.pop();
             report.inserted = inserted;
             Ok((StatusCode::CREATED, Json(report)).into_response())
         }
@@ -468,7 +468,7 @@ pub async fn upload(
             if c.file_digest != digest {
                 return Err(name_taken(&c));
             }
-            report.campaign = summaries(&mut conn, vec![c]).await?.pop();
+            report.campaign = summaries(&state, &mut conn, vec![c]).await?.pop();
             Ok((StatusCode::OK, Json(report)).into_response())
         }
     }

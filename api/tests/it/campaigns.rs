@@ -345,6 +345,7 @@ async fn failures_are_a_safe_csv_and_only_retryable_ones_go_back() {
             gave_up.as_str(),
             "-1+1, \"quoted\"",
             "Smart contract panicked: The amount should be a positive number",
+            gave_up.as_str(),
         ];
         for (c, error) in claims.iter().zip(errors) {
             update_claims(
@@ -363,8 +364,15 @@ async fn failures_are_a_safe_csv_and_only_retryable_ones_go_back() {
         "row_key,receiver_id,amount,error,retryable\n\
          a,alice.devnet,1,{gave_up},true\n\
          '=HYPERLINK(x),bob.devnet,2,\"'-1+1, \"\"quoted\"\"\",false\n\
-         c,carol.devnet,3,Smart contract panicked: The amount should be a positive number,false\n"
+         c,carol.devnet,3,Smart contract panicked: The amount should be a positive number,false\n\
+         d,dave.devnet,4,{gave_up},true\n"
     );
+    // Settled: every claim failed. Read twice (the second from the settled-counts cache).
+    for _ in 0..2 {
+        let v = app.read(&format!("/campaigns/{id}")).await.json();
+        assert_eq!(v["status"], "done", "{v}");
+        assert_eq!(v["failed"], 4);
+    }
     assert_eq!(csv.text, expected);
     assert_eq!(
         app.read("/campaigns/99/failures.csv").await.status,
@@ -383,11 +391,15 @@ async fn failures_are_a_safe_csv_and_only_retryable_ones_go_back() {
             &v["not_retryable"],
             &v["unsafe_to_retry"]
         ),
-        (&3.into(), &1.into(), &2.into(), &0.into()),
+        (&4.into(), &2.into(), &2.into(), &0.into()),
         "{v}"
     );
     assert_eq!(v["campaign"]["claims"]["pending"], 2);
     assert_eq!(v["campaign"]["claims"]["failed"], 2);
+    // The cache never hides the move: the campaign is running again.
+    let v = app.read(&format!("/campaigns/{id}")).await.json();
+    assert_eq!(v["status"], "running", "{v}");
+    assert_eq!(v["claims"]["pending"], 2);
     // Nothing retryable is left: a second call re-queues nothing.
     let again = post(&app, SENDER, &format!("/campaigns/{id}/retry-failed")).await;
     assert_eq!(again.json()["requeued"], 0);

@@ -149,6 +149,11 @@ pub async fn retry_failed(
         .bind::<BigInt, _>(id)
         .execute(conn)
         .await?;
+        // A settled campaign's counts change only here: the API caches them keyed by `updated_at`.
+        diesel::sql_query("UPDATE campaigns SET updated_at = now() WHERE id = $1")
+            .bind::<BigInt, _>(id)
+            .execute(conn)
+            .await?;
         out.requeued = requeued;
         out.unsafe_to_retry = wanted.len() - requeued;
         tracing::info!(

@@ -10,6 +10,12 @@
 //! its claims is `held`, `pending` or `submitted`, else `running` once any claim has left `pending`
 //! (`submitted`, `confirmed` or `failed`), else it keeps its stored status. `retry-failed` turns a `done`
 //! campaign back to `running` simply by re-queueing claims.
+//!
+//! # Settled counts do not move
+//! Once a campaign shows `done` or `rejected`, each of its claims is `confirmed` (final) or `failed`, and a
+//! failed claim moves again only through `retry::retry_failed`, which bumps the campaign's `updated_at` in the
+//! same DB transaction. So the counts of a settled campaign are a function of `(id, updated_at)`: readers may
+//! keep them keyed by both ([`is_settled`]) instead of counting a million rows on every read.
 
 use std::collections::HashMap;
 
@@ -72,6 +78,14 @@ pub fn shown_status(stored: CampaignStatus, counts: &ClaimCounts) -> CampaignSta
         }
         other => other,
     }
+}
+
+/// Whether counts read for a campaign in `stored` status are final until its `updated_at` moves.
+pub fn is_settled(stored: CampaignStatus, counts: &ClaimCounts) -> bool {
+    matches!(
+        shown_status(stored, counts),
+        CampaignStatus::Done | CampaignStatus::Rejected
+    )
 }
 
 /// Claim counts of each campaign in `ids` (campaigns without claims are absent).
