@@ -3,8 +3,11 @@
 //! for the exactly-once argument and the approval gate).
 //!
 //! The body is streamed to a temporary file while it is hashed (never held in memory, capped at
-//! `api.campaign_max_bytes`); a first pass checks every row without touching the database; a second pass, only
-//! for a real upload without refused rows, inserts the valid rows in chunks. A dry run writes nothing.
+//! `api.campaign_max_bytes`); a first pass checks every row without touching the database; when the chain is
+//! to be asked (`crate::campaigns::chain_checks`: registrations while the distributor does not register
+//! receivers, the treasury's balance), a pass asks each distinct receiver once and, if some are unregistered,
+//! a pass checks the file again with them refused; a last pass, only for a real upload without refused rows
+//! (or with `skip_invalid`), inserts the valid rows in chunks. A dry run writes nothing.
 
 use std::collections::HashSet;
 use std::sync::Arc;
