@@ -21,6 +21,7 @@ use crate::state::AppState;
 pub mod admin;
 pub mod campaign_admin;
 pub mod campaign_failures;
+pub mod campaign_passes;
 pub mod campaigns;
 pub mod claims;
 pub mod dashboard;

@@ -4,6 +4,7 @@
 
 mod admin;
 mod browser;
+mod campaign_ops;
 mod campaigns;
 mod cdp;
 mod config;
