@@ -66,6 +66,12 @@ const ROUTES: &[&str] = &[
     "/claims/1",
     "/admin/replay",
     "/admin/webhooks/1/redeliver",
+    "/campaigns",
+    "/campaigns/1",
+    "/campaigns/1/failures.csv",
+    "/campaigns/1/retry-failed",
+    "/admin/campaigns/1/approve",
+    "/admin/campaigns/1/reject",
     "/assets/app.js",
     "/assets/app.css",
 ];
@@ -87,6 +93,10 @@ fn query() -> impl Strategy<Value = String> {
         Just("token".to_string()),
         Just("cursor".to_string()),
         Just("limit".to_string()),
+        Just("name".to_string()),
+        Just("dry_run".to_string()),
+        Just("skip_invalid".to_string()),
+        Just("before".to_string()),
         "[a-z]{1,8}",
     ];
     prop::collection::vec((key, text()), 0..5).prop_map(|pairs| {
