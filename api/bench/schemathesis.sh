@@ -80,7 +80,7 @@ rate_limit_token_burst = 100000
 
 [[api.tokens]]
 name = "fuzz"
-scopes = ["read", "send", "admin"]
+scopes = ["read", "send", "admin", "approve"]
 token_env = "NEAR_PAYOUTS_FUZZ_TOKEN"
 
 [log]

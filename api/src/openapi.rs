@@ -73,7 +73,7 @@ impl Modify for BearerAuth {
         DistributorView, ReplayRequest, ReplayView, ReplayState, WebhooksView, WebhookEndpointView,
         WebhookDeliveryView, IncidentView, IncidentList, StallView,
         CampaignSummary, ClaimsByStatus, CampaignPage, routes::campaign_admin::DecisionView,
-        routes::campaign_admin::RejectRequest, routes::campaigns::UploadReport, Totals, RowError,
+        routes::campaign_admin::RejectRequest, routes::campaigns::UploadReport, routes::campaigns::UploadRefused, Totals, RowError,
         routes::campaign_failures::RetryView, routes::send::HeldSendView, routes::campaign_passes::ChainReport,
     )),
     modifiers(&BearerAuth),
@@ -208,6 +208,18 @@ pub fn document(cfg: &ApiConfig) -> Value {
                         }
                         ("/claims", "limit") => {
                             json!({"type": "string", "pattern": format!("^$|^{}$", up_to(u128::from(cfg.max_page_size)))})
+                        }
+                        ("/campaigns", "name") => {
+                            let class = crate::text::memo_class();
+                            let solid = format!("{}\\s]", &class[..class.len() - 1]);
+                            json!({"type": "string", "minLength": 1, "maxLength": crate::routes::campaigns::MAX_NAME_CHARS, "pattern": format!("^{class}*{solid}{class}*$"), "example": "epoch-12"})
+                        }
+                        ("/campaigns", "token") => {
+                            let mut t = json!({"type": "string", "description": "NEP-141 contract from api.allowed_tokens; omitted: the first"});
+                            if !cfg.allowed_tokens.is_empty() {
+                                t["enum"] = json!(cfg.allowed_tokens);
+                            }
+                            t
                         }
                         ("/campaigns", "before") => {
                             json!({"type": "string", "pattern": format!("^$|^{}$", up_to(i64::MAX as u128))})

@@ -197,7 +197,8 @@ pub struct DecisionView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
-    /// Why (at most 500 characters, no control characters); stored and shown as `reject_reason`.
+    /// Why (at most 500 characters, no control characters); stored trimmed and shown as `reject_reason`.
+    #[schema(max_length = 500, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub reason: Option<String>,
 }
 
@@ -212,6 +213,7 @@ pub const MAX_REASON_CHARS: usize = 500;
     params(("id" = i64, Path, description = "Campaign id")),
     responses(
         (status = 200, description = "Approved: its held claims are pending now", body = DecisionView),
+        (status = 400, description = "The id is not a positive whole number", body = ErrorBody),
         (status = 401, description = "No or unknown bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `approve` scope, or created the campaign", body = ErrorBody),
         (status = 404, description = "No such campaign", body = ErrorBody),
@@ -241,7 +243,7 @@ pub async fn approve(
     request_body(content = Option<RejectRequest>, description = "Optional: why", content_type = "application/json"),
     responses(
         (status = 200, description = "Rejected: its held claims failed", body = DecisionView),
-        (status = 400, description = "Invalid body or reason", body = ErrorBody),
+        (status = 400, description = "Invalid id, body or reason", body = ErrorBody),
         (status = 401, description = "No or unknown bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `approve` scope, or created the campaign", body = ErrorBody),
         (status = 404, description = "No such campaign", body = ErrorBody),
@@ -257,24 +259,30 @@ pub async fn reject(
 ) -> Result<Response, ApiError> {
     let principal = state.inner.tokens.authorize(&headers, Scope::Approve)?;
     let id = campaign_id(id)?;
+    // No body, or JSON `null`: no reason given.
     let req: RejectRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RejectRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_body",
-                format!("expected {{\"reason\": \"…\"}}: {e}"),
-            )
-        })?
+        serde_json::from_slice::<Option<RejectRequest>>(&body)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_body",
+                    format!("expected {{\"reason\": \"…\"}}: {e}"),
+                )
+            })?
     };
-    let reason = match req.reason.as_deref().map(str::trim) {
-        None | Some("") => "rejected through the API".to_string(),
-        Some(r) if r.chars().count() > MAX_REASON_CHARS || r.chars().any(char::is_control) => {
+    // The whole value is checked (what the OpenAPI schema states), then stored trimmed.
+    if let Some(r) = req.reason.as_deref() {
+        if r.chars().count() > MAX_REASON_CHARS || r.chars().any(char::is_control) {
             return Err(ApiError::bad_request(
                 "invalid_reason",
                 format!("reason: at most {MAX_REASON_CHARS} characters, no control characters"),
             ));
         }
+    }
+    let reason = match req.reason.as_deref().map(str::trim) {
+        None | Some("") => "rejected through the API".to_string(),
         Some(r) => r.to_string(),
     };
     let mut conn = payouts_store::get(&state.inner.pool).await?;

@@ -158,6 +158,7 @@ pub struct RetryView {
     params(("id" = i64, Path, description = "Campaign id")),
     responses(
         (status = 200, description = "What was re-queued", body = RetryView),
+        (status = 400, description = "The id is not a positive whole number", body = ErrorBody),
         (status = 401, description = "No or unknown bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `send` scope", body = ErrorBody),
         (status = 404, description = "No such campaign", body = ErrorBody),

@@ -36,6 +36,8 @@ use crate::state::AppState;
 
 /// Longest line of a campaign file, in bytes.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Longest campaign name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
 /// Row errors listed in one answer (the count covers them all).
 pub const MAX_REPORTED_ERRORS: usize = 1_000;
 
@@ -124,7 +126,7 @@ fn choose_token(state: &AppState, token: Option<&str>) -> Result<String, ApiErro
         (status = 403, description = "The token lacks the `send` scope", body = ErrorBody),
         (status = 409, description = "`campaign_name_taken`: the name was used for another file", body = ErrorBody),
         (status = 413, description = "File over api.campaign_max_bytes", body = ErrorBody),
-        (status = 422, description = "Rows invalid and `skip_invalid` not set (the report; nothing written), or the file is unreadable", body = UploadReport),
+        (status = 422, description = "Rows invalid and `skip_invalid` not set (the report; nothing written), or the file as a whole is unreadable (`invalid_file`, an error)", body = UploadRefused),
     ),
     security(("bearer" = []))
 )]
@@ -136,11 +138,17 @@ pub async fn upload(
 ) -> Result<Response, ApiError> {
     let principal = state.inner.tokens.authorize(&headers, Scope::Send)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    // The whole parameter is checked (what the OpenAPI pattern states), then stored trimmed.
     let name = q.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || q.name.chars().count() > MAX_NAME_CHARS
+        || q.name
+            .chars()
+            .any(|c| c.is_control() || crate::text::is_invisible(c))
+    {
         return Err(ApiError::bad_request(
             "invalid_name",
-            "name must be 1 to 200 characters without control characters",
+            format!("name must be 1 to {MAX_NAME_CHARS} characters, not only spaces, without control or invisible characters"),
         ));
     }
     let token = choose_token(&state, q.token.as_deref())?;
@@ -273,6 +281,17 @@ async fn store(
         (_, Some(e)) => Err(e),
         (r, None) => Ok(r?),
     }
+}
+
+/// A 422 of `POST /campaigns`: the report of a file with invalid rows (nothing written), or an error when the
+/// file as a whole cannot be read (bad header, too many rows, a line too long).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UploadRefused {
+    /// Rows are invalid and `skip_invalid` is not set.
+    Report(Box<UploadReport>),
+    /// The file as a whole is refused.
+    Error(ErrorBody),
 }
 
 fn name_taken(existing: &Campaign) -> ApiError {
