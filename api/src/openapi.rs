@@ -212,7 +212,7 @@ pub fn document(cfg: &ApiConfig) -> Value {
                         ("/campaigns", "name") => {
                             let class = crate::text::memo_class();
                             let solid = format!("{}\\s]", &class[..class.len() - 1]);
-                            json!({"type": "string", "minLength": 1, "maxLength": crate::routes::campaigns::MAX_NAME_CHARS, "pattern": format!("^{class}*{solid}{class}*$"), "example": "epoch-12"})
+                            json!({"type": "string", "minLength": 1, "maxLength": crate::routes::campaigns::MAX_NAME_CHARS, "pattern": format!("^(?!\\s*{})(?:{class}*{solid}{class}*)$", crate::routes::campaigns::SEND_PREFIX), "example": "epoch-12"})
                         }
                         ("/campaigns", "token") => {
                             let mut t = json!({"type": "string", "description": "NEP-141 contract from api.allowed_tokens; omitted: the first"});

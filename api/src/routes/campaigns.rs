@@ -36,6 +36,9 @@ use crate::state::AppState;
 
 /// Longest line of a campaign file, in bytes.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// How the names of held single sends' campaigns start (`payouts_store::campaigns::send`); file campaigns may
+/// not use it.
+pub const SEND_PREFIX: &str = payouts_store::campaigns::send::SEND_NAME_PREFIX;
 /// Longest campaign name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 /// Row errors listed in one answer (the count covers them all).
@@ -149,6 +152,14 @@ pub async fn upload(
         return Err(ApiError::bad_request(
             "invalid_name",
             format!("name must be 1 to {MAX_NAME_CHARS} characters, not only spaces, without control or invisible characters"),
+        ));
+    }
+    if name.starts_with(SEND_PREFIX) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!(
+                "names starting with `{SEND_PREFIX}` are kept for single sends held for approval"
+            ),
         ));
     }
     let token = choose_token(&state, q.token.as_deref())?;

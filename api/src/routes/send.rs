@@ -381,6 +381,11 @@ async fn held_send(
             );
             held_answer(StatusCode::ACCEPTED, Some(campaign.id), *claim)
         }
+        HeldSend::NameTaken => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_conflict",
+            "this Idempotency-Key cannot be used for a send held for approval (its campaign name is taken); use a new key",
+        )),
         HeldSend::Existing { campaign, claim } => {
             if claim.request_digest.as_deref() != Some(digest) {
                 return Err(ApiError::new(

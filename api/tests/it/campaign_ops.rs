@@ -370,3 +370,39 @@ async fn large_dry_run_with_chain_checks() {
         v["totals"]["invalid"]
     );
 }
+
+#[tokio::test]
+async fn file_campaigns_cannot_take_a_held_sends_name() {
+    let app = app_with(
+        |cfg| {
+            cfg.single_approval_threshold = Some(Yocto(100));
+        },
+        |b| b,
+    )
+    .await;
+    let file = "receiver_id,amount\nalice.devnet,1\n";
+    let a = upload(&app, SENDER, "name=send%20approver%20k9", file).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert_eq!(a.code(), "invalid_name");
+    // The held send under that key is unaffected.
+    let held = app
+        .send(
+            Some(APPROVER),
+            Some("k9"),
+            r#"{"receiver_id":"bob.devnet","amount":"500"}"#,
+        )
+        .await;
+    assert_eq!(held.status, StatusCode::ACCEPTED, "{}", held.text);
+    assert_eq!(held.json()["status"], "awaiting_approval");
+    let doc = app.get("/openapi.json").await.json();
+    let name = doc["paths"]["/campaigns"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "name")
+        .unwrap()["schema"]["pattern"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(name.starts_with("^(?!\\s*send )"), "{name}");
+}

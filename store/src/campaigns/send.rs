@@ -6,6 +6,8 @@
 //! claim, another request under the key is refused. It also carries the campaign (`campaign_id`, row key
 //! `#1`), which is what lets it be `held`. The campaign's name is `send <scoped key>` — unique per API token
 //! and key — and its `file_digest` the request digest, so a retry finds the campaign as a re-upload would.
+//! File campaigns may not take names starting with `send ` (the upload refuses them), so a file can never
+//! occupy a send's name.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -18,8 +20,11 @@ use crate::types::{CampaignKind, ClaimStatus};
 
 /// The campaign name of a held single send under `scoped_key`.
 pub fn send_campaign_name(scoped_key: &str) -> String {
-    format!("send {scoped_key}")
+    format!("{SEND_NAME_PREFIX}{scoped_key}")
 }
+
+/// How every held send's campaign name starts.
+pub const SEND_NAME_PREFIX: &str = "send ";
 
 /// What [`hold_send`] found or made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +44,9 @@ pub enum HeldSend {
         /// The claim.
         claim: Box<Claim>,
     },
+    /// A campaign holds the send's name but not a claim with its key (a file campaign given that name before
+    /// file names starting with `send ` were refused): nothing stored.
+    NameTaken,
 }
 
 /// Stores `row` (a manual claim: idempotency key and digest set) held in a one-row `send` campaign created by
@@ -78,12 +86,12 @@ pub async fn hold_send(conn: &mut AsyncPgConnection, row: &NewClaim, by: &str) -
             CreateOutcome::Created(c) => c,
             // A concurrent request with the same key won: its claim is committed with the campaign.
             CreateOutcome::Existing(c) | CreateOutcome::NameTaken(c) => {
-                let (claim, _) = by_key(conn, &key)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt(format!("send campaign {} without its claim", c.id)))?;
-                return Ok(HeldSend::Existing {
-                    campaign: Some(Box::new(c)),
-                    claim: Box::new(claim),
+                return Ok(match by_key(conn, &key).await? {
+                    Some((claim, Some(id))) if id == c.id => HeldSend::Existing {
+                        campaign: Some(Box::new(c)),
+                        claim: Box::new(claim),
+                    },
+                    _ => HeldSend::NameTaken,
                 });
             }
         };
