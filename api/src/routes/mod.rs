@@ -132,7 +132,7 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",
-                format!("the request took longer than {} ms", cfg.request_timeout_ms),
+                format!("the request took longer than {} ms", timeout.as_millis()),
             )
             .into_response()
         }
