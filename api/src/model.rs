@@ -99,9 +99,10 @@ mod strings {
 pub struct ClaimView {
     /// Claim id.
     pub id: i64,
-    /// `event` (found on chain by an indexer rule) or `manual` (`POST /send-ft`).
+    /// `event` (found on chain by an indexer rule), `manual` (`POST /send-ft`) or `campaign` (a row of an
+    /// uploaded campaign file).
     pub source: String,
-    /// `pending`, `submitted`, `confirmed` or `failed`.
+    /// `held` (waiting for its campaign's approval), `pending`, `submitted`, `confirmed` or `failed`.
     pub status: String,
     /// NEP-141 contract paying it.
     pub token: String,
@@ -139,6 +140,10 @@ pub struct ClaimView {
     /// Whether it may share an `ft_transfer` with other claims of its receiver (coalescing).
     #[serde(default = "yes")]
     pub coalesce: bool,
+    /// The campaign it belongs to (`GET /campaigns/{id}`), if any.
+    pub campaign_id: Option<i64>,
+    /// Its row's key in that campaign (`external_id`, or `#<line number>`).
+    pub row_key: Option<String>,
     /// `GET /claims/{id}`: the transfer carrying (or that paid) it, once it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferView>,
@@ -199,6 +204,8 @@ impl From<Claim> for ClaimView {
             updated_at: c.updated_at,
             confirmed_at: c.confirmed_at,
             coalesce: c.may_coalesce,
+            campaign_id: c.campaign_id,
+            row_key: c.row_key,
             transfer: None,
         }
     }

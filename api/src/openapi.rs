@@ -203,6 +203,9 @@ pub fn document(cfg: &ApiConfig) -> Value {
                             json!({"type": "string", "enum": ["", "held", "pending", "submitted", "confirmed", "failed"]})
                         }
                         ("/claims", "receiver" | "token") => optional_account.clone(),
+                        ("/claims", "campaign") => {
+                            json!({"type": "string", "pattern": format!("^$|^{}$", up_to(i64::MAX as u128))})
+                        }
                         ("/claims", "cursor") => {
                             json!({"type": "string", "pattern": format!("^$|^{}$", up_to(i64::MAX as u128))})
                         }

@@ -260,6 +260,8 @@ mod tests {
             retry_kind: None,
             retries: 0,
             may_coalesce: true,
+            campaign_id: None,
+            row_key: None,
         }
     }
 

@@ -121,6 +121,8 @@ pub struct ClaimFilter {
     pub receiver_id: Option<String>,
     /// Only this token contract.
     pub token_contract: Option<String>,
+    /// Only claims of this campaign.
+    pub campaign_id: Option<i64>,
     /// Keyset cursor: only claims with a smaller id (the last id of the previous page).
     pub before: Option<ClaimId>,
     /// Page size.
@@ -139,6 +141,9 @@ pub async fn list_claims(conn: &mut AsyncPgConnection, filter: &ClaimFilter) -> 
     }
     if let Some(token) = &filter.token_contract {
         q = q.filter(claims::token_contract.eq(token.clone()));
+    }
+    if let Some(campaign) = filter.campaign_id {
+        q = q.filter(claims::campaign_id.eq(campaign));
     }
     if let Some(before) = filter.before {
         q = q.filter(claims::id.lt(before.0));

@@ -71,6 +71,10 @@ pub struct Claim {
     /// May share one `ft_transfer` with other claims of the same token and receiver (coalescing); off for
     /// a manual send that opted out.
     pub may_coalesce: bool,
+    /// The campaign it belongs to (a row of an uploaded file, or a single send held for approval).
+    pub campaign_id: Option<i64>,
+    /// Its row's key in the campaign (`external_id`, or `#<line number>`).
+    pub row_key: Option<String>,
 }
 
 /// One `RETURNING id` row of a raw statement.

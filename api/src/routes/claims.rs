@@ -23,12 +23,14 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ClaimsQuery {
-    /// `pending`, `submitted`, `confirmed` or `failed`.
+    /// `held`, `pending`, `submitted`, `confirmed` or `failed`.
     pub status: Option<String>,
     /// Receiving account (exact).
     pub receiver: Option<String>,
     /// Token contract (exact).
     pub token: Option<String>,
+    /// Campaign id: only that campaign's claims.
+    pub campaign: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size (default `api.default_page_size`, at most `api.max_page_size`).
@@ -87,7 +89,7 @@ pub async fn list(
             ClaimStatus::from_str(s).map_err(|_| {
                 ApiError::bad_request(
                     "invalid_query",
-                    "status: must be one of pending, submitted, confirmed, failed",
+                    "status: must be one of held, pending, submitted, confirmed, failed",
                 )
             })
         })
@@ -97,6 +99,9 @@ pub async fn list(
         .transpose()?;
     let token_contract = present(&q.token)
         .map(|v| parse_account("token", v))
+        .transpose()?;
+    let campaign_id = present(&q.campaign)
+        .map(|v| parse_positive("campaign", v))
         .transpose()?;
     let before = present(&q.cursor)
         .map(|v| parse_positive("cursor", v))
@@ -119,6 +124,7 @@ pub async fn list(
         status,
         receiver_id,
         token_contract,
+        campaign_id,
         before,
         limit,
     };

@@ -275,6 +275,31 @@ async fn campaigns_are_listed_newest_first_with_their_progress() {
     let one = app.read(&format!("/campaigns/{}", ids[0])).await.json();
     assert_eq!(&one, done);
 
+    // A campaign's claims, through /claims: each names its campaign and row.
+    let rows = app
+        .read(&format!("/claims?campaign={}", ids[1]))
+        .await
+        .json();
+    let claims = rows["claims"].as_array().unwrap();
+    assert_eq!(claims.len(), 2, "{rows}");
+    assert!(claims
+        .iter()
+        .all(|c| c["campaign_id"] == ids[1] && c["source"] == "campaign" && c["status"] == "held"));
+    let keys: Vec<&str> = claims
+        .iter()
+        .map(|c| c["row_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["#3", "#2"]);
+    let one = app
+        .read(&format!("/claims?campaign={}&status=held&limit=1", ids[1]))
+        .await
+        .json();
+    assert_eq!(one["claims"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.read("/claims?campaign=x").await.status,
+        StatusCode::BAD_REQUEST
+    );
+
     for bad in [
         "/campaigns?limit=0",
         "/campaigns?before=x",
