@@ -32,4 +32,4 @@ pub use config::{ApiConfig, Scope, TokenConfig};
 pub use error::{ApiError, Error, ErrorBody};
 pub use routes::router;
 pub use server::{bind, serve, serve_addr};
-pub use state::{AppState, AppStateBuilder};
+pub use state::{AppState, AppStateBuilder, IndexerPosition, IndexerProbe};

@@ -63,8 +63,8 @@ fn nanos_to_time(nanos: u64) -> Option<DateTime<Utc>> {
 pub(crate) async fn position(state: &AppState, indexed: Option<u64>) -> (ChainView, IndexerView) {
     let inner = &state.inner;
     let now = now_nanos();
-    if let Some(m) = &inner.indexer_metrics {
-        let s = m.snapshot();
+    if let Some(p) = &inner.indexer_probe {
+        let s = p.position();
         let indexed = indexed.or((s.last_height > 0).then_some(s.last_height));
         let head = (s.head_seen > 0).then_some(s.head_seen);
         let chain = ChainView {

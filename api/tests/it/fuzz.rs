@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 
-use crate::support::{app_with, call, OPS, READER, SENDER};
+use crate::support::{app_with, call, Probe, OPS, READER, SENDER};
 
 /// Cases generated; a few may not be expressible as a request (then nothing is sent).
 const CASES: u32 = 10_500;
@@ -263,7 +263,7 @@ fn ten_thousand_malformed_requests_never_5xx_nor_panic() {
     let app = rt.block_on(app_with(
         |c| c.status_cache_ms = 200,
         |b| {
-            b.indexer_metrics(Arc::new(IndexerMetrics::default()))
+            b.indexer_probe(Arc::new(Probe(Arc::new(IndexerMetrics::default()))))
                 .indexer_config(indexer)
         },
     ));
