@@ -147,7 +147,7 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     let state = payouts_api::AppState::builder(pool, config.api.clone())
         .read_pool(read_pool(&config).await?)
         .rpc_endpoints(config.network.endpoints())
-        .indexer_config(config.indexer.clone())
+        .indexer_stream(config.indexer.stream.clone())
         .build()
         .map_err(config_error)?;
     let listener = payouts_api::bind(config.api.listen).await?;
@@ -265,7 +265,7 @@ pub async fn run_all(
     let state = payouts_api::AppState::builder(pool.clone(), config.api.clone())
         .read_pool(read_pool(config).await?)
         .rpc_endpoints(config.network.endpoints())
-        .indexer_config(config.indexer.clone())
+        .indexer_stream(config.indexer.stream.clone())
         .metrics_registry(Arc::new(registry))
         .indexer_probe(Arc::new(IndexerProbe(indexer_metrics)))
         .build()

@@ -3,10 +3,9 @@
 //! small caches. The API knows no worker crate: the binary wires them in through [`IndexerProbe`] and a
 //! `prometheus-client` registry.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use payouts_indexer::IndexerConfig;
 use payouts_near::prom::Registry;
 use payouts_store::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +15,9 @@ use crate::chain::{Chain, SharedChain};
 use crate::config::ApiConfig;
 use crate::error::Error;
 use crate::metrics::HttpMetrics;
-use crate::model::ReplayView;
+
+/// The indexer stream name when none is given (the indexer's own default, `indexer.stream`).
+pub const DEFAULT_STREAM: &str = "main";
 
 /// Shared state of the router. Cheap to clone.
 #[derive(Clone)]
@@ -52,16 +53,14 @@ pub(crate) struct Inner {
     pub(crate) registry: Option<Arc<Registry>>,
     /// The position of the indexer running in this process.
     pub(crate) indexer_probe: Option<Arc<dyn IndexerProbe>>,
-    pub(crate) indexer: Option<IndexerConfig>,
+    /// The indexer stream (cursor name) `/status`, `/metrics` and replays refer to.
     pub(crate) stream: String,
     pub(crate) chain: SharedChain,
     pub(crate) http: Arc<HttpMetrics>,
     pub(crate) status_cache: tokio::sync::Mutex<Option<(Instant, axum::body::Bytes)>>,
-    pub(crate) replay: Mutex<Option<ReplayView>>,
-    pub(crate) replay_seq: std::sync::atomic::AtomicU64,
     /// Group-commit workers of `POST /send-ft`, started on first use (inside the runtime).
     pub(crate) batcher: std::sync::OnceLock<crate::batch::Batcher>,
-    /// Cancelled when the server shuts down: stops background work (replays).
+    /// Cancelled when the server shuts down: stops background work started by requests.
     pub(crate) background: CancellationToken,
 }
 
@@ -72,7 +71,7 @@ pub struct AppStateBuilder {
     config: ApiConfig,
     registry: Option<Arc<Registry>>,
     indexer_probe: Option<Arc<dyn IndexerProbe>>,
-    indexer: Option<IndexerConfig>,
+    stream: Option<String>,
     rpc: Vec<payouts_near::RpcEndpointConfig>,
 }
 
@@ -133,9 +132,10 @@ impl AppStateBuilder {
         self
     }
 
-    /// The indexer settings: names the cursor `/status` reads and enables `POST /admin/replay`.
-    pub fn indexer_config(mut self, cfg: IndexerConfig) -> Self {
-        self.indexer = Some(cfg);
+    /// The indexer stream (`indexer.stream`, the cursor name) that `/status` and `/metrics` read and that
+    /// `POST /admin/replay` queues jobs for (default `main`).
+    pub fn indexer_stream(mut self, stream: impl Into<String>) -> Self {
+        self.stream = Some(stream.into());
         self
     }
 
@@ -155,10 +155,7 @@ impl AppStateBuilder {
     pub fn build(self) -> Result<AppState, Error> {
         self.config.validate().map_err(Error::Config)?;
         let tokens = Tokens::load(&self.config)?;
-        let stream = self
-            .indexer
-            .as_ref()
-            .map_or_else(|| IndexerConfig::default().stream, |c| c.stream.clone());
+        let stream = self.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string());
         let rpc = if self.rpc.is_empty() {
             None
         } else {
@@ -181,13 +178,10 @@ impl AppStateBuilder {
                 tokens,
                 registry: self.registry,
                 indexer_probe: self.indexer_probe,
-                indexer: self.indexer,
                 stream,
                 chain: Arc::new(chain),
                 http: Arc::new(HttpMetrics::default()),
                 status_cache: tokio::sync::Mutex::new(None),
-                replay: Mutex::new(None),
-                replay_seq: std::sync::atomic::AtomicU64::new(0),
                 batcher: std::sync::OnceLock::new(),
                 background: CancellationToken::new(),
             }),
@@ -204,7 +198,7 @@ impl AppState {
             config,
             registry: None,
             indexer_probe: None,
-            indexer: None,
+            stream: None,
             rpc: Vec::new(),
         }
     }
@@ -241,7 +235,7 @@ impl AppState {
         })
     }
 
-    /// Stops background work started by requests (a running replay).
+    /// Stops background work started by requests.
     pub fn shutdown_background(&self) {
         self.inner.background.cancel();
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 mod fastnear;
 pub mod health;
+pub mod jobs;
 mod lake;
 pub mod metrics;
 pub mod replay;

@@ -119,12 +119,7 @@ impl Webhooks {
             .user_agent(concat!("near-payouts-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| WebhookError::Http(e.to_string()))?;
-        let owner = format!(
-            "webhooks-{}-{}-{:08x}",
-            hostname(),
-            std::process::id(),
-            rand::random::<u32>()
-        );
+        let owner = payouts_store::owner::process_owner("webhooks");
         Ok(Self {
             pool,
             config,
@@ -438,14 +433,6 @@ fn describe(e: &reqwest::Error, url: &str) -> String {
         source = s.source();
     }
     msg
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "host".into())
 }
 
 #[cfg(test)]

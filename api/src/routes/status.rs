@@ -149,6 +149,9 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
     };
     let mut incidents = list_incidents(&mut conn, true, OPEN_INCIDENTS_SHOWN).await?;
     incidents.reverse();
+    let replay = payouts_store::replay_jobs::latest(&mut conn)
+        .await?
+        .map(crate::routes::admin::job_view);
     drop(conn);
 
     let (chain, mut indexer) = position(state, cursor.map(|c| c.block_height)).await;
@@ -232,12 +235,6 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
             details: d.details,
         })
         .collect();
-
-    let replay = inner
-        .replay
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
 
     Ok(StatusView {
         generated_at: now,

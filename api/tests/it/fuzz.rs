@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request};
-use payouts_indexer::{IndexerConfig, IndexerMetrics};
+use payouts_indexer::IndexerMetrics;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
@@ -259,12 +259,11 @@ fn ten_thousand_malformed_requests_never_5xx_nor_panic() {
         .enable_all()
         .build()
         .unwrap();
-    let indexer = IndexerConfig::fastnear("http://127.0.0.1:1");
     let app = rt.block_on(app_with(
         |c| c.status_cache_ms = 200,
         |b| {
             b.indexer_probe(Arc::new(Probe(Arc::new(IndexerMetrics::default()))))
-                .indexer_config(indexer)
+                .indexer_stream("main")
         },
     ));
     let sent = AtomicU64::new(0);
