@@ -19,7 +19,7 @@ use crate::config::{DevnetConfig, Faults, InjectedError};
 use crate::error::DevnetError;
 use crate::faults::FaultState;
 use crate::fees::Fees;
-use crate::genesis::{self, Genesis};
+use crate::genesis::Genesis;
 use crate::shared::now_ns;
 use crate::shared::Shared;
 
@@ -81,7 +81,7 @@ impl Devnet {
                 addr.port()
             ))
         });
-        let treasury_key_files = genesis::write_key_files(&key_dir, &built, &genesis.treasury)?;
+        let treasury_key_files = crate::keyfiles::write_key_files(&key_dir, &built, &genesis.treasury)?;
         let params = ChainParams {
             chain_id: genesis.chain_id.clone(),
             genesis_height: genesis.genesis_height,
