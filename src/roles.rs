@@ -147,7 +147,7 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     let state = payouts_api::AppState::builder(pool, config.api.clone())
         .read_pool(read_pool(&config).await?)
         .rpc_endpoints(config.network.endpoints())
-        .indexer_config(config.indexer.clone())
+        .indexer_stream(config.indexer.stream.clone())
         .build()
         .map_err(config_error)?;
     let listener = payouts_api::bind(config.api.listen).await?;
@@ -211,6 +211,21 @@ fn check_secrets(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The in-process indexer's position, as `/status` shows it (the API does not know the indexer crate).
+struct IndexerProbe(Arc<IndexerMetrics>);
+
+impl payouts_api::IndexerProbe for IndexerProbe {
+    fn position(&self) -> payouts_api::IndexerPosition {
+        let s = self.0.snapshot();
+        payouts_api::IndexerPosition {
+            last_height: s.last_height,
+            head_seen: s.head_seen,
+            last_block_timestamp_nanos: s.last_block_timestamp_nanos,
+            source_errors: s.source_errors,
+        }
+    }
+}
+
 /// The parts of `payouts run` on `pool` until `shutdown`; `ready` is called with the API's address once it
 /// listens (`[api] listen` may give port 0).
 pub async fn run_all(
@@ -223,6 +238,11 @@ pub async fn run_all(
     let indexer_metrics = Arc::new(IndexerMetrics::default());
     let distributor_metrics = Arc::new(payouts_distributor::DistributorMetrics::default());
     let webhook_metrics = Arc::new(payouts_webhooks::WebhookMetrics::default());
+    // The process's metrics registry: each part's collector, exposed by the API on /metrics.
+    let mut registry = payouts_near::prom::Registry::default();
+    registry.register_collector(Box::new(indexer_metrics.clone()));
+    registry.register_collector(Box::new(distributor_metrics.clone()));
+    registry.register_collector(Box::new(webhook_metrics.clone()));
 
     // The webhook worker registers its endpoints before anything else changes a claim.
     let webhooks = payouts_webhooks::Webhooks::new(
@@ -245,10 +265,9 @@ pub async fn run_all(
     let state = payouts_api::AppState::builder(pool.clone(), config.api.clone())
         .read_pool(read_pool(config).await?)
         .rpc_endpoints(config.network.endpoints())
-        .indexer_config(config.indexer.clone())
-        .indexer_metrics(indexer_metrics)
-        .distributor_metrics(distributor_metrics)
-        .webhook_metrics(webhook_metrics)
+        .indexer_stream(config.indexer.stream.clone())
+        .metrics_registry(Arc::new(registry))
+        .indexer_probe(Arc::new(IndexerProbe(indexer_metrics)))
         .build()
         .map_err(api_config_error)?;
     let listener = payouts_api::bind(config.api.listen).await?;

@@ -1,5 +1,10 @@
-//! `payouts-api` owns the HTTP surface: the axum router, auth, JSON errors, Prometheus metrics and the embedded
-//! dashboard. It only reads state and inserts manual claims; it never signs or broadcasts.
+//! `payouts-api` owns the HTTP surface: the axum router, auth, JSON errors, its own HTTP metrics and the
+//! `/metrics` encoding of the registry the binary hands it, and the embedded dashboard. It reads state,
+//! inserts manual claims and queues jobs (replays) for the workers; it never signs or broadcasts.
+//!
+//! Must not touch: any worker crate (indexer, distributor, webhooks) — it depends on `payouts-store` and
+//! `payouts-near` only; what it shows of workers in the same process comes through the binary
+//! ([`IndexerProbe`], a `prometheus-client` registry).
 //!
 //! Routes: `GET /health`, `GET /ready`, `GET /status`, `GET /metrics`, `POST /send-ft`, `GET /claims`,
 //! `GET /claims/{id}`, `POST|GET /admin/replay`, `POST /admin/webhooks/{id}/redeliver`, `GET /openapi.json`,
@@ -33,4 +38,4 @@ pub use config::{ApiConfig, Scope, TokenConfig};
 pub use error::{ApiError, Error, ErrorBody};
 pub use routes::router;
 pub use server::{bind, serve, serve_addr};
-pub use state::{AppState, AppStateBuilder};
+pub use state::{AppState, AppStateBuilder, IndexerPosition, IndexerProbe};

@@ -412,11 +412,13 @@ pub struct DistributorView {
     pub details: serde_json::Value,
 }
 
-/// State of a replay started with `POST /admin/replay`.
+/// State of a replay requested with `POST /admin/replay`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayState {
-    /// Running.
+    /// Waiting for an indexer process (`payouts indexer`, `payouts run`) to take it.
+    Queued,
+    /// An indexer process runs it.
     Running,
     /// Finished.
     Done,
@@ -427,7 +429,7 @@ pub enum ReplayState {
 /// A replay job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReplayView {
-    /// Job number (per process).
+    /// Job id.
     pub id: u64,
     /// First block.
     pub from: u64,
@@ -437,10 +439,14 @@ pub struct ReplayView {
     pub dry_run: bool,
     /// State.
     pub state: ReplayState,
+    /// Name of the API token that asked.
+    pub requested_by: String,
     /// Last block committed so far.
     pub progress_height: Option<u64>,
-    /// Started.
-    pub started_at: DateTime<Utc>,
+    /// Asked.
+    pub requested_at: DateTime<Utc>,
+    /// First taken by an indexer process.
+    pub started_at: Option<DateTime<Utc>>,
     /// Finished.
     pub finished_at: Option<DateTime<Utc>>,
     /// Blocks read.
@@ -485,7 +491,7 @@ pub struct StatusView {
     pub distributors: Vec<DistributorView>,
     /// Tokens `POST /send-ft` accepts; the first is the default.
     pub allowed_tokens: Vec<String>,
-    /// The most recent replay started through the API in this process.
+    /// The most recent replay requested through the API.
     pub replay: Option<ReplayView>,
     /// Webhook endpoints and the most recent dead deliveries.
     pub webhooks: WebhooksView,

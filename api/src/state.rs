@@ -1,13 +1,13 @@
-//! [`AppState`]: what every handler shares — the pool, the configuration, the token digests, the optional
-//! in-process indexer and distributor handles, and small caches.
+//! [`AppState`]: what every handler shares — the pool, the configuration, the token digests, what the binary
+//! hands in of the workers it runs in the same process (their metrics registry, the indexer's position), and
+//! small caches. The API knows no worker crate: the binary wires them in through [`IndexerProbe`] and a
+//! `prometheus-client` registry.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use payouts_distributor::DistributorMetrics;
-use payouts_indexer::{IndexerConfig, IndexerMetrics};
+use payouts_near::prom::Registry;
 use payouts_store::PgPool;
-use payouts_webhooks::WebhookMetrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
@@ -15,7 +15,9 @@ use crate::chain::{Chain, SharedChain};
 use crate::config::ApiConfig;
 use crate::error::Error;
 use crate::metrics::HttpMetrics;
-use crate::model::ReplayView;
+
+/// The indexer stream name when none is given (the indexer's own default, `indexer.stream`).
+pub const DEFAULT_STREAM: &str = "main";
 
 /// Shared state of the router. Cheap to clone.
 #[derive(Clone)]
@@ -28,12 +30,8 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("listen", &self.inner.config.listen)
             .field("tokens", &self.inner.tokens)
-            .field("indexer_in_process", &self.inner.indexer_metrics.is_some())
-            .field(
-                "distributor_in_process",
-                &self.inner.distributor_metrics.is_some(),
-            )
-            .field("webhooks_in_process", &self.inner.webhook_metrics.is_some())
+            .field("indexer_in_process", &self.inner.indexer_probe.is_some())
+            .field("worker_metrics", &self.inner.registry.is_some())
             .finish()
     }
 }
@@ -51,19 +49,18 @@ pub(crate) struct Inner {
         tokio::sync::Mutex<Option<(Instant, crate::routes::metrics::DbFigures)>>,
     pub(crate) config: ApiConfig,
     pub(crate) tokens: Tokens,
-    pub(crate) indexer_metrics: Option<Arc<IndexerMetrics>>,
-    pub(crate) distributor_metrics: Option<Arc<DistributorMetrics>>,
-    pub(crate) webhook_metrics: Option<Arc<WebhookMetrics>>,
-    pub(crate) indexer: Option<IndexerConfig>,
+    /// The metrics of the workers running in this process, registered by the binary.
+    pub(crate) registry: Option<Arc<Registry>>,
+    /// The position of the indexer running in this process.
+    pub(crate) indexer_probe: Option<Arc<dyn IndexerProbe>>,
+    /// The indexer stream (cursor name) `/status`, `/metrics` and replays refer to.
     pub(crate) stream: String,
     pub(crate) chain: SharedChain,
-    pub(crate) http: HttpMetrics,
+    pub(crate) http: Arc<HttpMetrics>,
     pub(crate) status_cache: tokio::sync::Mutex<Option<(Instant, axum::body::Bytes)>>,
-    pub(crate) replay: Mutex<Option<ReplayView>>,
-    pub(crate) replay_seq: std::sync::atomic::AtomicU64,
     /// Group-commit workers of `POST /send-ft`, started on first use (inside the runtime).
     pub(crate) batcher: std::sync::OnceLock<crate::batch::Batcher>,
-    /// Cancelled when the server shuts down: stops background work (replays).
+    /// Cancelled when the server shuts down: stops background work started by requests.
     pub(crate) background: CancellationToken,
     /// The NEAR JSON-RPC for the campaign checks (`storage_balance_of`, `ft_balance_of`).
     pub(crate) rpc: Option<Arc<payouts_near::RpcPool>>,
@@ -89,13 +86,40 @@ pub struct AppStateBuilder {
     pool: PgPool,
     read_pool: Option<PgPool>,
     config: ApiConfig,
-    indexer_metrics: Option<Arc<IndexerMetrics>>,
-    distributor_metrics: Option<Arc<DistributorMetrics>>,
-    webhook_metrics: Option<Arc<WebhookMetrics>>,
-    indexer: Option<IndexerConfig>,
+    registry: Option<Arc<Registry>>,
+    indexer_probe: Option<Arc<dyn IndexerProbe>>,
+    stream: Option<String>,
     rpc: Vec<payouts_near::RpcEndpointConfig>,
     distributor_registers: Option<bool>,
     treasury: Option<String>,
+}
+
+/// What `/status` shows of an indexer running in this process: implemented by the binary over the indexer's
+/// own counters.
+pub trait IndexerProbe: Send + Sync + 'static {
+    /// The indexer's position now.
+    fn position(&self) -> IndexerPosition;
+}
+
+/// A point-in-time position of an in-process indexer (0: not seen yet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexerPosition {
+    /// Last committed block height.
+    pub last_height: u64,
+    /// Highest block height seen from the source.
+    pub head_seen: u64,
+    /// Timestamp of the last committed block, nanoseconds since the epoch.
+    pub last_block_timestamp_nanos: u64,
+    /// Failed fetches and listings of the block source so far.
+    pub source_errors: u64,
+}
+
+impl IndexerPosition {
+    /// Seconds since the last committed block's timestamp (display only).
+    pub fn lag_seconds(&self, now_nanos: u64) -> f64 {
+        // Display only: precision loss is fine.
+        now_nanos.saturating_sub(self.last_block_timestamp_nanos) as f64 / 1e9
+    }
 }
 
 impl std::fmt::Debug for AppStateBuilder {
@@ -114,27 +138,23 @@ impl AppStateBuilder {
         self
     }
 
-    /// The indexer running in this process: its counters go to `/metrics` and its head to `/status`.
-    pub fn indexer_metrics(mut self, m: Arc<IndexerMetrics>) -> Self {
-        self.indexer_metrics = Some(m);
+    /// The metrics of the workers running in this process (the binary registers their collectors): encoded
+    /// on `/metrics` before the API's own series.
+    pub fn metrics_registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = Some(registry);
         self
     }
 
-    /// The distributor running in this process: its counters and histograms go to `/metrics`.
-    pub fn distributor_metrics(mut self, m: Arc<DistributorMetrics>) -> Self {
-        self.distributor_metrics = Some(m);
+    /// The indexer running in this process: its head and lag go to `/status`.
+    pub fn indexer_probe(mut self, probe: Arc<dyn IndexerProbe>) -> Self {
+        self.indexer_probe = Some(probe);
         self
     }
 
-    /// The webhook delivery worker running in this process: its counters go to `/metrics`.
-    pub fn webhook_metrics(mut self, m: Arc<WebhookMetrics>) -> Self {
-        self.webhook_metrics = Some(m);
-        self
-    }
-
-    /// The indexer settings: names the cursor `/status` reads and enables `POST /admin/replay`.
-    pub fn indexer_config(mut self, cfg: IndexerConfig) -> Self {
-        self.indexer = Some(cfg);
+    /// The indexer stream (`indexer.stream`, the cursor name) that `/status` and `/metrics` read and that
+    /// `POST /admin/replay` queues jobs for (default `main`).
+    pub fn indexer_stream(mut self, stream: impl Into<String>) -> Self {
+        self.stream = Some(stream.into());
         self
     }
 
@@ -170,10 +190,7 @@ impl AppStateBuilder {
     pub fn build(self) -> Result<AppState, Error> {
         self.config.validate().map_err(Error::Config)?;
         let tokens = Tokens::load(&self.config)?;
-        let stream = self
-            .indexer
-            .as_ref()
-            .map_or_else(|| IndexerConfig::default().stream, |c| c.stream.clone());
+        let stream = self.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string());
         let rpc = if self.rpc.is_empty() {
             None
         } else {
@@ -194,16 +211,12 @@ impl AppStateBuilder {
                 metrics_cache: tokio::sync::Mutex::new(None),
                 config: self.config,
                 tokens,
-                indexer_metrics: self.indexer_metrics,
-                distributor_metrics: self.distributor_metrics,
-                webhook_metrics: self.webhook_metrics,
-                indexer: self.indexer,
+                registry: self.registry,
+                indexer_probe: self.indexer_probe,
                 stream,
                 chain: Arc::new(chain),
-                http: HttpMetrics::default(),
+                http: Arc::new(HttpMetrics::default()),
                 status_cache: tokio::sync::Mutex::new(None),
-                replay: Mutex::new(None),
-                replay_seq: std::sync::atomic::AtomicU64::new(0),
                 batcher: std::sync::OnceLock::new(),
                 background: CancellationToken::new(),
                 rpc,
@@ -222,10 +235,9 @@ impl AppState {
             pool,
             read_pool: None,
             config,
-            indexer_metrics: None,
-            distributor_metrics: None,
-            webhook_metrics: None,
-            indexer: None,
+            registry: None,
+            indexer_probe: None,
+            stream: None,
             rpc: Vec::new(),
             distributor_registers: None,
             treasury: None,
@@ -264,7 +276,7 @@ impl AppState {
         })
     }
 
-    /// Stops background work started by requests (a running replay).
+    /// Stops background work started by requests.
     pub fn shutdown_background(&self) {
         self.inner.background.cancel();
     }

@@ -27,9 +27,10 @@ pub struct LedgerCheck {
 }
 
 /// Checks the ledger's transfer memos against the run's claims (`id → confirmed?`).
-pub(crate) fn check_ledger<'a>(
+pub(crate) fn check_ledger<'a, T>(
     memos: impl IntoIterator<Item = Option<&'a str>>,
-    claims: &HashMap<i64, bool>,
+    claims: &HashMap<i64, T>,
+    confirmed: impl Fn(&T) -> bool,
 ) -> LedgerCheck {
     let mut check = LedgerCheck::default();
     let mut per_claim: HashMap<i64, u64> = HashMap::new();
@@ -49,15 +50,20 @@ pub(crate) fn check_ledger<'a>(
     check.claims_paid_more_than_once = per_claim.values().filter(|n| **n > 1).count() as u64;
     check.confirmed_not_paid = claims
         .iter()
-        .filter(|(id, confirmed)| **confirmed && !per_claim.contains_key(id))
+        .filter(|(id, c)| confirmed(c) && !per_claim.contains_key(id))
         .count() as u64;
-    check.paid_not_confirmed = per_claim.keys().filter(|id| !claims[*id]).count() as u64;
+    check.paid_not_confirmed = per_claim
+        .keys()
+        .filter(|id| !confirmed(&claims[*id]))
+        .count() as u64;
     check.duplicates = check.claims_paid_more_than_once + check.transfers_naming_no_claim;
     check
 }
 
-/// Every claim in the (throwaway) database: id → confirmed?
-pub(crate) async fn run_claims(pool: &PgPool) -> anyhow::Result<HashMap<i64, bool>> {
+/// Every claim in the (throwaway) database: id → (confirmed?, created at).
+pub(crate) async fn run_claims(
+    pool: &PgPool,
+) -> anyhow::Result<HashMap<i64, (bool, chrono::DateTime<chrono::Utc>)>> {
     let mut conn = payouts_store::get(pool).await?;
     let mut out = HashMap::new();
     let mut filter = ClaimFilter {
@@ -72,7 +78,7 @@ pub(crate) async fn run_claims(pool: &PgPool) -> anyhow::Result<HashMap<i64, boo
         filter.before = Some(last.id);
         out.extend(
             page.iter()
-                .map(|c| (c.id.0, c.status == ClaimStatus::Confirmed)),
+                .map(|c| (c.id.0, (c.status == ClaimStatus::Confirmed, c.created_at))),
         );
     }
 }
@@ -92,6 +98,7 @@ mod tests {
                 Some("payouts:3"),
             ],
             &claims,
+            |c| *c,
         );
         assert_eq!(clean.duplicates, 0);
         assert_eq!(clean.claims_paid, 3);
@@ -107,6 +114,7 @@ mod tests {
                 None,
             ],
             &claims,
+            |c| *c,
         );
         assert_eq!(bad.transfers, 7);
         assert_eq!(bad.claims_paid_more_than_once, 1);
@@ -115,7 +123,7 @@ mod tests {
         assert_eq!(bad.confirmed_not_paid, 2);
         assert_eq!(bad.paid_not_confirmed, 1);
         // A merged transfer pays every claim it names; a claim in two memos is a duplicate.
-        let merged = check_ledger([Some("payouts:1,2"), Some("payouts:3,2")], &claims);
+        let merged = check_ledger([Some("payouts:1,2"), Some("payouts:3,2")], &claims, |c| *c);
         assert_eq!(merged.transfers, 2);
         assert_eq!(merged.claims_paid, 3);
         assert_eq!(merged.claims_paid_more_than_once, 1);

@@ -28,6 +28,7 @@
 
 pub mod args;
 pub mod chart;
+mod landing;
 pub mod ledger;
 pub mod receivers;
 pub mod report;

@@ -20,8 +20,14 @@ pub struct ClaimsAndTransfers {
     pub coalesce: bool,
     /// Rates.
     pub landed: Landed,
-    /// p95 latency in blocks.
+    /// p95 latency pending → confirmed (final and indexed), in blocks.
     pub p95_blocks: f64,
+    /// Created → landed (the block of the receipt that paid the claim), seconds.
+    #[serde(default)]
+    pub landing: Option<Latency>,
+    /// p95 of created → landed, in blocks.
+    #[serde(default)]
+    pub landing_p95_blocks: Option<f64>,
 }
 
 /// `DIR/report.json`: everything `payouts bench` measured.

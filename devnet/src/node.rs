@@ -19,7 +19,7 @@ use crate::config::{DevnetConfig, Faults, InjectedError};
 use crate::error::DevnetError;
 use crate::faults::FaultState;
 use crate::fees::Fees;
-use crate::genesis::{self, Genesis};
+use crate::genesis::Genesis;
 use crate::shared::now_ns;
 use crate::shared::Shared;
 
@@ -81,7 +81,8 @@ impl Devnet {
                 addr.port()
             ))
         });
-        let treasury_key_files = genesis::write_key_files(&key_dir, &built, &genesis.treasury)?;
+        let treasury_key_files =
+            crate::keyfiles::write_key_files(&key_dir, &built, &genesis.treasury)?;
         let params = ChainParams {
             chain_id: genesis.chain_id.clone(),
             genesis_height: genesis.genesis_height,
@@ -180,6 +181,8 @@ pub struct BlockGas {
     pub has_chunk: bool,
     /// Compute used when its last receipt was admitted (below `limit`).
     pub last_admitted_at: Option<u64>,
+    /// The block's timestamp, nanoseconds since the epoch.
+    pub timestamp_nanos: u64,
 }
 
 impl DevnetHandle {
@@ -380,6 +383,7 @@ impl DevnetHandle {
                 congestion: b.congestion,
                 has_chunk: b.has_chunk,
                 last_admitted_at: b.last_admitted_at,
+                timestamp_nanos: b.message.block.header.timestamp_nanosec,
             })
             .collect()
     }

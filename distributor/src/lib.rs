@@ -8,6 +8,9 @@
 //! persist-before-broadcast step ([`prepare`]: flush rule, money guards ([`guard`])), the node ([`chain`]), one lane per leased
 //! key (nonce order, re-broadcast, dead-transaction detection, resync), and the process ([`runner`]: leases,
 //! guards, status, graceful shutdown).
+//!
+//! Must not touch: blocks or the lake (it never depends on the indexer or near-lake-framework), HTTP serving,
+//! or any other worker crate; it depends on `payouts-store` and `payouts-near` only.
 
 pub mod chain;
 pub mod config;

@@ -1,5 +1,6 @@
-//! Counters, gauges and a latency histogram the distributor keeps for the API to expose (cheap atomics; read
-//! with [`DistributorMetrics::snapshot`]).
+//! Counters, gauges and latency histograms the distributor keeps (cheap atomics; read with
+//! [`DistributorMetrics::snapshot`]), exposed through the binary's Prometheus registry by the
+//! [`Collector`](payouts_near::prom::Collector) impl below.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -202,6 +203,143 @@ impl AtomicU128 {
 /// Adds `n` to a counter.
 pub(crate) fn add(a: &AtomicU64, n: u64) {
     a.fetch_add(n, Ordering::Relaxed);
+}
+
+/// `/metrics` of a distributor running in the process: registered by the binary in the registry it owns.
+impl payouts_near::prom::Collector for DistributorMetrics {
+    fn encode(&self, mut enc: payouts_near::prom::DescriptorEncoder) -> std::fmt::Result {
+        use payouts_near::prom::{counter, gauge, gauges, histogram, HistogramSeries};
+        let s = self.snapshot();
+        let e = &mut enc;
+        let counters: [(&str, &str, u64); 11] = [
+            ("payouts_distributor_batches_total", "Batches signed and stored.", s.batches),
+            ("payouts_distributor_transfers_total", "Transfers in those batches.", s.transfers),
+            ("payouts_distributor_broadcasts_total", "Broadcast calls the node accepted.", s.broadcasts),
+            ("payouts_distributor_rebroadcasts_total", "Re-broadcasts of stored bytes.", s.rebroadcasts),
+            (
+                "payouts_distributor_txs_dead_total",
+                "Transactions the indexed chain proved dead (claims handed back).",
+                s.txs_dead,
+            ),
+            (
+                "payouts_distributor_rejections_total",
+                "Submissions the node rejected (reasons to look again, never a verdict).",
+                s.rejections,
+            ),
+            ("payouts_distributor_nonce_resyncs_total", "Lane resyncs after InvalidNonce.", s.nonce_resyncs),
+            ("payouts_distributor_rpc_errors_total", "RPC calls that failed.", s.rpc_errors),
+            ("payouts_distributor_unpayable_total", "Claims failed before sending.", s.unpayable),
+            (
+                "payouts_distributor_balance_unknown_total",
+                "Times a lane did not sign for a token because its treasury balance could not be read.",
+                s.balance_unknown,
+            ),
+            (
+                "payouts_distributor_congestion_rejections_total",
+                "Submissions rejected with ShardCongested or ShardStuck (each slows its lane down; nothing fails).",
+                s.congestion_rejections,
+            ),
+        ];
+        for (name, help, v) in counters {
+            counter(e, name, help, v)?;
+        }
+        gauge(
+            e,
+            "payouts_distributor_keys_held",
+            "Keys leased now.",
+            s.keys_held,
+        )?;
+        gauge(
+            e,
+            "payouts_distributor_in_flight",
+            "Transactions in flight on our lanes.",
+            s.in_flight,
+        )?;
+        gauge(
+            e,
+            "payouts_distributor_paused",
+            "1 while paused by a guard.",
+            s.paused,
+        )?;
+        gauge(
+            e,
+            "payouts_distributor_lanes_congested",
+            "Lanes backing off after congestion now.",
+            s.lanes_congested,
+        )?;
+        if let Ok(price) = s.gas_price.parse::<u128>() {
+            // Display only: a gauge is a float (an integer gauge would have to be i64).
+            gauge(
+                e,
+                "payouts_distributor_gas_price_yocto",
+                "Latest gas price read (yocto NEAR per gas; never below the protocol's min_gas_price).",
+                price as f64,
+            )?;
+        }
+        if !s.gas.is_empty() {
+            let basis: Vec<String> = s
+                .gas
+                .iter()
+                .map(|t| {
+                    serde_json::to_value(t.basis)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                })
+                .collect();
+            let labels: Vec<[(&str, &str); 2]> = s
+                .gas
+                .iter()
+                .zip(&basis)
+                .map(|(t, b)| [("token", t.token.as_str()), ("basis", b.as_str())])
+                .collect();
+            gauges(
+                e,
+                "payouts_distributor_gas_per_transfer",
+                "Gas attached per transfer action, per token (learned from outcomes, or configured).",
+                labels.iter().zip(&s.gas).map(|(l, t)| (&l[..], t.gas_per_action)),
+            )?;
+            let tokens: Vec<[(&str, &str); 1]> = s
+                .gas
+                .iter()
+                .map(|t| [("token", t.token.as_str())])
+                .collect();
+            gauges(
+                e,
+                "payouts_distributor_transfers_per_tx",
+                "Transfers per transaction the chosen gas allows, per token.",
+                tokens
+                    .iter()
+                    .zip(&s.gas)
+                    .map(|(l, t)| (&l[..], t.transfers_per_tx as u64)),
+            )?;
+        }
+        payouts_near::rpc::encode_endpoints(e, &s.rpc_endpoints)?;
+        for (name, help, h) in [
+            (
+                "payouts_distributor_broadcast_latency_seconds",
+                "Time of a broadcast call.",
+                &s.broadcast_latency,
+            ),
+            (
+                "payouts_distributor_settle_latency_seconds",
+                "Time from storing a transaction to seeing it settled.",
+                &s.settle_latency,
+            ),
+        ] {
+            histogram(
+                e,
+                name,
+                help,
+                HistogramSeries {
+                    bounds: &LATENCY_BUCKETS,
+                    counts: &h.counts,
+                    sum: h.sum_seconds,
+                },
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -574,16 +574,10 @@ impl Distributor {
             let mut conn = payouts_store::get(&pool).await?;
             register_keys(&mut conn, treasury.as_str(), &pks).await?;
         }
-        let owner = cfg.instance_id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "host".into());
-            format!(
-                "{host}-{}-{:08x}",
-                std::process::id(),
-                rand::random::<u32>()
-            )
-        });
+        let owner = cfg
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| payouts_store::owner::process_owner("distributor"));
         let (head_tx, head) = watch::channel(None);
         let shared = Arc::new(Shared {
             pool,

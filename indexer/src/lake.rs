@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::source::{Retry, SourceHealth};
+use crate::health::{Retry, SourceHealth};
 
 /// Where the objects are.
 pub(crate) struct Lake {

@@ -1,6 +1,9 @@
 //! `payouts-indexer` owns the chain-to-database path: the near-lake-framework stream, event rules, claim rows,
-//! outcome reconciliation, the cursor and replay. It never signs transactions and writes only through
-//! `payouts-store`.
+//! outcome reconciliation, the cursor, replay and the replay jobs queued over HTTP (its `jobs` module), and
+//! its own metrics collector. It writes only through `payouts-store`.
+//!
+//! Must not touch: signing or broadcasting (the distributor's), HTTP serving (the API's), or any other
+//! worker crate; it depends on `payouts-store` and `payouts-near` only.
 //!
 //! A block goes: source ([`source`]) → pure scan ([`scan::scan_block`] with [`rules`]) → one DB transaction
 //! ([`apply::commit_blocks`]) holding its claims, its reconciliation updates and the cursor move.
@@ -10,6 +13,7 @@ pub mod config;
 pub mod error;
 mod fastnear;
 pub mod health;
+pub mod jobs;
 mod lake;
 pub mod metrics;
 pub mod replay;

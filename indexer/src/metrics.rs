@@ -1,4 +1,4 @@
-//! Counters and gauges the indexer keeps for the API to expose.
+//! Counters and gauges the indexer keeps: read by the binary's Prometheus registry (the [`Collector`](payouts_near::prom::Collector) impl below) and by `/status` through the binary's probe.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -180,5 +180,101 @@ impl IndexerMetrics {
                 _ => StallState::None,
             },
         }
+    }
+}
+
+/// `/metrics` of an indexer running in the process: registered by the binary in the registry it owns.
+impl payouts_near::prom::Collector for IndexerMetrics {
+    fn encode(&self, mut enc: payouts_near::prom::DescriptorEncoder) -> std::fmt::Result {
+        use payouts_near::prom::{counter, gauge};
+        let s = self.snapshot();
+        let now_nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let e = &mut enc;
+        gauge(
+            e,
+            "payouts_indexer_last_height",
+            "Last committed block height.",
+            s.last_height,
+        )?;
+        gauge(
+            e,
+            "payouts_indexer_head_seen",
+            "Highest block height seen from the source.",
+            s.head_seen,
+        )?;
+        gauge(
+            e,
+            "payouts_indexer_lag_blocks",
+            "Blocks between the head seen and the last committed block.",
+            s.lag_blocks(),
+        )?;
+        gauge(
+            e,
+            "payouts_indexer_lag_seconds",
+            "Seconds since the last committed block's timestamp.",
+            s.lag_seconds(now_nanos),
+        )?;
+        counter(
+            e,
+            "payouts_indexer_blocks_total",
+            "Blocks committed.",
+            s.blocks,
+        )?;
+        counter(
+            e,
+            "payouts_indexer_events_matched_total",
+            "Event items that matched a rule.",
+            s.events_matched,
+        )?;
+        counter(
+            e,
+            "payouts_indexer_claims_inserted_total",
+            "Claims that were new rows.",
+            s.claims_inserted,
+        )?;
+        counter(
+            e,
+            "payouts_indexer_malformed_logs_total",
+            "Malformed event logs of watched contracts.",
+            s.malformed_logs,
+        )?;
+        counter(
+            e,
+            "payouts_indexer_claims_confirmed_total",
+            "Claims confirmed by reconciliation.",
+            s.claims_confirmed,
+        )?;
+        counter(
+            e,
+            "payouts_indexer_claims_handed_back_total",
+            "Claims handed back for another try.",
+            s.claims_handed_back,
+        )?;
+        counter(
+            e,
+            "payouts_indexer_claims_failed_total",
+            "Claims failed for good by reconciliation.",
+            s.claims_failed,
+        )?;
+        counter(
+            e,
+            "payouts_indexer_chain_breaks_total",
+            "Blocks whose prev_hash was not the hash of the last processed block (each gap counted once).",
+            s.chain_breaks,
+        )?;
+        counter(
+            e,
+            "payouts_indexer_source_errors_total",
+            "Failed fetches and listings of the block source (s3/dir).",
+            s.source_errors,
+        )?;
+        gauge(
+            e,
+            "payouts_indexer_source_failing_objects",
+            "Source objects failing right now.",
+            s.source_failing_objects,
+        )
     }
 }

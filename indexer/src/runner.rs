@@ -118,6 +118,15 @@ impl Indexer {
         let health = self.metrics.source_health();
         let mut stream = self.open(start, &health).await?;
         let head_watch = self.watch_head(shutdown.child_token());
+        // Replays requested over HTTP run here, beside the stream (their own pool connections). However
+        // this function ends, the job runner is stopped (a running job is handed back to the queue).
+        let jobs_stop = shutdown.child_token();
+        let _stop_jobs = jobs_stop.clone().drop_guard();
+        let jobs = tokio::spawn(crate::jobs::run_jobs(
+            self.pool.clone(),
+            self.cfg.clone(),
+            jobs_stop.clone(),
+        ));
         let max = self.cfg.max_blocks_per_commit;
         let mut watch = Watch::new(&self.cfg);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -185,6 +194,8 @@ impl Indexer {
         if let Some(task) = head_watch {
             task.abort();
         }
+        jobs_stop.cancel();
+        let _ = jobs.await;
         tracing::info!(stream = %self.cfg.stream, "indexer stopped");
         Ok(())
     }

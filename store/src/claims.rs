@@ -1,4 +1,5 @@
-//! Claim rows: idempotent inserts, `FOR UPDATE SKIP LOCKED` batching, guarded status transitions.
+//! Claim rows: idempotent inserts and guarded status transitions here; what the distributor locks and peeks
+//! of the pending claims in [`pending`]; where confirmed claims' time went in [`timing`].
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -9,6 +10,14 @@ use serde::Serialize;
 use crate::error::{Result, StoreError};
 use crate::schema::claims;
 use crate::types::{ClaimId, ClaimSource, ClaimStatus, Yocto};
+
+mod pending;
+mod timing;
+
+pub use pending::{
+    lock_pending, lock_pending_of_receivers, peek_pending_receivers, pending_tokens,
+};
+pub use timing::{payout_timing, PayoutTiming};
 
 /// Rows per INSERT statement (each statement binds one array per column).
 const INSERT_CHUNK: usize = 5_000;
@@ -289,112 +298,6 @@ pub async fn insert_manual_claim(
     Ok((existing, false))
 }
 
-/// Locks up to `limit` of the oldest pending claims of `token` for the caller's DB transaction, leaving out
-/// those waiting for a retry (`retry_at` in the future).
-/// Rows locked by another transaction are skipped, so concurrent callers get disjoint sets.
-/// Must run inside a transaction, or the locks end with the statement.
-pub async fn lock_pending(
-    conn: &mut AsyncPgConnection,
-    token: &str,
-    limit: i64,
-) -> Result<Vec<Claim>> {
-    Ok(claims::table
-        .filter(claims::status.eq(ClaimStatus::Pending))
-        .filter(claims::token_contract.eq(token))
-        .filter(
-            claims::retry_at
-                .is_null()
-                .or(claims::retry_at.le(diesel::dsl::now)),
-        )
-        .order(claims::id.asc())
-        .limit(limit)
-        .for_update()
-        .skip_locked()
-        .select(Claim::as_select())
-        .load(conn)
-        .await?)
-}
-
-/// Locks up to `limit` more pending claims of `token` whose receiver is one of `receivers`, that may be
-/// coalesced and are not held for isolation or a retry, leaving out `locked` (what the caller holds
-/// already) and rows locked by others. Oldest first. For merging the other pending claims of the receivers
-/// a batch is about to pay into their transfers. Must run inside a transaction, like [`lock_pending`].
-pub async fn lock_pending_of_receivers(
-    conn: &mut AsyncPgConnection,
-    token: &str,
-    receivers: &[&str],
-    locked: &[i64],
-    limit: i64,
-) -> Result<Vec<Claim>> {
-    if receivers.is_empty() || limit <= 0 {
-        return Ok(vec![]);
-    }
-    Ok(claims::table
-        .filter(claims::status.eq(ClaimStatus::Pending))
-        .filter(claims::token_contract.eq(token))
-        .filter(claims::receiver_id.eq_any(receivers))
-        .filter(claims::may_coalesce.eq(true))
-        .filter(claims::needs_isolation.eq(false))
-        .filter(diesel::dsl::not(claims::id.eq_any(locked)))
-        .filter(
-            claims::retry_at
-                .is_null()
-                .or(claims::retry_at.le(diesel::dsl::now)),
-        )
-        .order(claims::id.asc())
-        .limit(limit)
-        .for_update()
-        .skip_locked()
-        .select(Claim::as_select())
-        .load(conn)
-        .await?)
-}
-
-/// Tokens that have pending claims. A loose index scan over the pending index: one probe per token, however
-/// many claims are pending.
-pub async fn pending_tokens(conn: &mut AsyncPgConnection) -> Result<Vec<String>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        token_contract: String,
-    }
-    let rows: Vec<Row> = diesel::sql_query(
-        "WITH RECURSIVE t(token_contract) AS ( \
-           (SELECT token_contract FROM claims WHERE status = 'pending' ORDER BY token_contract LIMIT 1) \
-           UNION ALL \
-           SELECT (SELECT c.token_contract FROM claims c \
-                   WHERE c.status = 'pending' AND c.token_contract > t.token_contract \
-                   ORDER BY c.token_contract LIMIT 1) \
-           FROM t WHERE t.token_contract IS NOT NULL) \
-         SELECT token_contract FROM t WHERE token_contract IS NOT NULL",
-    )
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.token_contract).collect())
-}
-
-/// Receivers of up to `limit` of the oldest pending claims of `token`, without locking anything (a look ahead,
-/// e.g. to check registrations before a batch is cut).
-pub async fn peek_pending_receivers(
-    conn: &mut AsyncPgConnection,
-    token: &str,
-    limit: i64,
-) -> Result<Vec<String>> {
-    Ok(claims::table
-        .filter(claims::status.eq(ClaimStatus::Pending))
-        .filter(claims::token_contract.eq(token))
-        .filter(
-            claims::retry_at
-                .is_null()
-                .or(claims::retry_at.le(diesel::dsl::now)),
-        )
-        .order(claims::id.asc())
-        .limit(limit)
-        .select(claims::receiver_id)
-        .load(conn)
-        .await?)
-}
-
 /// Reads one claim.
 pub async fn get_claim(conn: &mut AsyncPgConnection, id: ClaimId) -> Result<Option<Claim>> {
     Ok(claims::table
@@ -566,56 +469,4 @@ pub async fn update_claims(
         Ok(moved.len())
     })
     .await
-}
-
-/// Where the time of confirmed claims went (for benchmarks and the status page), over claims created at or
-/// after `since`.
-#[derive(Debug, Clone, Default, PartialEq, QueryableByName, Serialize)]
-pub struct PayoutTiming {
-    /// Confirmed claims counted.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub confirmed: i64,
-    /// Seconds from the first claim's creation to the last confirmation.
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    pub span_seconds: f64,
-    /// Median seconds from pending to confirmed.
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    pub p50_seconds: f64,
-    /// 95th percentile of the same.
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    pub p95_seconds: f64,
-    /// 99th percentile of the same.
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    pub p99_seconds: f64,
-    /// Mean seconds waiting for a batch (claim created → its transaction signed and stored).
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    pub queue_seconds: f64,
-    /// Mean seconds from stored to first accepted broadcast.
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    pub broadcast_seconds: f64,
-    /// Mean seconds from stored to confirmed (chain, finality, indexing, reconciliation).
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    pub settle_seconds: f64,
-}
-
-/// [`PayoutTiming`] of the claims confirmed so far that were created at or after `since`.
-pub async fn payout_timing(
-    conn: &mut AsyncPgConnection,
-    since: DateTime<Utc>,
-) -> Result<PayoutTiming> {
-    Ok(diesel::sql_query(
-        "SELECT count(*) AS confirmed, \
-           COALESCE(EXTRACT(EPOCH FROM max(c.confirmed_at) - min(c.created_at))::float8, 0) AS span_seconds, \
-           COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM c.confirmed_at - c.created_at)), 0)::float8 AS p50_seconds, \
-           COALESCE(percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM c.confirmed_at - c.created_at)), 0)::float8 AS p95_seconds, \
-           COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM c.confirmed_at - c.created_at)), 0)::float8 AS p99_seconds, \
-           COALESCE(avg(EXTRACT(EPOCH FROM t.created_at - c.created_at)), 0)::float8 AS queue_seconds, \
-           COALESCE(avg(EXTRACT(EPOCH FROM t.submitted_at - t.created_at)), 0)::float8 AS broadcast_seconds, \
-           COALESCE(avg(EXTRACT(EPOCH FROM c.confirmed_at - t.created_at)), 0)::float8 AS settle_seconds \
-         FROM claims c JOIN transactions t ON t.hash = c.current_tx_hash \
-         WHERE c.status = 'confirmed' AND c.created_at >= $1",
-    )
-    .bind::<diesel::sql_types::Timestamptz, _>(since)
-    .get_result(conn)
-    .await?)
 }

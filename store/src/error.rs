@@ -72,6 +72,9 @@ pub enum StoreError {
     /// A stored value that cannot be what it claims (e.g. a negative height).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A value the caller gave that cannot be stored (e.g. a height beyond `BIGINT`).
+    #[error("invalid value: {0}")]
+    Invalid(String),
 }
 
 impl StoreError {

@@ -5,6 +5,9 @@
 //! Every function that must be atomic with the caller's other writes (cursor moves, claim transitions)
 //! takes a `&mut AsyncPgConnection` so the caller can run it inside its own DB transaction.
 //! Errors are [`StoreError`]; callers decide what a client may see (never the SQL text).
+//!
+//! Must not touch: NEAR (no RPC, no lake, no signing) or any worker crate — every worker depends on this
+//! crate, this crate on none of them.
 
 pub mod api_queries;
 pub mod campaigns;
@@ -18,8 +21,10 @@ pub mod key_txs;
 pub mod keys;
 pub mod memo;
 pub mod migrate;
+pub mod owner;
 pub mod pool;
 pub mod reconcile;
+pub mod replay_jobs;
 pub mod retry;
 pub mod schema;
 pub mod spend;

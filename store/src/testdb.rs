@@ -129,3 +129,43 @@ fn rand_suffix() -> u32 {
     );
     h.finish() as u32
 }
+
+/// The tests' one deadline loop: calls `check` every 50 ms until it returns `Ok`, and returns that value.
+/// While the condition does not hold, `check` returns `Err(state)`: what it saw instead. Once `within` has
+/// passed, panics naming `what` and the last state. Never a sleep standing in for a condition.
+pub async fn wait_until<T, E: std::fmt::Debug>(
+    within: std::time::Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(state) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {within:?} waiting for {what}; last seen: {state:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// [`wait_until`] for tests outside a runtime (child processes, threads): polls with `std::thread::sleep`.
+pub fn wait_until_blocking<T, E, F>(within: std::time::Duration, what: &str, mut check: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Result<T, E>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(state) => assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after {within:?} waiting for {what}; last seen: {state:?}"
+            ),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

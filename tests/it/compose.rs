@@ -342,10 +342,18 @@ fn dockerfile_runs_payouts_as_non_root_on_the_api_port() {
     );
 }
 
-/// Metric names the API exports: the string literals `"payouts_…"` in its metrics code.
+/// Metric names `/metrics` exports: the string literals `"payouts_…"` in the collectors' code (the API's own,
+/// and the workers' the binary registers).
 fn exported_metrics() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for rel in ["api/src/metrics.rs", "api/src/routes/metrics.rs"] {
+    for rel in [
+        "api/src/metrics.rs",
+        "api/src/routes/metrics.rs",
+        "indexer/src/metrics.rs",
+        "distributor/src/metrics.rs",
+        "webhooks/src/worker.rs",
+        "near/src/rpc/endpoint.rs",
+    ] {
         let text = read(rel);
         for piece in text.split("\"payouts_").skip(1) {
             if let Some(end) = piece.find('"') {

@@ -10,7 +10,7 @@ use payouts_devnet::{Devnet, DevnetHandle};
 use payouts_indexer::{Indexer, IndexerConfig, IndexerMetrics};
 use payouts_store::claims::{count_by_status, insert_claims};
 use payouts_store::memo::claim_ids_from_memo;
-use payouts_store::testdb::TestDb;
+use payouts_store::testdb::{wait_until, TestDb};
 use payouts_store::{ClaimStatus, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -158,30 +158,37 @@ async fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     // last open claims before this process has even started, so the signal waits until it has registered.
     let spawned_at = db_now(&pool).await;
     let mut child = spawn_distributor(&config);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let c = counts(&pool).await;
-        if open(&c) == 0 {
-            assert_eq!(
-                c.get(&ClaimStatus::Confirmed).copied(),
-                Some(total as i64),
-                "{c:?}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "claims still open: {c:?}");
-        assert!(child.try_wait().unwrap().is_none(), "distributor exited");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !started_since(&pool, spawned_at).await {
-        assert!(
-            Instant::now() < deadline,
-            "the last distributor never registered"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "distributor exited");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let c = wait_until(
+        Duration::from_secs(300),
+        "every claim settled",
+        async || {
+            assert!(child.try_wait().unwrap().is_none(), "distributor exited");
+            let c = counts(&pool).await;
+            if open(&c) == 0 {
+                Ok(c)
+            } else {
+                Err(c)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        c.get(&ClaimStatus::Confirmed).copied(),
+        Some(total as i64),
+        "{c:?}"
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the last distributor to register",
+        async || {
+            assert!(child.try_wait().unwrap().is_none(), "distributor exited");
+            started_since(&pool, spawned_at)
+                .await
+                .then_some(())
+                .ok_or("not yet")
+        },
+    )
+    .await;
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use payouts_devnet::Devnet;
 use payouts_store::claims::count_by_status;
-use payouts_store::testdb::TestDb;
+use payouts_store::testdb::{wait_until, TestDb};
 use payouts_store::ClaimStatus;
 
 const TOKEN: &str = "rpc-test-token-0123456789";
@@ -145,20 +145,15 @@ async fn endpoint_secrets_never_appear_in_logs_status_metrics_or_errors() {
             .unwrap();
         assert_eq!(resp.status(), 202);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
+    wait_until(Duration::from_secs(90), "20 claims paid", async || {
+        assert!(child.try_wait().unwrap().is_none(), "payouts run exited");
         let mut conn = payouts_store::get(&pool).await.unwrap();
         let counts = count_by_status(&mut conn).await.unwrap();
-        if counts == vec![(ClaimStatus::Confirmed, 20)] {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not paid: {counts:?}"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "payouts run exited");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (counts == vec![(ClaimStatus::Confirmed, 20)])
+            .then_some(())
+            .ok_or(counts)
+    })
+    .await;
     // The status page shows both endpoints, the dead one failing, under names that hold no secret. Wait
     // for a heartbeat that has seen the dead endpoint fail.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

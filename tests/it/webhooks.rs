@@ -44,14 +44,10 @@ async fn add_claims(pool: &PgPool, tag: &str, n: usize) {
 }
 
 async fn wait_for(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !done().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    payouts_store::testdb::wait_until(within, what, async || {
+        done().await.then_some(()).ok_or("not yet")
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

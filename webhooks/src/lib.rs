@@ -6,6 +6,9 @@
 //! once, each request signed with `HMAC-SHA256(secret, timestamp + "." + body)`; failures back off
 //! exponentially with jitter until `max_attempts`, then the delivery is dead (shown in `/status`, retried by
 //! `POST /admin/webhooks/{id}/redeliver`). A slow or dead endpoint only delays itself.
+//!
+//! Must not touch: claims or transactions (it only reads the outbox and writes delivery state), or any
+//! other worker crate; it depends on `payouts-store` and `payouts-near` only.
 
 pub mod config;
 pub mod receiver;

@@ -42,6 +42,32 @@ pub struct WebhookMetrics {
     pub dead: AtomicU64,
 }
 
+/// `/metrics` of a webhook worker running in the process: registered by the binary in the registry it owns.
+impl payouts_near::prom::Collector for WebhookMetrics {
+    fn encode(&self, mut enc: payouts_near::prom::DescriptorEncoder) -> std::fmt::Result {
+        use payouts_near::prom::counter;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut enc,
+            "payouts_webhook_deliveries_total",
+            "Webhook deliveries answered with a 2xx.",
+            get(&self.delivered),
+        )?;
+        counter(
+            &mut enc,
+            "payouts_webhook_failed_attempts_total",
+            "Webhook requests that failed (non-2xx, timeout, connection error).",
+            get(&self.failed_attempts),
+        )?;
+        counter(
+            &mut enc,
+            "payouts_webhook_dead_total",
+            "Webhook deliveries that ran out of attempts.",
+            get(&self.dead),
+        )
+    }
+}
+
 /// One endpoint, ready to send to.
 #[derive(Debug, Clone)]
 struct Target {
@@ -93,12 +119,7 @@ impl Webhooks {
             .user_agent(concat!("near-payouts-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| WebhookError::Http(e.to_string()))?;
-        let owner = format!(
-            "webhooks-{}-{}-{:08x}",
-            hostname(),
-            std::process::id(),
-            rand::random::<u32>()
-        );
+        let owner = payouts_store::owner::process_owner("webhooks");
         Ok(Self {
             pool,
             config,
@@ -412,14 +433,6 @@ fn describe(e: &reqwest::Error, url: &str) -> String {
         source = s.source();
     }
     msg
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "host".into())
 }
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
-//! `POST /admin/replay`: re-scan a block range in the background through the indexer's own replay path
-//! (idempotent: an indexed range adds no rows). One replay at a time; `GET /admin/replay` shows it.
+//! `POST /admin/replay`: queue a re-scan of a block range as a `replay_jobs` row, which an indexer process
+//! runs through the indexer's own replay path (idempotent: an indexed range adds no rows). The API runs no
+//! indexer code. One replay at a time across the service; `GET /admin/replay` shows the latest.
 //!
 //! `POST /admin/webhooks/{id}/redeliver`: queue a dead (or delivered) webhook delivery again.
-
-use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -11,8 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
-use payouts_indexer::replay::replay;
+use payouts_store::replay_jobs::{enqueue, latest, Enqueued, ReplayJob, ReplayJobState};
 use payouts_store::webhooks::{redeliver, Redelivery};
 
 use crate::config::Scope;
@@ -21,31 +19,46 @@ use crate::model::{ReplayRequest, ReplayState, ReplayView, WebhookDeliveryView};
 use crate::routes::send::{parse_body, require_json};
 use crate::state::AppState;
 
-fn update(state: &AppState, id: u64, f: impl FnOnce(&mut ReplayView)) {
-    let mut slot = state
-        .inner
-        .replay
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(v) = slot.as_mut().filter(|v| v.id == id) {
-        f(v);
+/// The view of a stored job.
+pub(crate) fn job_view(j: ReplayJob) -> ReplayView {
+    ReplayView {
+        id: u64::try_from(j.id).unwrap_or(0),
+        from: j.from_height,
+        to: j.to_height,
+        dry_run: j.dry_run,
+        state: match j.state {
+            ReplayJobState::Queued => ReplayState::Queued,
+            ReplayJobState::Running => ReplayState::Running,
+            ReplayJobState::Done => ReplayState::Done,
+            ReplayJobState::Failed => ReplayState::Failed,
+        },
+        requested_by: j.requested_by,
+        progress_height: j.progress_height,
+        requested_at: j.created_at,
+        started_at: j.started_at,
+        finished_at: j.finished_at,
+        blocks: j.blocks,
+        events: j.events,
+        new_claims: j.new_claims,
+        error: j.error,
     }
 }
 
-/// Starts replaying blocks `from..=to` (needs the `admin` scope). Answers 202 at once with the job; its
-/// progress shows in `GET /admin/replay` and `/status`.
+/// Queues a replay of blocks `from..=to` (needs the `admin` scope). Answers 202 at once with the job; an
+/// indexer process (`payouts indexer`, `payouts run`) runs it, and its progress shows in
+/// `GET /admin/replay` and `/status`.
 #[utoipa::path(
     post,
     path = "/admin/replay",
     tag = "admin",
     request_body = ReplayRequest,
     responses(
-        (status = 202, description = "Replay started", body = ReplayView),
+        (status = 202, description = "Replay queued for the indexer", body = ReplayView),
         (status = 400, description = "Invalid range or JSON", body = ErrorBody),
         (status = 401, description = "No or unknown bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
-        (status = 409, description = "A replay is already running", body = ErrorBody),
-        (status = 501, description = "This process has no indexer configuration", body = ErrorBody),
+        (status = 409, description = "A replay is already queued or running", body = ErrorBody),
+        (status = 503, description = "Database busy or unreachable", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -70,83 +83,46 @@ pub async fn start_replay(
             format!("at most {max} blocks per replay (api.max_replay_blocks)"),
         ));
     }
-    let Some(indexer) = state.inner.indexer.clone() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "replay_unavailable",
-            "this process has no indexer configuration ([indexer]); run the replay where the indexer is configured",
+    if i64::try_from(req.to).is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            format!("to ({}) is beyond any block height", req.to),
         ));
-    };
-    let id = state.inner.replay_seq.fetch_add(1, Ordering::Relaxed) + 1;
-    let view = ReplayView {
-        id,
-        from: req.from,
-        to: req.to,
-        dry_run: req.dry_run,
-        state: ReplayState::Running,
-        progress_height: None,
-        started_at: Utc::now(),
-        finished_at: None,
-        blocks: 0,
-        events: 0,
-        new_claims: 0,
-        error: None,
-    };
-    {
-        let mut slot = state
-            .inner
-            .replay
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(running) = slot.as_ref().filter(|v| v.state == ReplayState::Running) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "replay_running",
-                format!(
-                    "replay {} of blocks {}..={} is still running",
-                    running.id, running.from, running.to
-                ),
-            ));
-        }
-        *slot = Some(view.clone());
     }
-    tracing::info!(by = %principal.name, from = req.from, to = req.to, dry_run = req.dry_run, "replay requested");
-    let bg = state.clone();
-    let cancel = state.inner.background.clone();
-    tokio::spawn(async move {
-        let progress_state = bg.clone();
-        let progress = move |h: u64| update(&progress_state, id, |v| v.progress_height = Some(h));
-        let pool = bg.inner.pool.clone();
-        let run = replay(&pool, &indexer, req.from, req.to, req.dry_run, progress);
-        let result = tokio::select! {
-            r = run => Some(r),
-            () = cancel.cancelled() => None,
-        };
-        update(&bg, id, |v| {
-            v.finished_at = Some(Utc::now());
-            match result {
-                Some(Ok(report)) => {
-                    v.state = ReplayState::Done;
-                    v.blocks = report.blocks;
-                    v.events = report.events;
-                    v.new_claims = report.new_claims;
+    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    let queued = enqueue(
+        &mut conn,
+        &state.inner.stream,
+        req.from,
+        req.to,
+        req.dry_run,
+        &principal.name,
+    )
+    .await?;
+    match queued {
+        Enqueued::Queued(job) => {
+            tracing::info!(by = %principal.name, job = job.id, from = req.from, to = req.to, dry_run = req.dry_run, "replay queued");
+            Ok((StatusCode::ACCEPTED, Json(job_view(job))).into_response())
+        }
+        Enqueued::Busy(active) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "replay_running",
+            format!(
+                "replay {} of blocks {}..={} is still {}",
+                active.id,
+                active.from_height,
+                active.to_height,
+                if active.state == ReplayJobState::Queued {
+                    "queued"
+                } else {
+                    "running"
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "replay failed");
-                    v.state = ReplayState::Failed;
-                    v.error = Some(e.to_string());
-                }
-                None => {
-                    v.state = ReplayState::Failed;
-                    v.error = Some("stopped: the server is shutting down".into());
-                }
-            }
-        });
-    });
-    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+            ),
+        )),
+    }
 }
 
-/// The most recent replay started through the API (needs the `admin` scope).
+/// The most recent replay (needs the `admin` scope).
 #[utoipa::path(
     get,
     path = "/admin/replay",
@@ -155,7 +131,8 @@ pub async fn start_replay(
         (status = 200, description = "The most recent replay", body = ReplayView),
         (status = 401, description = "No or unknown bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
-        (status = 404, description = "No replay was started", body = ErrorBody),
+        (status = 404, description = "No replay was ever requested", body = ErrorBody),
+        (status = 503, description = "Database busy or unreachable", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -164,14 +141,11 @@ pub async fn replay_status(
     headers: HeaderMap,
 ) -> Result<Json<ReplayView>, ApiError> {
     state.inner.tokens.authorize(&headers, Scope::Admin)?;
-    let view = state
-        .inner
-        .replay
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    view.map(Json)
-        .ok_or_else(|| ApiError::not_found("no replay was started in this process"))
+    let mut conn = payouts_store::get(&state.inner.read_pool).await?;
+    latest(&mut conn)
+        .await?
+        .map(|j| Json(job_view(j)))
+        .ok_or_else(|| ApiError::not_found("no replay was ever requested"))
 }
 
 /// Queues webhook delivery `id` again with a fresh set of attempts (needs the `admin` scope): it goes out

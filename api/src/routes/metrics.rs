@@ -1,6 +1,7 @@
-//! `GET /metrics`: Prometheus text exposition.
+//! `GET /metrics`: Prometheus exposition (OpenMetrics text, through `prometheus-client`): the workers'
+//! collectors the binary registered, then the API's own: gauges read from the database and the HTTP series.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -14,14 +15,12 @@ use payouts_store::{ClaimStatus, IncidentKind};
 
 use crate::config::Scope;
 use crate::error::ErrorBody;
-use crate::metrics::{
-    render_distributor, render_indexer, render_webhook_endpoints, render_webhooks, Prom,
-};
 use crate::state::AppState;
+use payouts_near::prom::{gauge, gauges, Collector, DescriptorEncoder, Registry};
 
 /// The figures `/metrics` reads from the database: claims per status, the indexer cursor, webhook
 /// endpoints, open incidents per kind, the indexer's stall.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct DbFigures {
     counts: Vec<(ClaimStatus, i64)>,
     cursor: Option<payouts_store::cursor::Cursor>,
@@ -64,7 +63,7 @@ async fn figures(state: &AppState) -> Result<DbFigures, payouts_store::StoreErro
     path = "/metrics",
     tag = "ops",
     responses(
-        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+        (status = 200, description = "Prometheus exposition, OpenMetrics text 1.0.0", content_type = "application/openmetrics-text", body = String),
         (status = 401, description = "No or unknown bearer token (unless `api.metrics_open`)", body = ErrorBody),
         (status = 403, description = "The token has neither the `metrics` nor the `read` scope", body = ErrorBody),
     ),
@@ -81,95 +80,132 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         }
     }
     let inner = &state.inner;
-    let mut out = Prom::default();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-
-    match figures(&state).await {
-        Ok(DbFigures {
-            counts,
-            cursor,
-            endpoints,
-            incidents,
-            stall,
-        }) => {
-            out.single(
-                "payouts_database_up",
-                "gauge",
-                "1 when the database answered this scrape.",
-                1.0,
-            );
-            out.header("payouts_claims", "gauge", "Claims per status.");
-            for s in ClaimStatus::ALL {
-                let n = counts.iter().find(|(st, _)| st == s).map_or(0, |(_, n)| *n);
-                out.sample("payouts_claims", &[("status", s.as_str())], n as f64);
-            }
-            if let Some(c) = cursor {
-                out.header(
-                    "payouts_indexer_cursor_height",
-                    "gauge",
-                    "Indexer cursor (last fully processed block) in the database.",
-                );
-                out.sample(
-                    "payouts_indexer_cursor_height",
-                    &[("stream", &inner.stream)],
-                    c.block_height as f64,
-                );
-            }
-            out.header(
-                "payouts_indexer_stalled",
-                "gauge",
-                "1 while the indexer stream is stalled, per kind: chain_gap (a block missing from the source) or source (the source failing past indexer.stuck_after_secs). Alert on > 0.",
-            );
-            for kind in [StallKind::ChainGap, StallKind::Source] {
-                let on = stall.as_ref().is_some_and(|s| s.kind == kind);
-                out.sample(
-                    "payouts_indexer_stalled",
-                    &[("stream", &inner.stream), ("kind", kind.as_str())],
-                    if on { 1.0 } else { 0.0 },
-                );
-            }
-            out.header(
-                "payouts_incidents_open",
-                "gauge",
-                "Incidents not cleared yet, per kind (each pauses its token, or every token). Alert on > 0.",
-            );
-            for k in IncidentKind::ALL {
-                let n = incidents
-                    .iter()
-                    .find(|(kind, _)| kind == k)
-                    .map_or(0, |(_, n)| *n);
-                out.sample("payouts_incidents_open", &[("kind", k.as_str())], n as f64);
-            }
-            render_webhook_endpoints(&mut out, &endpoints);
-        }
+    let figures = match figures(&state).await {
+        Ok(f) => Some(f),
         Err(e) => {
             tracing::warn!(error = %e, "metrics: database read failed");
-            out.single(
-                "payouts_database_up",
-                "gauge",
-                "1 when the database answered this scrape.",
-                0.0,
-            );
+            None
+        }
+    };
+    let mut own = Registry::default();
+    own.register_collector(Box::new(FromDatabase {
+        figures,
+        stream: inner.stream.clone(),
+    }));
+    own.register_collector(Box::new(std::sync::Arc::clone(&inner.http)));
+    let mut registries: Vec<&Registry> = Vec::with_capacity(2);
+    if let Some(r) = &inner.registry {
+        registries.push(r);
+    }
+    registries.push(&own);
+    match payouts_near::prom::encode(&registries) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(payouts_near::prom::CONTENT_TYPE),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => {
+            tracing::error!("metrics: encoding failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-    if let Some(m) = &inner.indexer_metrics {
-        render_indexer(&mut out, &m.snapshot(), now);
+}
+
+/// The database's figures of one scrape (`None`: the database did not answer).
+#[derive(Debug)]
+struct FromDatabase {
+    figures: Option<DbFigures>,
+    stream: String,
+}
+
+impl Collector for FromDatabase {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let e = &mut enc;
+        let up_help = "1 when the database answered this scrape.";
+        let Some(f) = &self.figures else {
+            return gauge(e, "payouts_database_up", up_help, 0i64);
+        };
+        gauge(e, "payouts_database_up", up_help, 1i64)?;
+        let statuses: Vec<[(&str, &str); 1]> = ClaimStatus::ALL
+            .iter()
+            .map(|s| [("status", s.as_str())])
+            .collect();
+        gauges(
+            e,
+            "payouts_claims",
+            "Claims per status.",
+            statuses.iter().zip(ClaimStatus::ALL).map(|(l, s)| {
+                let n = f
+                    .counts
+                    .iter()
+                    .find(|(st, _)| st == s)
+                    .map_or(0, |(_, n)| *n);
+                (&l[..], n)
+            }),
+        )?;
+        let stream = [("stream", self.stream.as_str())];
+        if let Some(c) = &f.cursor {
+            gauges(
+                e,
+                "payouts_indexer_cursor_height",
+                "Indexer cursor (last fully processed block) in the database.",
+                [(&stream[..], c.block_height)],
+            )?;
+        }
+        let kinds: Vec<[(&str, &str); 2]> = [StallKind::ChainGap, StallKind::Source]
+            .iter()
+            .map(|k| [("stream", self.stream.as_str()), ("kind", k.as_str())])
+            .collect();
+        gauges(
+            e,
+            "payouts_indexer_stalled",
+            "1 while the indexer stream is stalled, per kind: chain_gap (a block missing from the source) or source (the source failing past indexer.stuck_after_secs). Alert on > 0.",
+            kinds.iter().zip([StallKind::ChainGap, StallKind::Source]).map(|(l, kind)| {
+                let on = f.stall.as_ref().is_some_and(|s| s.kind == kind);
+                (&l[..], i64::from(on))
+            }),
+        )?;
+        let incident_kinds: Vec<[(&str, &str); 1]> = IncidentKind::ALL
+            .iter()
+            .map(|k| [("kind", k.as_str())])
+            .collect();
+        gauges(
+            e,
+            "payouts_incidents_open",
+            "Incidents not cleared yet, per kind (each pauses its token, or every token). Alert on > 0.",
+            incident_kinds.iter().zip(IncidentKind::ALL).map(|(l, k)| {
+                let n = f.incidents.iter().find(|(kind, _)| kind == k).map_or(0, |(_, n)| *n);
+                (&l[..], n)
+            }),
+        )?;
+        if f.endpoints.is_empty() {
+            return Ok(());
+        }
+        let endpoints: Vec<[(&str, &str); 1]> = f
+            .endpoints
+            .iter()
+            .map(|p| [("endpoint", p.name.as_str())])
+            .collect();
+        gauges(
+            e,
+            "payouts_webhook_pending",
+            "Webhook deliveries waiting, including retries in back-off, per endpoint.",
+            endpoints
+                .iter()
+                .zip(&f.endpoints)
+                .map(|(l, p)| (&l[..], p.pending)),
+        )?;
+        gauges(
+            e,
+            "payouts_webhook_dead",
+            "Webhook deliveries that ran out of attempts and were not redelivered, per endpoint.",
+            endpoints
+                .iter()
+                .zip(&f.endpoints)
+                .map(|(l, p)| (&l[..], p.dead)),
+        )
     }
-    if let Some(m) = &inner.distributor_metrics {
-        render_distributor(&mut out, &m.snapshot());
-    }
-    if let Some(m) = &inner.webhook_metrics {
-        render_webhooks(&mut out, m);
-    }
-    inner.http.render(&mut out);
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        out.finish(),
-    )
-        .into_response()
 }

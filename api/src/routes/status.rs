@@ -63,8 +63,8 @@ fn nanos_to_time(nanos: u64) -> Option<DateTime<Utc>> {
 pub(crate) async fn position(state: &AppState, indexed: Option<u64>) -> (ChainView, IndexerView) {
     let inner = &state.inner;
     let now = now_nanos();
-    if let Some(m) = &inner.indexer_metrics {
-        let s = m.snapshot();
+    if let Some(p) = &inner.indexer_probe {
+        let s = p.position();
         let indexed = indexed.or((s.last_height > 0).then_some(s.last_height));
         let head = (s.head_seen > 0).then_some(s.head_seen);
         let chain = ChainView {
@@ -149,6 +149,9 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
     };
     let mut incidents = list_incidents(&mut conn, true, OPEN_INCIDENTS_SHOWN).await?;
     incidents.reverse();
+    let replay = payouts_store::replay_jobs::latest(&mut conn)
+        .await?
+        .map(crate::routes::admin::job_view);
     drop(conn);
 
     let (chain, mut indexer) = position(state, cursor.map(|c| c.block_height)).await;
@@ -232,12 +235,6 @@ async fn compute(state: &AppState) -> Result<StatusView, ApiError> {
             details: d.details,
         })
         .collect();
-
-    let replay = inner
-        .replay
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
 
     Ok(StatusView {
         generated_at: now,

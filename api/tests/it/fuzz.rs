@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request};
-use payouts_indexer::{IndexerConfig, IndexerMetrics};
+use payouts_indexer::IndexerMetrics;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 
-use crate::support::{app_with, call, OPS, READER, SENDER};
+use crate::support::{app_with, call, Probe, OPS, READER, SENDER};
 
 /// Cases generated; a few may not be expressible as a request (then nothing is sent).
 const CASES: u32 = 10_500;
@@ -269,12 +269,11 @@ fn ten_thousand_malformed_requests_never_5xx_nor_panic() {
         .enable_all()
         .build()
         .unwrap();
-    let indexer = IndexerConfig::fastnear("http://127.0.0.1:1");
     let app = rt.block_on(app_with(
         |c| c.status_cache_ms = 200,
         |b| {
-            b.indexer_metrics(Arc::new(IndexerMetrics::default()))
-                .indexer_config(indexer)
+            b.indexer_probe(Arc::new(Probe(Arc::new(IndexerMetrics::default()))))
+                .indexer_stream("main")
         },
     ));
     let sent = AtomicU64::new(0);

@@ -17,7 +17,7 @@ use payouts_store::status::{report_error, report_heartbeat, report_started};
 use payouts_store::transactions::{insert_tx, NewTx};
 use payouts_store::{AsyncPgConnection, ClaimId, ClaimStatus};
 
-use crate::support::{app, app_with, eventually, TOKEN_A, TOKEN_B};
+use crate::support::{app, app_with, eventually, registry, Probe, TOKEN_A, TOKEN_B};
 
 async fn ids(conn: &mut AsyncPgConnection, status: ClaimStatus) -> Vec<ClaimId> {
     use payouts_store::api_queries::{list_claims, ClaimFilter};
@@ -231,8 +231,8 @@ async fn in_process_indexer_and_distributor_feed_status_ready_and_metrics() {
             c.ready_max_lag_blocks = 5;
         },
         |b| {
-            b.indexer_metrics(im.clone())
-                .distributor_metrics(dm.clone())
+            b.indexer_probe(Arc::new(Probe(im.clone())))
+                .metrics_registry(registry(vec![Box::new(im.clone()), Box::new(dm.clone())]))
         },
     )
     .await;
@@ -268,7 +268,8 @@ async fn in_process_indexer_and_distributor_feed_status_ready_and_metrics() {
     assert!(m.headers["content-type"]
         .to_str()
         .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
+        .starts_with("application/openmetrics-text; version=1.0.0"));
+    assert!(m.text.ends_with("# EOF\n"), "{}", m.text);
     for needle in [
         "payouts_indexer_last_height 100\n",
         "payouts_indexer_head_seen 200\n",
@@ -279,9 +280,9 @@ async fn in_process_indexer_and_distributor_feed_status_ready_and_metrics() {
         "payouts_distributor_broadcast_latency_seconds_count 1\n",
         "payouts_indexer_cursor_height{stream=\"main\"} 100\n",
         "payouts_database_up 1\n",
-        "# TYPE payouts_http_requests_total counter\n",
+        "# TYPE payouts_http_requests counter\n",
         "payouts_http_requests_total{method=\"GET\",route=\"/ready\",status=\"503\"} 2\n",
-        "payouts_http_request_duration_seconds_bucket{method=\"GET\",route=\"/status\",le=\"+Inf\"} 1\n",
+        "payouts_http_request_duration_seconds_bucket{le=\"+Inf\",method=\"GET\",route=\"/status\"} 1\n",
     ] {
         assert!(m.text.contains(needle), "missing {needle:?} in:\n{}", m.text);
     }

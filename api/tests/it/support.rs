@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -248,12 +248,31 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
+    payouts_store::testdb::wait_until(timeout, what, async || check().await.ok_or("not yet")).await
+}
+
+/// What `payouts run` hands the API of an in-process indexer (src/roles.rs builds the same).
+pub struct Probe(pub std::sync::Arc<payouts_indexer::IndexerMetrics>);
+
+impl payouts_api::IndexerProbe for Probe {
+    fn position(&self) -> payouts_api::IndexerPosition {
+        let s = self.0.snapshot();
+        payouts_api::IndexerPosition {
+            last_height: s.last_height,
+            head_seen: s.head_seen,
+            last_block_timestamp_nanos: s.last_block_timestamp_nanos,
+            source_errors: s.source_errors,
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A metrics registry holding `collectors`, as the binary builds one for the parts it runs.
+pub fn registry(
+    collectors: Vec<Box<dyn payouts_near::prom::Collector>>,
+) -> std::sync::Arc<payouts_near::prom::Registry> {
+    let mut r = payouts_near::prom::Registry::default();
+    for c in collectors {
+        r.register_collector(c);
+    }
+    std::sync::Arc::new(r)
 }

@@ -11,7 +11,7 @@ use payouts_store::webhooks::{
 };
 use payouts_webhooks::WebhookMetrics;
 
-use crate::support::{app, app_with, Answer, App, OPS, READER, SENDER, TOKEN_A};
+use crate::support::{app, app_with, registry, Answer, App, OPS, READER, SENDER, TOKEN_A};
 
 /// The URL carries credentials: none of it may show in `/status` or `/metrics`.
 const SECRET_URL: &str = "https://hookuser:s3cret-pass@hooks.example.com/in?token=abc123";
@@ -185,14 +185,18 @@ async fn metrics_show_outbox_gauges_and_in_process_counters() {
     wm.delivered.store(7, Ordering::Relaxed);
     wm.failed_attempts.store(3, Ordering::Relaxed);
     wm.dead.store(1, Ordering::Relaxed);
-    let app = app_with(|_| {}, |b| b.webhook_metrics(wm.clone())).await;
+    let app = app_with(
+        |_| {},
+        |b| b.metrics_registry(registry(vec![Box::new(wm.clone())])),
+    )
+    .await;
     let m = app.read("/metrics").await.text;
     for needle in [
-        "# TYPE payouts_webhook_deliveries_total counter\n",
+        "# TYPE payouts_webhook_deliveries counter\n",
         "payouts_webhook_deliveries_total 7\n",
-        "# TYPE payouts_webhook_failed_attempts_total counter\n",
+        "# TYPE payouts_webhook_failed_attempts counter\n",
         "payouts_webhook_failed_attempts_total 3\n",
-        "# TYPE payouts_webhook_dead_total counter\n",
+        "# TYPE payouts_webhook_dead counter\n",
         "payouts_webhook_dead_total 1\n",
     ] {
         assert!(m.contains(needle), "missing {needle:?} in:\n{m}");

@@ -439,7 +439,5 @@ impl Genesis {
     }
 }
 
-pub use crate::keyfiles::write_key_files;
-
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Genesis building and parsing.
 use super::*;
+use crate::keyfiles::write_key_files;
 
 #[test]
 fn default_genesis_matches_the_spec() {

@@ -62,20 +62,13 @@ impl Running {
     }
 }
 
-/// Polls `check` until it gives a value, failing after `timeout`.
+/// Polls `check` until it gives a value, failing after `timeout` ([`payouts_store::testdb::wait_until`]).
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    payouts_store::testdb::wait_until(timeout, what, async || check().await.ok_or("not yet")).await
 }
 
 pub async fn cursor(pool: &PgPool) -> Option<u64> {

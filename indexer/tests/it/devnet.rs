@@ -85,14 +85,16 @@ async fn cursor(pool: &PgPool) -> u64 {
 
 /// Waits (with a deadline) until the indexer has committed `height`.
 async fn wait_for_cursor(pool: &PgPool, height: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while cursor(pool).await < height {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "indexer never reached block {height}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("the indexer to commit block {height}");
+    payouts_store::testdb::wait_until(Duration::from_secs(60), &what, async || {
+        let at = cursor(pool).await;
+        if at >= height {
+            Ok(())
+        } else {
+            Err(format!("cursor at {at}"))
+        }
+    })
+    .await;
 }
 
 /// `(receipt_id, receiver, amount)` of every event claim, from the database.

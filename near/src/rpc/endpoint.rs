@@ -314,3 +314,62 @@ impl Endpoint {
         }
     }
 }
+
+/// The `payouts_rpc_*` series of `endpoints` (nothing when there are none), labelled by endpoint name.
+pub fn encode_endpoints(
+    enc: &mut crate::prom::DescriptorEncoder,
+    endpoints: &[EndpointSnapshot],
+) -> std::fmt::Result {
+    use crate::prom::{counters, gauges};
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    let labels: Vec<[(&str, &str); 1]> = endpoints
+        .iter()
+        .map(|e| [("endpoint", e.name.as_str())])
+        .collect();
+    let series = |v: fn(&EndpointSnapshot) -> u64| {
+        labels
+            .iter()
+            .zip(endpoints)
+            .map(move |(l, e)| (&l[..], v(e)))
+    };
+    gauges(
+        enc,
+        "payouts_rpc_endpoint_up",
+        "1 while an RPC endpoint is healthy (not resting after a failure). The label is its name or redacted URL.",
+        series(|e| u64::from(e.healthy)),
+    )?;
+    type Series = (&'static str, &'static str, fn(&EndpointSnapshot) -> u64);
+    let per: [Series; 5] = [
+        (
+            "payouts_rpc_requests_total",
+            "Requests sent to an RPC endpoint (reads and broadcasts).",
+            |e| e.requests,
+        ),
+        (
+            "payouts_rpc_errors_total",
+            "Requests to an RPC endpoint that got no answer (transport, timeout, HTTP error, internal error).",
+            |e| e.errors,
+        ),
+        (
+            "payouts_rpc_throttled_total",
+            "Requests an RPC endpoint answered with 429.",
+            |e| e.throttled,
+        ),
+        (
+            "payouts_rpc_failovers_total",
+            "Requests that moved on from an RPC endpoint to the next after it failed.",
+            |e| e.failovers,
+        ),
+        (
+            "payouts_rpc_broadcasts_total",
+            "Transaction broadcasts sent to an RPC endpoint.",
+            |e| e.broadcasts,
+        ),
+    ];
+    for (name, help, v) in per {
+        counters(enc, name, help, series(v))?;
+    }
+    Ok(())
+}

@@ -26,7 +26,7 @@ mod endpoint;
 mod tests;
 
 pub use config::{redact_url, RpcConfigError, RpcEndpointConfig};
-pub use endpoint::{Endpoint, EndpointSnapshot};
+pub use endpoint::{encode_endpoints, Endpoint, EndpointSnapshot};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -9,6 +9,7 @@ mod incidents;
 mod keys;
 mod migrations;
 mod reconcile;
+mod replay_jobs;
 mod spend;
 mod support;
 mod webhooks;

@@ -37,7 +37,7 @@ async fn up_down_up_on_a_fresh_database() {
     let db = TestDb::empty().await;
     let cfg = db.config();
     let applied = run_migrations(&cfg, Direction::Up).await.unwrap();
-    assert_eq!(applied.len(), 15, "{applied:?}");
+    assert_eq!(applied.len(), 16, "{applied:?}");
     assert_eq!(
         tables(&db).await,
         [
@@ -50,6 +50,7 @@ async fn up_down_up_on_a_fresh_database() {
             "indexer_cursor",
             "indexer_stalls",
             "key_transactions",
+            "replay_jobs",
             "transactions",
             "webhook_deliveries",
             "webhook_endpoints"
@@ -61,7 +62,7 @@ async fn up_down_up_on_a_fresh_database() {
     assert!(tables(&db).await.is_empty());
 
     assert_eq!(run_migrations(&cfg, Direction::Up).await.unwrap(), applied);
-    assert_eq!(tables(&db).await.len(), 12);
+    assert_eq!(tables(&db).await.len(), 13);
     // Running again is a no-op.
     assert!(run_migrations(&cfg, Direction::Up)
         .await
