@@ -48,6 +48,7 @@ impl Modify for BearerAuth {
         routes::health::health,
         routes::health::ready,
         routes::status::status,
+        routes::tokens::list,
         routes::metrics::metrics,
         routes::send::send_ft,
         routes::claims::list,
@@ -63,6 +64,7 @@ impl Modify for BearerAuth {
         ChainView, HeadSource, IndexerView, ClaimsSummary, TokenClaims, Throughput, KeyPoolView, KeyView,
         DistributorView, ReplayRequest, ReplayView, ReplayState, WebhooksView, WebhookEndpointView,
         WebhookDeliveryView, IncidentView, IncidentList, StallView,
+        routes::tokens::TokenList, routes::tokens::TokenView,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -138,7 +140,7 @@ pub fn document(cfg: &ApiConfig) -> Value {
                 let open_route = path == "/health" || path == "/ready";
                 let read_route = matches!(
                     path.as_str(),
-                    "/status" | "/claims" | "/claims/{id}" | "/incidents"
+                    "/status" | "/claims" | "/claims/{id}" | "/incidents" | "/tokens"
                 );
                 if read_route {
                     op["security"] = if cfg.read_requires_token {

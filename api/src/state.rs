@@ -77,6 +77,7 @@ pub struct AppStateBuilder {
     webhook_metrics: Option<Arc<WebhookMetrics>>,
     indexer: Option<IndexerConfig>,
     rpc: Vec<payouts_near::RpcEndpointConfig>,
+    chain_id: Option<String>,
 }
 
 impl std::fmt::Debug for AppStateBuilder {
@@ -131,6 +132,13 @@ impl AppStateBuilder {
         self
     }
 
+    /// The network's chain id (`network.chain_id`): picks the default explorer links
+    /// ([`crate::config::default_explorer_tx_url`]). Without it the node's `status` answer is used.
+    pub fn chain_id(mut self, id: impl Into<String>) -> Self {
+        self.chain_id = Some(id.into());
+        self
+    }
+
     /// Validates the configuration and reads the token secrets.
     pub fn build(self) -> Result<AppState, Error> {
         self.config.validate().map_err(Error::Config)?;
@@ -150,6 +158,7 @@ impl AppStateBuilder {
             rpc,
             Duration::from_millis(self.config.rpc_timeout_ms),
             Duration::from_millis(self.config.status_cache_ms),
+            self.chain_id,
         );
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -188,6 +197,7 @@ impl AppState {
             webhook_metrics: None,
             indexer: None,
             rpc: Vec::new(),
+            chain_id: None,
         }
     }
 
