@@ -15,4 +15,5 @@ mod send;
 mod stall;
 mod status;
 mod support;
+mod tokens;
 mod webhooks;
