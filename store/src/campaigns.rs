@@ -48,6 +48,9 @@ use crate::error::{Result, StoreError};
 use crate::schema::{campaigns, claims};
 use crate::types::{CampaignKind, CampaignStatus, ClaimStatus, Yocto};
 
+pub mod rows;
+pub mod summary;
+
 /// Rows per INSERT statement of campaign claims.
 pub const INSERT_CHUNK: usize = 5_000;
 

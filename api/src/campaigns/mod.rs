@@ -5,6 +5,7 @@
 pub mod amount;
 pub mod rows;
 pub mod validate;
+pub mod view;
 
 #[cfg(test)]
 mod tests;

@@ -31,11 +31,12 @@ pub struct Rules {
 }
 
 /// One problem with one row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// 1-based line number in the file (the header is line 1 of a CSV).
     pub row: u64,
     /// The field at fault; `None` for the row as a whole.
+    #[schema(value_type = Option<String>)]
     pub field: Option<&'static str>,
     /// What is wrong, for a person.
     pub reason: String,
@@ -67,7 +68,7 @@ pub enum StopError {
 }
 
 /// Totals of a checked file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     /// Data rows (valid and invalid).
     pub rows: u64,
@@ -75,7 +76,8 @@ pub struct Totals {
     pub valid: u64,
     /// Invalid rows.
     pub invalid: u64,
-    /// Sum of the valid rows.
+    /// Sum of the valid rows (smallest unit, decimal string).
+    #[schema(value_type = String)]
     pub amount: Yocto,
 }
 

@@ -21,10 +21,13 @@ use payouts_store::{AsyncConnection, CampaignKind, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::campaigns::validate::{Line, RowError, Rules, StopError, Totals, Validator};
+use crate::campaigns::view::CampaignSummary;
 use crate::config::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::campaign_admin::summaries;
 use crate::state::AppState;
 
 /// Longest line of a campaign file, in bytes.
@@ -33,8 +36,9 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 pub const MAX_REPORTED_ERRORS: usize = 1_000;
 
 /// Query parameters of `POST /campaigns`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// Unique campaign name; the same name with the same file answers with the existing campaign.
     pub name: String,
@@ -49,7 +53,7 @@ pub struct UploadQuery {
 }
 
 /// The answer: the check's result, and the campaign when one was stored or found.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UploadReport {
     /// Whether this was a dry run.
     pub dry_run: bool,
@@ -65,8 +69,8 @@ pub struct UploadReport {
     pub errors: Vec<RowError>,
     /// Whether `errors` is cut short.
     pub errors_truncated: bool,
-    /// The stored (or already existing) campaign.
-    pub campaign: Option<Campaign>,
+    /// The stored (or already existing) campaign, as `GET /campaigns/{id}` shows it.
+    pub campaign: Option<CampaignSummary>,
     /// Claims inserted by this request.
     pub inserted: usize,
 }
@@ -224,9 +228,29 @@ fn choose_token(state: &AppState, token: Option<&str>) -> Result<String, ApiErro
     }
 }
 
-/// Uploads a campaign file. 200: dry run, or the same file under the same name again (nothing written);
-/// 201: stored; 409: the name is taken by another file; 422: rows invalid and `skip_invalid` not set (nothing
-/// written), or the file as a whole is unreadable.
+/// Uploads a campaign file (scope `send`): CSV with a header (`receiver_id`, `amount` or `amount_tokens`,
+/// optional `memo`, `external_id`) or JSON lines with the same keys. Each row is paid exactly once: its key is
+/// `external_id`, or `#<line number>` without one — so without `external_id`, "the same file" means the same
+/// rows in the same order (reordering rows changes their keys; the file digest refuses it under the same
+/// name anyway).
+#[utoipa::path(
+    post,
+    path = "/campaigns",
+    tag = "send",
+    params(UploadQuery),
+    request_body(content = String, description = "The file: CSV with a header, or JSON lines", content_type = "text/csv"),
+    responses(
+        (status = 200, description = "Dry run, or the same file under the same name again (nothing written)", body = UploadReport),
+        (status = 201, description = "Stored", body = UploadReport),
+        (status = 400, description = "Invalid query (name, token)", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `send` scope", body = ErrorBody),
+        (status = 409, description = "`campaign_name_taken`: the name was used for another file", body = ErrorBody),
+        (status = 413, description = "File over api.campaign_max_bytes", body = ErrorBody),
+        (status = 422, description = "Rows invalid and `skip_invalid` not set (the report; nothing written), or the file is unreadable", body = UploadReport),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -298,6 +322,7 @@ pub async fn upload(
     let outcome = tokio::spawn(async move { store(pool, new, file, rules).await })
         .await
         .map_err(|e| ApiError::internal(&e))??;
+    let mut conn = payouts_store::get(&state.inner.pool).await?;
     match outcome {
         (CreateOutcome::Created(c), inserted) => {
             tracing::info!(
@@ -309,12 +334,16 @@ pub async fn upload(
                 approval_required,
                 "campaign stored"
             );
-            report.campaign = Some(c);
+            report.campaign = summaries(&mut conn, vec![c]).await?.pop();
             report.inserted = inserted;
             Ok((StatusCode::CREATED, Json(report)).into_response())
         }
         (CreateOutcome::Existing(c) | CreateOutcome::NameTaken(c), _) => {
-            answer_existing(c, &digest, report)
+            if c.file_digest != digest {
+                return Err(name_taken(&c));
+            }
+            report.campaign = summaries(&mut conn, vec![c]).await?.pop();
+            Ok((StatusCode::OK, Json(report)).into_response())
         }
     }
 }
@@ -360,21 +389,13 @@ async fn store(
     }
 }
 
-fn answer_existing(
-    existing: Campaign,
-    digest: &str,
-    mut report: UploadReport,
-) -> Result<Response, ApiError> {
-    if existing.file_digest != digest {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "campaign_name_taken",
-            format!(
-                "campaign `{}` was uploaded with another file; choose a new name for a new campaign",
-                existing.name
-            ),
-        ));
-    }
-    report.campaign = Some(existing);
-    Ok((StatusCode::OK, Json(report)).into_response())
+fn name_taken(existing: &Campaign) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "campaign_name_taken",
+        format!(
+            "campaign `{}` was uploaded with another file; choose a new name for a new campaign",
+            existing.name
+        ),
+    )
 }

@@ -3,7 +3,8 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use payouts_store::claims::count_by_status;
+use payouts_store::campaigns::rows::campaign_claims;
+use payouts_store::claims::{count_by_status, update_claims, ClaimUpdate};
 use payouts_store::{ClaimStatus, Yocto};
 
 use crate::support::{app, app_with, Answer, App, APPROVER, READER, SENDER, TOKEN_A, TREASURER};
@@ -87,7 +88,8 @@ async fn good_rows_are_stored_once_and_a_changed_file_is_refused() {
     assert_eq!(v["inserted"], 2);
     assert_eq!(v["campaign"]["status"], "uploaded");
     assert_eq!(v["campaign"]["created_by"], "sender");
-    assert_eq!(v["campaign"]["token_contract"], TOKEN_A);
+    assert_eq!(v["campaign"]["token"], TOKEN_A);
+    assert_eq!(v["campaign"]["claims"]["pending"], 2);
     assert_eq!(by_status(&app).await, [(ClaimStatus::Pending, 2)]);
 
     let again = upload(&app, SENDER, "name=epoch-1&skip_invalid=true", FILE).await;
@@ -186,10 +188,105 @@ async fn a_second_token_approves_and_the_creator_cannot() {
     let view = app.read(&format!("/campaigns/{id}")).await;
     assert_eq!(view.status, StatusCode::OK, "{}", view.text);
     let v = view.json();
-    assert_eq!(v["campaign"]["status"], "approved");
-    assert_eq!(v["claims"][0]["status"], "pending");
-    assert_eq!(v["claims"][0]["count"], 2);
-    assert_eq!(v["claims"][0]["amount"], "11");
+    assert_eq!(v["status"], "approved");
+    assert_eq!(v["approved_by"], "treasurer");
+    assert_eq!(v["claims"]["pending"], 2);
+    assert_eq!(v["amount_total"], "11");
+}
+
+#[tokio::test]
+async fn campaigns_are_listed_newest_first_with_their_progress() {
+    let app = app_with(
+        |cfg| {
+            cfg.approval_threshold.insert(TOKEN_A.into(), Yocto(10));
+        },
+        |b| b,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for (i, body) in [
+        "receiver_id,amount\nalice.devnet,4\nBad Id,1\n",
+        "receiver_id,amount\nalice.devnet,5\nbob.devnet,6\n",
+        "receiver_id,amount\ncarol.devnet,1\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let a = upload(&app, SENDER, &format!("name=c{i}&skip_invalid=true"), body).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        ids.push(a.json()["campaign"]["id"].as_i64().unwrap());
+    }
+    // The first campaign's only claim fails (as the distributor would record a refused transfer).
+    {
+        let mut conn = app.db.conn().await;
+        let claims = campaign_claims(&mut conn, ids[0], ClaimStatus::Pending, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 1);
+        assert_eq!(claims[0].row_key, "#2");
+        let ids: Vec<_> = claims.iter().map(|c| c.id).collect();
+        update_claims(
+            &mut conn,
+            &ids,
+            ClaimStatus::Pending,
+            ClaimUpdate::Fail { error: "refused" },
+        )
+        .await
+        .unwrap();
+    }
+
+    let page = app.read("/campaigns?limit=2").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let v = page.json();
+    let got: Vec<i64> = v["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, [ids[2], ids[1]]);
+    let held = &v["campaigns"][1];
+    assert_eq!(held["status"], "awaiting_approval");
+    assert_eq!(held["approval_required"], true);
+    assert_eq!(held["claims"]["held"], 2);
+    assert_eq!(held["rows_valid"], 2);
+    assert_eq!(held["rows_paid"], 0);
+    assert_eq!(held["paid_total"], "0");
+    assert_eq!(held["created_by"], "sender");
+    let cursor = v["next_cursor"].as_str().unwrap().to_string();
+
+    let rest = app
+        .read(&format!("/campaigns?limit=2&before={cursor}"))
+        .await;
+    assert_eq!(rest.status, StatusCode::OK, "{}", rest.text);
+    let v = rest.json();
+    assert!(v["next_cursor"].is_null(), "{v}");
+    let done = &v["campaigns"][0];
+    assert_eq!(done["id"], ids[0]);
+    // Every claim settled: done, computed on read.
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["rows_total"], 2);
+    assert_eq!(done["rows_invalid"], 1);
+    assert_eq!(done["rows_valid"], 1);
+    assert_eq!(done["rows_paid"], 0);
+    assert_eq!(done["paid_total"], "0");
+    assert_eq!(done["failed"], 1);
+    assert_eq!(done["claims"]["failed"], 1);
+    let one = app.read(&format!("/campaigns/{}", ids[0])).await.json();
+    assert_eq!(&one, done);
+
+    for bad in [
+        "/campaigns?limit=0",
+        "/campaigns?before=x",
+        "/campaigns?what=1",
+    ] {
+        let a = app.read(bad).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+    }
+    assert_eq!(
+        app.read("/campaigns/77").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

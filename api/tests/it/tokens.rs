@@ -73,7 +73,11 @@ async fn a_failed_metadata_read_is_tried_again() {
 async fn the_explorer_pattern_comes_from_the_config_or_the_chain_id() {
     let cases: [(Option<&str>, &str, Option<&str>); 5] = [
         (None, "mainnet", Some("https://nearblocks.io/txns/{hash}")),
-        (None, "testnet", Some("https://testnet.nearblocks.io/txns/{hash}")),
+        (
+            None,
+            "testnet",
+            Some("https://testnet.nearblocks.io/txns/{hash}"),
+        ),
         (None, "localnet", None),
         (Some(""), "mainnet", None),
         (
