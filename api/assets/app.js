@@ -471,13 +471,13 @@
     const actions = el("td", { class: "actions" });
     if (c.status === "awaiting_approval") {
       actions.append(
-        el("button", { type: "button", class: "small-btn", "data-action": "approve", "data-id": String(c.id) }, "Approve"),
+        el("button", { type: "button", class: "small-btn", id: "approve-" + c.id, "data-action": "approve", "data-id": String(c.id) }, "Approve"),
         " ",
-        el("button", { type: "button", class: "small-btn ghost", "data-action": "reject", "data-id": String(c.id) }, "Reject"),
+        el("button", { type: "button", class: "small-btn ghost", id: "reject-" + c.id, "data-action": "reject", "data-id": String(c.id) }, "Reject"),
       );
     }
     if (c.failed > 0) {
-      actions.append(" ", el("button", { type: "button", class: "link-btn", "data-action": "failures", "data-id": String(c.id), title: "the failed rows with their reasons" }, "failures.csv"));
+      actions.append(" ", el("button", { type: "button", class: "link-btn", id: "failures-" + c.id, "data-action": "failures", "data-id": String(c.id), title: "the failed rows with their reasons" }, "failures.csv"));
     }
     const who = "created by " + c.created_by + (c.approved_by ? " · approved by " + c.approved_by : "") +
       (c.rejected_by ? " · rejected by " + c.rejected_by + (c.reject_reason ? ": " + c.reject_reason : "") : "");

@@ -181,6 +181,27 @@ impl Browser {
         self.call("Input.insertText", json!({"text": text})).await;
     }
 
+    /// Puts the files at `paths` into the file input with `id`, as a user picking them would (the page sees
+    /// `input` and `change` events and reads the files from disk).
+    pub async fn set_files(&mut self, id: &str, paths: &[&Path]) {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": format!("document.getElementById({id:?})"), "returnByValue": false}),
+            )
+            .await;
+        let object = r["result"]["objectId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element #{id}: {r}"))
+            .to_string();
+        let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        self.call(
+            "DOM.setFileInputFiles",
+            json!({"files": files, "objectId": object}),
+        )
+        .await;
+    }
+
     /// Clicks the element with `id` with a real mouse event at its centre.
     pub async fn click(&mut self, id: &str) {
         let r = self

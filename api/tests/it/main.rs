@@ -4,6 +4,7 @@
 
 mod admin;
 mod browser;
+mod browser_campaigns;
 mod campaigns;
 mod cdp;
 mod config;
