@@ -198,24 +198,6 @@ impl Chain {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::clean_symbol;
-
-    #[test]
-    fn symbols_are_cleaned_for_display() {
-        assert_eq!(clean_symbol("FT").as_deref(), Some("FT"));
-        assert_eq!(clean_symbol("  wNEAR \n").as_deref(), Some("wNEAR"));
-        assert_eq!(clean_symbol("US\u{202E}DC").as_deref(), Some("USDC"));
-        assert_eq!(clean_symbol("\u{200B}\t"), None);
-        assert_eq!(clean_symbol(""), None);
-        assert_eq!(
-            clean_symbol("ABCDEFGHIJKLMNOPQRSTUVWXYZ").as_deref(),
-            Some("ABCDEFGHIJKLMNOP")
-        );
-    }
-}
-
 impl Chain {
     /// The chain id (`mainnet`, `testnet`, …): the one given at start-up, else what the node's `status`
     /// reports (kept once read; a failed read is tried again next time). `None` when neither tells.
@@ -250,3 +232,21 @@ impl Chain {
 
 /// Shared handle.
 pub(crate) type SharedChain = Arc<Chain>;
+
+#[cfg(test)]
+mod tests {
+    use super::clean_symbol;
+
+    #[test]
+    fn symbols_are_cleaned_for_display() {
+        assert_eq!(clean_symbol("FT").as_deref(), Some("FT"));
+        assert_eq!(clean_symbol("  wNEAR \n").as_deref(), Some("wNEAR"));
+        assert_eq!(clean_symbol("US\u{202E}DC").as_deref(), Some("USDC"));
+        assert_eq!(clean_symbol("\u{200B}\t"), None);
+        assert_eq!(clean_symbol(""), None);
+        assert_eq!(
+            clean_symbol("ABCDEFGHIJKLMNOPQRSTUVWXYZ").as_deref(),
+            Some("ABCDEFGHIJKLMNOP")
+        );
+    }
+}
