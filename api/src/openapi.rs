@@ -65,6 +65,8 @@ impl Modify for BearerAuth {
         routes::campaign_admin::get_one,
         routes::campaign_admin::approve,
         routes::campaign_admin::reject,
+        routes::campaign_failures::failures_csv,
+        routes::campaign_failures::retry,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, SendFtRequest, ClaimView, ClaimPage, HealthView, ReadyView, StatusView,
@@ -74,6 +76,7 @@ impl Modify for BearerAuth {
         CampaignSummary, ClaimsByStatus, CampaignPage, routes::campaign_admin::DecisionView,
         routes::campaign_admin::RejectRequest, routes::campaigns::UploadReport, Totals, RowError,
         routes::tokens::TokenList, routes::tokens::TokenView,
+        routes::campaign_failures::RetryView,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -155,6 +158,7 @@ pub fn document(cfg: &ApiConfig) -> Value {
                         | "/incidents"
                         | "/campaigns/{id}"
                         | "/tokens"
+                        | "/campaigns/{id}/failures.csv"
                 ) || (path == "/campaigns" && method == "get");
                 if read_route {
                     op["security"] = if cfg.read_requires_token {

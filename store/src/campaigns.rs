@@ -32,6 +32,11 @@
 //! also refuses a held claim outside a campaign (`claims_held_in_campaign`) and a campaign past approval
 //! without an approver (`campaigns_gate`). Tests: store `it::campaigns`.
 //!
+//! # Status, failures, retries
+//! `running` and `done` are computed when read, from the claims ([`summary`]); the stored status records the
+//! decisions only. Which failed claims `retry-failed` may queue again, and why that never pays a row twice:
+//! [`retry`].
+//!
 //! # Streaming (the API's side, for the record)
 //! `POST /campaigns` spools the body to a temporary file while hashing it (never the whole file in memory,
 //! size capped by config), so the digest is known before any database work and a slow client never holds a
@@ -48,6 +53,7 @@ use crate::error::{Result, StoreError};
 use crate::schema::{campaigns, claims};
 use crate::types::{CampaignKind, CampaignStatus, ClaimStatus, Yocto};
 
+pub mod retry;
 pub mod rows;
 pub mod summary;
 

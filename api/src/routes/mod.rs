@@ -20,6 +20,7 @@ use crate::state::AppState;
 
 pub mod admin;
 pub mod campaign_admin;
+pub mod campaign_failures;
 pub mod campaigns;
 pub mod claims;
 pub mod dashboard;
@@ -52,6 +53,14 @@ pub fn router(state: AppState) -> Router {
             post(campaigns::upload).get(campaign_admin::list),
         )
         .route("/campaigns/{id}", get(campaign_admin::get_one))
+        .route(
+            "/campaigns/{id}/failures.csv",
+            get(campaign_failures::failures_csv),
+        )
+        .route(
+            "/campaigns/{id}/retry-failed",
+            post(campaign_failures::retry),
+        )
         .route(
             "/admin/campaigns/{id}/approve",
             post(campaign_admin::approve),

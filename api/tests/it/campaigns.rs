@@ -320,3 +320,75 @@ async fn amount_tokens_use_the_decimals_the_chain_reports() {
     );
     assert_eq!(app.claim_rows().await, 0);
 }
+
+#[tokio::test]
+async fn failures_are_a_safe_csv_and_only_retryable_ones_go_back() {
+    let app = app().await;
+    let file = "receiver_id,amount,external_id\n\
+        alice.devnet,1,a\n\
+        bob.devnet,2,=HYPERLINK(x)\n\
+        carol.devnet,3,c\n\
+        dave.devnet,4,d\n";
+    let a = upload(&app, SENDER, "name=f", file).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let id = a.json()["campaign"]["id"].as_i64().unwrap();
+    let gave_up = format!(
+        "{}12 transient failures; last: Smart contract panicked: The account doesn't have enough balance",
+        payouts_store::retry::GAVE_UP_PREFIX
+    );
+    {
+        let mut conn = app.db.conn().await;
+        let claims = campaign_claims(&mut conn, id, ClaimStatus::Pending, None, 10)
+            .await
+            .unwrap();
+        let errors = [
+            gave_up.as_str(),
+            "-1+1, \"quoted\"",
+            "Smart contract panicked: The amount should be a positive number",
+        ];
+        for (c, error) in claims.iter().zip(errors) {
+            update_claims(
+                &mut conn,
+                &[c.id],
+                ClaimStatus::Pending,
+                ClaimUpdate::Fail { error },
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let csv = app.read(&format!("/campaigns/{id}/failures.csv")).await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+    let expected = format!(
+        "row_key,receiver_id,amount,error,retryable\n\
+         a,alice.devnet,1,{gave_up},true\n\
+         '=HYPERLINK(x),bob.devnet,2,\"'-1+1, \"\"quoted\"\"\",false\n\
+         c,carol.devnet,3,Smart contract panicked: The amount should be a positive number,false\n"
+    );
+    assert_eq!(csv.text, expected);
+    assert_eq!(
+        app.read("/campaigns/99/failures.csv").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let no_scope = post(&app, READER, &format!("/campaigns/{id}/retry-failed")).await;
+    assert_eq!(no_scope.status, StatusCode::FORBIDDEN, "{}", no_scope.text);
+    let r = post(&app, SENDER, &format!("/campaigns/{id}/retry-failed")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let v = r.json();
+    assert_eq!(
+        (
+            &v["failed"],
+            &v["requeued"],
+            &v["not_retryable"],
+            &v["unsafe_to_retry"]
+        ),
+        (&3.into(), &1.into(), &2.into(), &0.into()),
+        "{v}"
+    );
+    assert_eq!(v["campaign"]["claims"]["pending"], 2);
+    assert_eq!(v["campaign"]["claims"]["failed"], 2);
+    // Nothing retryable is left: a second call re-queues nothing.
+    let again = post(&app, SENDER, &format!("/campaigns/{id}/retry-failed")).await;
+    assert_eq!(again.json()["requeued"], 0);
+}

@@ -26,6 +26,8 @@ pub struct CampaignClaim {
     pub last_error: Option<String>,
     /// Transactions carrying it that provably died.
     pub attempts: i32,
+    /// The kind of its last transient failure (`paused`, `balance`, `registration`, `gas`, `unknown`).
+    pub retry_kind: Option<String>,
 }
 
 /// Up to `limit` claims of campaign `id` in `status`, with a claim id above `after`, by claim id.
