@@ -477,7 +477,10 @@
       );
     }
     if (c.failed > 0) {
-      actions.append(" ", el("button", { type: "button", class: "link-btn", id: "failures-" + c.id, "data-action": "failures", "data-id": String(c.id), title: "the failed rows with their reasons" }, "failures.csv"));
+      actions.append(" ", el("button", { type: "button", class: "link-btn", id: "failures-" + c.id, "data-action": "failures", "data-id": String(c.id), title: "the failed rows with their reasons and whether a retry would queue them" }, "failures.csv"));
+      if (c.status !== "rejected") {
+        actions.append(" ", el("button", { type: "button", class: "link-btn", id: "retry-" + c.id, "data-action": "retry", "data-id": String(c.id), title: "queue the failed rows whose failure was transient again (scope send); final failures stay failed" }, "retry failed"));
+      }
     }
     const who = "created by " + c.created_by + (c.approved_by ? " · approved by " + c.approved_by : "") +
       (c.rejected_by ? " · rejected by " + c.rejected_by + (c.reject_reason ? ": " + c.reject_reason : "") : "");
@@ -512,6 +515,7 @@
     const c = state.campaigns.get(b.dataset.id);
     if (!c) return;
     if (b.dataset.action === "failures") downloadFailures(c, b);
+    else if (b.dataset.action === "retry") retryFailed(c, b);
     else openDecision(c, b.dataset.action);
   }
 
@@ -577,7 +581,9 @@
       if (!r.ok) {
         let res = null;
         try { res = await r.json(); } catch (_) { res = null; }
-        banner("failures.csv of campaign " + c.id + ": " + errMessage({ status: r.status, body: res }));
+        const out = $("campaigns-result");
+        out.className = "result bad";
+        out.textContent = "failures.csv of campaign " + c.id + ": " + errMessage({ status: r.status, body: res });
         return;
       }
       const url = URL.createObjectURL(await r.blob());
@@ -586,6 +592,34 @@
       a.click();
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  // POST /campaigns/{id}/retry-failed with the page's token (scope send).
+  async function retryFailed(c, btn) {
+    const out = $("campaigns-result");
+    btn.disabled = true;
+    out.className = "result";
+    out.textContent = "re-queueing the retryable failures of campaign " + c.id + "…";
+    try {
+      const r = await fetch("/campaigns/" + encodeURIComponent(c.id) + "/retry-failed", { method: "POST", headers: headers() });
+      let res = null;
+      try { res = await r.json(); } catch (_) { res = null; }
+      if (r.ok && res) {
+        out.className = "result " + (res.requeued > 0 ? "ok" : "bad");
+        out.textContent = "Campaign " + c.id + ": " + fmtInt(res.requeued) + " of " + fmtInt(res.failed) + " failed rows queued again" +
+          (res.not_retryable ? "; " + fmtInt(res.not_retryable) + " failed for good" : "") +
+          (res.unsafe_to_retry ? "; " + fmtInt(res.unsafe_to_retry) + " not yet (a transaction may still pay them)" : "") + ".";
+        tick();
+      } else {
+        out.className = "result bad";
+        out.textContent = "Retry of campaign " + c.id + ": " + errMessage({ status: r.status, body: res });
+      }
+    } catch (e) {
+      out.className = "result bad";
+      out.textContent = "Network error: " + (e && e.message ? e.message : e);
     } finally {
       btn.disabled = false;
     }

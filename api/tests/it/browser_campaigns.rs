@@ -4,7 +4,8 @@
 //! `skip_invalid` is refused whole, with it the good rows are stored and wait for approval (the distributor
 //! does not touch them); the creator's own token cannot approve, a second token does; the progress bar
 //! reaches 100 %, amounts read `12.5 FT` (raw units in the tooltip), and the transaction links to the
-//! configured explorer. A screenshot goes to `<target>/screenshots/campaigns.png`.
+//! configured explorer. A second campaign's row fails (its receiver is not registered): its failures.csv
+//! downloads, and retrying it queues nothing. A screenshot goes to `<target>/screenshots/campaigns.png`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -348,6 +349,77 @@ async fn a_campaign_is_checked_uploaded_approved_and_paid_from_the_dashboard() {
     for i in 0..3 {
         assert_eq!(after[i], before[i] + paid_each[i], "receiver {i}");
     }
+
+    // A second campaign (JSON lines, below the threshold: no approval) to a receiver not registered with the
+    // token, whom this distributor does not register: its row fails for good. Its failures download as CSV,
+    // and a retry queues nothing.
+    let small = dir.path().join("small.jsonl");
+    std::fs::write(
+        &small,
+        "{\"receiver_id\": \"user-1.devnet\", \"amount\": \"1000\", \"external_id\": \"u1\"}\n",
+    )
+    .unwrap();
+    b.set_files("camp-file", &[&small]).await;
+    b.type_into("camp-name", "small-1").await;
+    b.click("camp-dry").await;
+    wait_js(
+        &mut b,
+        "document.getElementById('camp-result').textContent.startsWith('Dry run: 1 valid and 0 invalid') \
+         && !document.getElementById('camp-upload').disabled",
+        "the dry run of the second file",
+    )
+    .await;
+    b.click("camp-upload").await;
+    let second = wait_js(
+        &mut b,
+        "(() => { const m = document.getElementById('camp-result').textContent.match(/^Campaign (\\d+) stored: 1 rows\\.$/); \
+          return m ? m[1] : null; })()",
+        "the second campaign stored without approval",
+    )
+    .await;
+    let second = second.as_str().unwrap().to_string();
+    assert_ne!(second, id);
+    wait_js_within(
+        &mut b,
+        &format!("document.getElementById('failures-{second}') !== null"),
+        "the failed row of the second campaign",
+        PAYING,
+    )
+    .await;
+    let downloads = tempfile::tempdir().unwrap();
+    b.allow_downloads(downloads.path()).await;
+    b.click(&format!("failures-{second}")).await;
+    let saved = downloads
+        .path()
+        .join(format!("campaign-{second}-failures.csv"));
+    let csv_text =
+        crate::support::eventually(crate::browser::WAIT, "the downloaded failures.csv", || {
+            let saved = saved.clone();
+            async move {
+                std::fs::read_to_string(&saved)
+                    .ok()
+                    .filter(|t| t.lines().count() == 2)
+            }
+        })
+        .await;
+    let mut lines = csv_text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("row_key,receiver_id,amount,error,retryable")
+    );
+    let failed = lines.next().unwrap();
+    assert!(
+        failed.starts_with("u1,user-1.devnet,1000,") && failed.ends_with(",false"),
+        "{failed}"
+    );
+    assert!(failed.contains("not registered"), "{failed}");
+    b.click(&format!("retry-{second}")).await;
+    wait_js(
+        &mut b,
+        "document.getElementById('campaigns-result').textContent.includes('0 of 1 failed rows queued again; 1 failed for good')",
+        "the retry that queues nothing",
+    )
+    .await;
 
     let shot = screenshot_path_named("campaigns.png");
     b.screenshot(&shot).await;

@@ -202,6 +202,19 @@ impl Browser {
         .await;
     }
 
+    /// Lets the page save downloads into `dir` (headless Chromium refuses them by default), under the name
+    /// the page suggests.
+    pub async fn allow_downloads(&mut self, dir: &Path) {
+        // A browser-wide command: sent to the browser, not to the page's session.
+        let session = std::mem::take(&mut self.session);
+        self.call(
+            "Browser.setDownloadBehavior",
+            json!({"behavior": "allow", "downloadPath": dir.display().to_string()}),
+        )
+        .await;
+        self.session = session;
+    }
+
     /// Clicks the element with `id` with a real mouse event at its centre.
     pub async fn click(&mut self, id: &str) {
         let r = self
