@@ -301,6 +301,10 @@
     $("incidents").classList.toggle("hidden", list.length === 0);
     replaceRows($("incidents-body"), list.map((i) => {
       const details = JSON.stringify(i.details);
+      // Kind-specific facts as `key: value`; a memo payment's amount in token units (raw JSON in the tooltip).
+      const facts = i.details && typeof i.details === "object" && !Array.isArray(i.details)
+        ? Object.entries(i.details).map(([k, v]) => k + ": " + (k === "amount" && typeof v === "string" && i.token ? amountText(v, i.token) : typeof v === "string" ? v : JSON.stringify(v))).join(" · ")
+        : details;
       const where = i.tx_hash ? txLink(i.tx_hash) : i.receipt_id || i.public_key || "–";
       return el("tr", { "data-id": String(i.id) },
         el("td", { class: "num mono" }, String(i.id)),
@@ -308,7 +312,7 @@
         el("td", null, i.token === null ? "every token" : i.token),
         el("td", { class: "num mono" }, i.claim_id === null ? "–" : String(i.claim_id)),
         el("td", { class: "mono", title: [i.tx_hash, i.receipt_id, i.public_key].filter(Boolean).join(" · ") }, where),
-        el("td", { class: "err", title: details }, details),
+        el("td", { class: "err", title: details }, facts),
         el("td", { title: i.detected_at }, ago(i.detected_at)),
       );
     }), 7, "no open incidents");
@@ -554,9 +558,14 @@
       let res = null;
       try { res = await r.json(); } catch (_) { res = null; }
       if (r.ok) {
+        // Done: the form closes, the outcome stays above it.
         const c = res && res.campaign;
-        out.className = "result ok";
-        out.textContent = "Campaign " + d.id + (d.verb === "approve" ? " approved" : " rejected") +
+        $("approve-form").classList.add("hidden");
+        out.className = "result";
+        out.textContent = "";
+        const done = $("campaigns-result");
+        done.className = "result ok";
+        done.textContent = "Campaign " + d.id + (d.verb === "approve" ? " approved" : " rejected") +
           (c && (c.approved_by || c.rejected_by) ? " by " + (c.approved_by || c.rejected_by) : "") +
           (res && typeof res.claims_changed === "number" ? " (" + fmtInt(res.claims_changed) + " rows " + (d.verb === "approve" ? "released to the distributor" : "failed unpaid") + ")" : "") + ".";
         state.decision = null;

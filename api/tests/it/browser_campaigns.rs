@@ -176,6 +176,15 @@ async fn a_campaign_is_checked_uploaded_approved_and_paid_from_the_dashboard() {
     )
     .await;
 
+    // The manual send form says what its smallest-unit amount means.
+    b.type_into("send-amount", "12500000000000000000000000").await;
+    wait_js(
+        &mut b,
+        "document.getElementById('send-amount-units').textContent === '= 12.5 FT'",
+        "the send amount in token units",
+    )
+    .await;
+
     // Dry run: the four bad rows with their fields, the total in token units, nothing written.
     b.set_files("camp-file", &[&csv]).await;
     b.type_into("camp-name", "airdrop-1").await;
@@ -282,12 +291,16 @@ async fn a_campaign_is_checked_uploaded_approved_and_paid_from_the_dashboard() {
     b.click("approve-confirm").await;
     wait_js(
         &mut b,
-        "document.getElementById('approve-result').classList.contains('ok')",
+        "document.getElementById('approve-form').classList.contains('hidden') \
+         && document.getElementById('campaigns-result').classList.contains('ok')",
         "the approval",
     )
     .await;
-    let approved = text_of(&mut b, "approve-result").await;
-    assert!(approved.contains("approved by treasurer"), "{approved}");
+    let approved = text_of(&mut b, "campaigns-result").await;
+    assert!(
+        approved.starts_with(&format!("Campaign {id} approved by treasurer")),
+        "{approved}"
+    );
 
     // Paid: the bar reaches 100 %, the campaign is done, the paid total reads in token units.
     let row = format!("document.querySelector('#campaigns-body tr[data-id=\"{id}\"]')");
