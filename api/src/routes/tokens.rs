@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// One allowed token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
-    /// NEP-141 contract (from `api.allowed_tokens`).
+    /// NEP-141 contract.
     pub contract: String,
     /// `ft_metadata.symbol` (without control or invisible characters, at most 16 characters); null when
     /// the chain did not tell.
@@ -32,7 +32,8 @@ pub struct TokenView {
 /// `GET /tokens` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenList {
-    /// `api.allowed_tokens`, in order (the first is the default of a send or upload naming none).
+    /// `api.allowed_tokens` in order (the first is the default of a send or upload naming none), then the
+    /// tokens the indexer's rules pay when this process knows them.
     pub tokens: Vec<TokenView>,
     /// Link of a transaction: replace `{hash}` with its hash. `api.explorer_tx_url`, else the network's
     /// default (nearblocks on mainnet and testnet); null: no explorer (a devnet).
@@ -58,10 +59,19 @@ pub async fn list(
     authorize_read(&state, &headers)?;
     let chain = &state.inner.chain;
     let cfg = state.config();
+    // The allowed tokens, then those the indexer's rules pay (their claims are on the dashboard too).
+    let mut contracts: Vec<&String> = cfg.allowed_tokens.iter().collect();
+    if let Some(indexer) = &state.inner.indexer {
+        for rule in &indexer.rules {
+            if !contracts.contains(&&rule.token) {
+                contracts.push(&rule.token);
+            }
+        }
+    }
     // Concurrently: a node that does not answer costs one RPC timeout, not one per token.
     let metas = futures_util::future::join_all(
-        cfg.allowed_tokens
-            .iter()
+        contracts
+            .into_iter()
             .map(|t| async move { (t, chain.token_meta(t).await) }),
     )
     .await;

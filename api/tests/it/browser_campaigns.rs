@@ -177,7 +177,8 @@ async fn a_campaign_is_checked_uploaded_approved_and_paid_from_the_dashboard() {
     .await;
 
     // The manual send form says what its smallest-unit amount means.
-    b.type_into("send-amount", "12500000000000000000000000").await;
+    b.type_into("send-amount", "12500000000000000000000000")
+        .await;
     wait_js(
         &mut b,
         "document.getElementById('send-amount-units').textContent === '= 12.5 FT'",

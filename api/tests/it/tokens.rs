@@ -43,6 +43,41 @@ async fn lists_symbols_and_decimals_from_the_chain() {
 }
 
 #[tokio::test]
+async fn the_indexer_rules_tokens_are_listed_after_the_allowed_ones() {
+    let (devnet, _keys) = devnet_with_final_block().await;
+    let rule = |name: &str, token: &str| payouts_indexer::rules::RuleConfig {
+        name: name.into(),
+        contract: "claims.devnet".into(),
+        standard: "claims".into(),
+        event: "claim".into(),
+        receiver_field: "account_id".into(),
+        amount_field: Some("amount".into()),
+        fixed_amount: None,
+        token: token.into(),
+        memo: None,
+    };
+    let indexer = payouts_indexer::IndexerConfig {
+        rules: vec![rule("a", TOKEN_A), rule("b", "heavy.devnet")],
+        ..payouts_indexer::IndexerConfig::fastnear(devnet.rpc_url())
+    };
+    let app = app_with(
+        |_| {},
+        |b| b.rpc_url(devnet.rpc_url()).indexer_config(indexer),
+    )
+    .await;
+    let a = app.read("/tokens").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(
+        a.json()["tokens"],
+        json!([
+            {"contract": TOKEN_A, "symbol": "DEVT", "decimals": 24},
+            {"contract": TOKEN_B, "symbol": null, "decimals": null},
+            {"contract": "heavy.devnet", "symbol": "HEVT", "decimals": 24},
+        ])
+    );
+}
+
+#[tokio::test]
 async fn a_failed_metadata_read_is_tried_again() {
     // A port nothing listens on yet: the first read fails.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
