@@ -176,7 +176,8 @@ pub struct ApiConfig {
     /// token with the `approve` scope other than its creator's. A token not listed needs no approval.
     #[serde(default)]
     pub approval_threshold: std::collections::BTreeMap<String, Yocto>,
-    /// A single `POST /send-ft` above this amount waits for approval likewise (not enforced yet).
+    /// A single `POST /send-ft` above this amount (any token) waits for approval likewise: its claim is held in
+    /// a one-row campaign of kind `send` (answer `status: awaiting_approval`, `campaign_id`).
     #[serde(default)]
     pub single_approval_threshold: Option<Yocto>,
     /// Largest campaign file, in bytes (larger: 413).

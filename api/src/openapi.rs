@@ -50,7 +50,6 @@ impl Modify for BearerAuth {
         routes::health::health,
         routes::health::ready,
         routes::status::status,
-        routes::tokens::list,
         routes::metrics::metrics,
         routes::send::send_ft,
         routes::claims::list,
@@ -75,8 +74,7 @@ impl Modify for BearerAuth {
         WebhookDeliveryView, IncidentView, IncidentList, StallView,
         CampaignSummary, ClaimsByStatus, CampaignPage, routes::campaign_admin::DecisionView,
         routes::campaign_admin::RejectRequest, routes::campaigns::UploadReport, Totals, RowError,
-        routes::tokens::TokenList, routes::tokens::TokenView,
-        routes::campaign_failures::RetryView,
+        routes::campaign_failures::RetryView, routes::send::HeldSendView,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -137,7 +135,10 @@ fn error_response(description: &str) -> Value {
 /// The document with this configuration's constraints: which routes need a token, the allowlisted tokens,
 /// the amount and memo limits, page sizes, and the answers every route can give (429, 421, 500, 503).
 pub fn document(cfg: &ApiConfig) -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    let mut api = ApiDoc::openapi();
+    // Routes whose description lives beside them (their own `OpenApi` derive).
+    api.merge(routes::tokens::TokensDoc::openapi());
+    let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
     let bearer_only = json!([{"bearer": []}]);
     let optional = json!([{}, {"bearer": []}]);
     let account = json!({"type": "string", "minLength": 2, "maxLength": 64, "pattern": ACCOUNT_ID_PATTERN, "example": "alice.devnet"});

@@ -55,6 +55,7 @@ use crate::types::{CampaignKind, CampaignStatus, ClaimStatus, Yocto};
 
 pub mod retry;
 pub mod rows;
+pub mod send;
 pub mod summary;
 
 /// Rows per INSERT statement of campaign claims.

@@ -9,12 +9,17 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::config::default_explorer_tx_url;
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::status::authorize_read;
 use crate::state::AppState;
+
+/// The OpenAPI description of this route, merged into [`crate::openapi::ApiDoc`]'s.
+#[derive(OpenApi)]
+#[openapi(paths(list), components(schemas(TokenList, TokenView)))]
+pub(crate) struct TokensDoc;
 
 /// One allowed token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

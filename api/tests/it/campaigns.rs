@@ -392,3 +392,83 @@ async fn failures_are_a_safe_csv_and_only_retryable_ones_go_back() {
     let again = post(&app, SENDER, &format!("/campaigns/{id}/retry-failed")).await;
     assert_eq!(again.json()["requeued"], 0);
 }
+
+#[tokio::test]
+async fn a_single_send_above_its_threshold_waits_for_a_second_token() {
+    let app = app_with(
+        |cfg| {
+            cfg.single_approval_threshold = Some(Yocto(100));
+        },
+        |b| b,
+    )
+    .await;
+    let small = app
+        .send(
+            Some(APPROVER),
+            Some("k0"),
+            r#"{"receiver_id":"alice.devnet","amount":"100"}"#,
+        )
+        .await;
+    assert_eq!(small.status, StatusCode::ACCEPTED, "{}", small.text);
+    assert_eq!(small.json()["status"], "pending");
+
+    let body = r#"{"receiver_id":"bob.devnet","amount":"101","memo":"big"}"#;
+    let big = app.send(Some(APPROVER), Some("k1"), body).await;
+    assert_eq!(big.status, StatusCode::ACCEPTED, "{}", big.text);
+    let v = big.json();
+    assert_eq!(v["status"], "awaiting_approval");
+    assert_eq!(v["amount"], "101");
+    let campaign = v["campaign_id"].as_i64().unwrap();
+    let again = app.send(Some(APPROVER), Some("k1"), body).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["id"], v["id"]);
+    assert_eq!(again.json()["campaign_id"], campaign);
+    let other = app
+        .send(
+            Some(APPROVER),
+            Some("k1"),
+            r#"{"receiver_id":"bob.devnet","amount":"102"}"#,
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text);
+    // A key first used below the threshold keeps its claim.
+    let reuse = app
+        .send(
+            Some(APPROVER),
+            Some("k0"),
+            r#"{"receiver_id":"alice.devnet","amount":"500"}"#,
+        )
+        .await;
+    assert_eq!(reuse.status, StatusCode::CONFLICT, "{}", reuse.text);
+    assert_eq!(
+        by_status(&app).await,
+        [(ClaimStatus::Held, 1), (ClaimStatus::Pending, 1)]
+    );
+
+    let view = app.read(&format!("/campaigns/{campaign}")).await.json();
+    assert_eq!(view["kind"], "send");
+    assert_eq!(view["status"], "awaiting_approval");
+    assert_eq!(view["amount_total"], "101");
+    assert_eq!(view["claims"]["held"], 1);
+    let own = post(
+        &app,
+        APPROVER,
+        &format!("/admin/campaigns/{campaign}/approve"),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.text);
+    let ok = post(
+        &app,
+        TREASURER,
+        &format!("/admin/campaigns/{campaign}/approve"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(by_status(&app).await, [(ClaimStatus::Pending, 2)]);
+    let claim = app.read(&format!("/claims/{}", v["id"])).await.json();
+    assert_eq!(claim["status"], "pending");
+    // After approval a retry shows the claim as it is.
+    let after = app.send(Some(APPROVER), Some("k1"), body).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.text);
+    assert_eq!(after.json()["status"], "pending");
+}

@@ -40,6 +40,14 @@ async fn lists_symbols_and_decimals_from_the_chain() {
     // A read like /status: no token, no answer.
     let anon = app.get("/tokens").await;
     assert_eq!(anon.status, StatusCode::UNAUTHORIZED, "{}", anon.text);
+    // Described in the OpenAPI document, as a read.
+    let doc = app.get("/openapi.json").await.json();
+    let op = &doc["paths"]["/tokens"]["get"];
+    assert_eq!(op["security"], json!([{"bearer": []}]), "{op}");
+    assert!(op["responses"]["401"].is_object(), "{op}");
+    let list = &doc["components"]["schemas"]["TokenList"];
+    assert!(list["properties"]["explorer_tx_url"].is_object(), "{list}");
+    assert!(doc["components"]["schemas"]["TokenView"]["properties"]["decimals"].is_object());
 }
 
 #[tokio::test]
