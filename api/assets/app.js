@@ -667,13 +667,19 @@
       fact("token", tokenLabel(res.token)),
       fact("approval", res.approval_required ? "needs a second person" : "not needed", res.approval_required ? "the total is above api.approval_threshold: a token with the approve scope other than the uploader's must approve it" : ""),
     ];
-    const tr = res.treasury;
-    if (tr && typeof tr === "object" && typeof tr.covered === "boolean") {
-      const bal = typeof tr.balance === "string" ? amountText(tr.balance, res.token) : "unknown";
-      facts.push(fact("treasury", (tr.covered ? "covers it" : "does not cover it") + " (balance " + bal + ")",
-        typeof tr.balance === "string" ? amountTitle(tr.balance, res.token) : "", tr.covered ? "good" : "bad"));
-    } else if (typeof res.treasury_covers === "boolean") {
-      facts.push(fact("treasury", res.treasury_covers ? "covers it" : "does not cover it", "", res.treasury_covers ? "good" : "bad"));
+    // What the chain said (the backend's `chain` report): the treasury's balance against the total, and
+    // receivers not registered with the token (row errors) when the distributor does not register them.
+    const ch = res.chain && typeof res.chain === "object" ? res.chain : null;
+    if (ch && typeof ch.covered === "boolean") {
+      const bal = typeof ch.treasury_balance === "string" ? amountText(ch.treasury_balance, res.token) : "unknown";
+      facts.push(fact("treasury", (ch.covered ? "covers it" : "does not cover it") + " · " + bal,
+        (ch.treasury || "treasury") + " balance: " + (typeof ch.treasury_balance === "string" ? amountTitle(ch.treasury_balance, res.token) : "unknown") +
+        (ch.covered ? "" : " — the distributor holds transfers the balance cannot cover"), ch.covered ? "good" : "bad"));
+    } else if (ch && ch.treasury) {
+      facts.push(fact("treasury", "balance unknown", "the chain did not tell " + ch.treasury + "'s balance"));
+    }
+    if (ch && ch.registration_checked) {
+      facts.push(fact("unregistered", fmtInt(ch.unregistered_receivers), "receivers not registered with the token (the distributor does not register them): their rows are errors", ch.unregistered_receivers ? "bad" : ""));
     }
     $("dryrun-facts").replaceChildren(...facts);
     const errors = Array.isArray(res.errors) ? res.errors : [];
