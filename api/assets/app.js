@@ -511,6 +511,8 @@
     const list = r.body.campaigns;
     state.campaigns = new Map(list.map((c) => [String(c.id), c]));
     keyedRows(body, list, campaignKey, campaignRow, 8, "no campaigns yet");
+    setText("campaigns-summary", r.body.next_cursor ? "the " + list.length + " newest (GET /campaigns pages through all)" :
+      "payouts from an uploaded file; large ones wait for a second person's approval");
   }
 
   function onCampaignClick(ev) {
