@@ -74,7 +74,7 @@ impl Modify for BearerAuth {
         WebhookDeliveryView, IncidentView, IncidentList, StallView,
         CampaignSummary, ClaimsByStatus, CampaignPage, routes::campaign_admin::DecisionView,
         routes::campaign_admin::RejectRequest, routes::campaigns::UploadReport, Totals, RowError,
-        routes::campaign_failures::RetryView, routes::send::HeldSendView,
+        routes::campaign_failures::RetryView, routes::send::HeldSendView, routes::campaigns::ChainReport,
     )),
     modifiers(&BearerAuth),
     tags(

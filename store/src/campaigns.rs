@@ -8,7 +8,9 @@
 //!   `approval_required`, row counts, `amount_total` (`NUMERIC(39,0)`, the sum of the valid rows), and who
 //!   approved or rejected it and when.
 //! - Each valid row is one claim (`source = 'campaign'`) carrying `campaign_id` and `row_key` (the row's
-//!   `external_id`, or `#<row number>` without one), unique together (`claims_campaign_key`).
+//!   `external_id`, or `#<row number>` without one), unique together (`claims_campaign_key`). Keyed by row
+//!   number, "the same file" means the same rows in the same order: reordering rows changes their keys
+//!   (under the same name the digest refuses the changed file anyway; under a new name it is a new campaign).
 //!
 //! # Exactly once per row
 //! The row key is the claim's natural key, as the receipt/log/rule triple is for event claims: rows are inserted

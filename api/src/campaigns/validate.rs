@@ -28,6 +28,9 @@ pub struct Rules {
     pub max_memo_chars: usize,
     /// Most rows a file may hold.
     pub max_rows: u64,
+    /// Receivers found not registered with the token (`storage_balance_of` is null) while the distributor
+    /// does not register receivers: their rows are errors.
+    pub unregistered: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 /// One problem with one row.
@@ -201,6 +204,13 @@ impl Validator {
                 err("receiver_id", format!("not a valid NEAR account id: {e}"));
                 None
             }
+            Some(Ok(a)) if self.rules.unregistered.contains(a.as_str()) => {
+                err(
+                    "receiver_id",
+                    format!("{a} is not registered with the token (storage_balance_of is null) and the distributor does not register receivers (distributor.register_receivers is off)"),
+                );
+                None
+            }
             Some(Ok(a)) => Some(a),
         };
 
@@ -262,7 +272,7 @@ impl Validator {
         }
 
         if let Some(m) = raw.memo.as_deref() {
-            if let Some(why) = memo_problem(m, self.rules.max_memo_chars) {
+            if let Some(why) = crate::text::memo_problem(m, self.rules.max_memo_chars) {
                 err("memo", why);
             }
         }
@@ -326,21 +336,5 @@ impl Validator {
             amount,
             memo: raw.memo,
         })
-    }
-}
-
-/// The memo rules of `POST /send-ft`: length, no control or invisible characters.
-pub(crate) fn memo_problem(m: &str, max_chars: usize) -> Option<String> {
-    let n = m.chars().count();
-    if n > max_chars {
-        Some(format!(
-            "memo is {n} characters; at most {max_chars} (api.max_memo_chars)"
-        ))
-    } else if m.chars().any(char::is_control) {
-        Some("memo must not contain control characters (newlines, tabs, NUL…)".into())
-    } else if m.chars().any(crate::text::is_invisible) {
-        Some("memo must not contain bidirectional, invisible or line/paragraph-separator characters (U+202E, U+200B, U+2028…)".into())
-    } else {
-        None
     }
 }

@@ -6,6 +6,9 @@
 //! `api.campaign_max_bytes`); a first pass checks every row without touching the database; a second pass, only
 //! for a real upload without refused rows, inserts the valid rows in chunks. A dry run writes nothing.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -23,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::campaigns::chain_checks::{self, CheckFailed};
 use crate::campaigns::validate::{Line, RowError, Rules, StopError, Totals, Validator};
 use crate::campaigns::view::CampaignSummary;
 use crate::config::Scope;
@@ -69,6 +73,8 @@ pub struct UploadReport {
     pub errors: Vec<RowError>,
     /// Whether `errors` is cut short.
     pub errors_truncated: bool,
+    /// Receiver registrations and the treasury's balance, as the chain reports them.
+    pub chain: ChainReport,
     /// The stored (or already existing) campaign, as `GET /campaigns/{id}` shows it.
     pub campaign: Option<CampaignSummary>,
     /// Claims inserted by this request.
@@ -159,26 +165,115 @@ impl<'f> FilePass<'f> {
     }
 }
 
-/// The check pass: totals, the first row errors, whether they were cut short.
+/// What a check pass found.
+struct Checked {
+    totals: Totals,
+    errors: Vec<RowError>,
+    truncated: bool,
+    /// The distinct receivers of valid rows, when asked for.
+    receivers: HashSet<String>,
+}
+
+/// The check pass: totals, the first row errors, whether they were cut short (and the valid rows'
+/// receivers when `receivers` is set).
 async fn check(
     file: &mut tokio::fs::File,
     rules: &Rules,
-) -> Result<(Totals, Vec<RowError>, bool), ApiError> {
+    receivers: bool,
+) -> Result<Checked, ApiError> {
     let mut pass = FilePass::start(file, rules).await?;
-    let mut errors = Vec::new();
-    let mut truncated = false;
+    let mut out = Checked {
+        totals: Totals::default(),
+        errors: Vec::new(),
+        truncated: false,
+        receivers: HashSet::new(),
+    };
     while let Some(line) = pass.next().await? {
-        if let Line::Invalid(errs) = line {
-            for e in errs {
-                if errors.len() < MAX_REPORTED_ERRORS {
-                    errors.push(e);
-                } else {
-                    truncated = true;
+        match line {
+            Line::Invalid(errs) => {
+                for e in errs {
+                    if out.errors.len() < MAX_REPORTED_ERRORS {
+                        out.errors.push(e);
+                    } else {
+                        out.truncated = true;
+                    }
                 }
             }
+            Line::Valid(row) if receivers && !out.receivers.contains(&row.receiver_id) => {
+                out.receivers.insert(row.receiver_id);
+            }
+            _ => {}
         }
     }
-    Ok((pass.validator.totals(), errors, truncated))
+    out.totals = pass.validator.totals();
+    Ok(out)
+}
+
+/// What the chain said about the file (see `crate::campaigns::chain_checks`).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ChainReport {
+    /// Whether receivers were checked for registration with the token (only when the distributor does not
+    /// register receivers; unregistered ones are row errors, field `receiver_id`).
+    pub registration_checked: bool,
+    /// Distinct receivers found not registered.
+    pub unregistered_receivers: usize,
+    /// The treasury account whose balance was read; `null` when this server is not told it.
+    pub treasury: Option<String>,
+    /// Its balance of the token (smallest unit) at the final block; `null` when not read.
+    pub treasury_balance: Option<String>,
+    /// Whether that balance covers the total of the valid rows; `null` when not read. Informational: the
+    /// distributor's balance guard holds transfers the balance cannot cover.
+    pub covered: Option<bool>,
+}
+
+fn chain_failed(e: CheckFailed) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "chain_check_failed",
+        format!("the campaign could not be checked against the chain (nothing written): {e}"),
+    )
+}
+
+/// The chain checks, and the file checked again when receivers turned out unregistered.
+async fn chain_checks(
+    state: &AppState,
+    file: &mut tokio::fs::File,
+    rules: &mut Rules,
+    token: &str,
+    checked: Checked,
+) -> Result<(Checked, ChainReport), ApiError> {
+    let mut report = ChainReport::default();
+    let registration = state.inner.distributor_registers == Some(false);
+    if !registration && state.inner.treasury.is_none() {
+        return Ok((checked, report));
+    }
+    let rpc =
+        state.inner.rpc.clone().ok_or_else(|| {
+            chain_failed(CheckFailed("no NEAR RPC endpoint is configured".into()))
+        })?;
+    let timeout = std::time::Duration::from_millis(state.config().rpc_timeout_ms);
+    let mut checked = checked;
+    if registration {
+        let receivers = std::mem::take(&mut checked.receivers);
+        let unregistered = chain_checks::unregistered(&rpc, timeout, token, receivers)
+            .await
+            .map_err(chain_failed)?;
+        report.registration_checked = true;
+        report.unregistered_receivers = unregistered.len();
+        if !unregistered.is_empty() {
+            rules.unregistered = Arc::new(unregistered);
+            checked = check(file, rules, false).await?;
+        }
+    }
+    if let Some(treasury) = &state.inner.treasury {
+        let balance = chain_checks::treasury_balance(&rpc, timeout, token, treasury)
+            .await
+            .map_err(chain_failed)?;
+        report.treasury = Some(treasury.clone());
+        report.treasury_balance = Some(balance.to_string());
+        report.covered = Some(balance >= checked.totals.amount);
+    }
+    Ok((checked, report))
 }
 
 /// The store pass, inside the caller's DB transaction: the valid rows as claims of `campaign`, in chunks.
@@ -268,15 +363,24 @@ pub async fn upload(
     }
     let token = choose_token(&state, q.token.as_deref())?;
     let cfg = state.config();
-    let rules = Rules {
+    let mut rules = Rules {
         // Unknown decimals (no RPC answer) make `amount_tokens` rows errors, never a guess.
         decimals: state.inner.chain.decimals(&token).await,
         max_amount: cfg.max_amount,
         max_memo_chars: cfg.max_memo_chars,
         max_rows: cfg.campaign_max_rows,
+        unregistered: Arc::default(),
     };
     let (mut file, digest) = spool(body, cfg.campaign_max_bytes).await?;
-    let (totals, errors, errors_truncated) = check(&mut file, &rules).await?;
+    let registration = state.inner.distributor_registers == Some(false);
+    let checked = check(&mut file, &rules, registration).await?;
+    let (checked, chain) = chain_checks(&state, &mut file, &mut rules, &token, checked).await?;
+    let Checked {
+        totals,
+        errors,
+        truncated: errors_truncated,
+        ..
+    } = checked;
     let approval_required = cfg
         .approval_threshold
         .get(&token)
@@ -289,6 +393,7 @@ pub async fn upload(
         approval_required,
         errors,
         errors_truncated,
+        chain,
         campaign: None,
         inserted: 0,
     };

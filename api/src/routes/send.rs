@@ -192,29 +192,13 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
     };
     let memo = match req.memo {
         Some(m) if m.is_empty() => None,
-        Some(m) if m.chars().count() > cfg.max_memo_chars => {
-            return Err(ApiError::bad_request(
-                "invalid_memo",
-                format!(
-                    "memo is {} characters; at most {} (api.max_memo_chars)",
-                    m.chars().count(),
-                    cfg.max_memo_chars
-                ),
-            ))
+        Some(m) => {
+            if let Some(why) = crate::text::memo_problem(&m, cfg.max_memo_chars) {
+                return Err(ApiError::bad_request("invalid_memo", why));
+            }
+            Some(m)
         }
-        Some(m) if m.chars().any(char::is_control) => {
-            return Err(ApiError::bad_request(
-                "invalid_memo",
-                "memo must not contain control characters (newlines, tabs, NUL…)",
-            ))
-        }
-        Some(m) if m.chars().any(crate::text::is_invisible) => {
-            return Err(ApiError::bad_request(
-                "invalid_memo",
-                "memo must not contain bidirectional, invisible or line/paragraph-separator characters (U+202E, U+200B, U+2028…): explorers would show another text than the one stored",
-            ))
-        }
-        other => other,
+        None => None,
     };
     Ok(Transfer {
         receiver,

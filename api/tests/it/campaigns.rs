@@ -472,3 +472,98 @@ async fn a_single_send_above_its_threshold_waits_for_a_second_token() {
     assert_eq!(after.status, StatusCode::OK, "{}", after.text);
     assert_eq!(after.json()["status"], "pending");
 }
+
+#[tokio::test]
+async fn dry_run_asks_the_chain_about_registrations_and_the_treasury_balance() {
+    let (devnet, _keys) = payouts_devnet::Devnet::start_for_tests(|_| {})
+        .await
+        .unwrap();
+    assert!(
+        devnet
+            .wait_for_height(3, std::time::Duration::from_secs(30))
+            .await
+    );
+    let url = devnet.rpc_url();
+    // The devnet registers users with an even number with token.devnet.
+    let file = "receiver_id,amount\n\
+        user-0.devnet,5\n\
+        user-1.devnet,6\n\
+        user-2.devnet,7\n\
+        user-1.devnet,8\n\
+        user-3.devnet,9\n";
+    let app = app_with(
+        |_| {},
+        |b| {
+            b.rpc_url(url.clone())
+                .distributor_registers(false)
+                .treasury("treasury.devnet")
+        },
+    )
+    .await;
+    let a = upload(&app, SENDER, "name=chain&dry_run=true", file).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let v = a.json();
+    let rows: Vec<(u64, String)> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap(),
+                e["field"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let field = || "receiver_id".to_string();
+    assert_eq!(rows, [(3, field()), (5, field()), (6, field())], "{v}");
+    assert!(v["errors"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not registered"));
+    assert_eq!(v["totals"]["valid"], 2);
+    assert_eq!(v["totals"]["amount"], "12");
+    assert_eq!(v["chain"]["registration_checked"], true);
+    assert_eq!(v["chain"]["unregistered_receivers"], 2);
+    assert_eq!(v["chain"]["covered"], true);
+    let balance: u128 = v["chain"]["treasury_balance"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(balance > 12);
+    // The real upload skips the same rows.
+    let a = upload(&app, SENDER, "name=chain&skip_invalid=true", file).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.json()["inserted"], 2);
+
+    // The distributor registers receivers: no registration check. A treasury without the tokens.
+    let poor = app_with(
+        |_| {},
+        |b| {
+            b.rpc_url(url.clone())
+                .distributor_registers(true)
+                .treasury("user-0.devnet")
+        },
+    )
+    .await;
+    let v = upload(&poor, SENDER, "name=poor&dry_run=true", file)
+        .await
+        .json();
+    // Only the repeated receiver (without external_ids) is refused now.
+    assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["errors"][0]["row"], 5);
+    assert_eq!(v["chain"]["registration_checked"], false);
+    assert_eq!(v["chain"]["treasury_balance"], "0");
+    assert_eq!(v["chain"]["covered"], false);
+
+    // No RPC answer: a clear error, never "ok", and nothing written.
+    let blind = app_with(
+        |_| {},
+        |b| b.rpc_url("http://127.0.0.1:9").distributor_registers(false),
+    )
+    .await;
+    let a = upload(&blind, SENDER, "name=blind&skip_invalid=true", file).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text);
+    assert_eq!(a.code(), "chain_check_failed");
+    assert_eq!(blind.claim_rows().await, 0);
+}
