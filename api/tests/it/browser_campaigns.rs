@@ -113,7 +113,8 @@ async fn a_campaign_is_checked_uploaded_approved_and_paid_from_the_dashboard() {
             c.explorer_tx_url = Some(EXPLORER.into());
             c.status_cache_ms = 200;
         },
-        |b| b.rpc_url(rpc.clone()),
+        // The treasury: dry runs compare its balance with the total.
+        |b| b.rpc_url(rpc.clone()).treasury("treasury.devnet"),
     )
     .await;
 
@@ -218,6 +219,11 @@ async fn a_campaign_is_checked_uploaded_approved_and_paid_from_the_dashboard() {
     assert!(facts.contains("invalid4"), "{facts}");
     assert!(facts.contains("total15.75 FT"), "{facts}");
     assert!(facts.contains("needs a second person"), "{facts}");
+    // The whole supply, 10^9 FT, is the treasury's.
+    assert!(
+        facts.contains("treasurycovers it · 1,000,000,000 FT"),
+        "{facts}"
+    );
     let total_title = b
         .eval("document.querySelector('#dryrun-facts .fact:nth-child(4)').title")
         .await;
