@@ -567,3 +567,68 @@ async fn dry_run_asks_the_chain_about_registrations_and_the_treasury_balance() {
     assert_eq!(a.code(), "chain_check_failed");
     assert_eq!(blind.claim_rows().await, 0);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_campaign_routes() {
+    let app = app().await;
+    let doc = app.get("/openapi.json").await.json();
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/campaigns", "get"),
+        ("/campaigns", "post"),
+        ("/campaigns/{id}", "get"),
+        ("/campaigns/{id}/failures.csv", "get"),
+        ("/campaigns/{id}/retry-failed", "post"),
+        ("/admin/campaigns/{id}/approve", "post"),
+        ("/admin/campaigns/{id}/reject", "post"),
+    ] {
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} undocumented"
+        );
+    }
+    let summary = &doc["components"]["schemas"]["CampaignSummary"]["properties"];
+    for field in [
+        "id",
+        "name",
+        "kind",
+        "token",
+        "status",
+        "approval_required",
+        "created_by",
+        "created_at",
+        "approved_by",
+        "approved_at",
+        "rejected_by",
+        "rejected_at",
+        "reject_reason",
+        "rows_total",
+        "rows_invalid",
+        "rows_valid",
+        "rows_paid",
+        "amount_total",
+        "paid_total",
+        "failed",
+        "claims",
+    ] {
+        assert!(
+            summary[field].is_object(),
+            "CampaignSummary.{field} undocumented"
+        );
+    }
+    assert_eq!(summary["amount_total"]["type"], "string");
+    let by_status = &doc["components"]["schemas"]["ClaimsByStatus"]["properties"];
+    for s in ["held", "pending", "submitted", "confirmed", "failed"] {
+        assert!(by_status[s].is_object(), "{s}");
+    }
+    // Reads of campaigns follow the read rule; the list's cursor and limit are bounded like /claims'.
+    let list = &paths["/campaigns"]["get"];
+    assert!(list["responses"]["429"].is_object());
+    let limit = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert!(limit["schema"]["pattern"].is_string(), "{limit}");
+}
