@@ -5,7 +5,7 @@
 //! does not touch them); the creator's own token cannot approve, a second token does; the progress bar
 //! reaches 100 %, amounts read `12.5 FT` (raw units in the tooltip), and the transaction links to the
 //! configured explorer. A second campaign's row fails (its receiver is not registered): its failures.csv
-//! downloads, and retrying it queues nothing. A screenshot goes to `<target>/screenshots/campaigns.png`.
+//! downloads, and retrying it queues nothing. A third is rejected: nothing paid. A screenshot goes to `<target>/screenshots/campaigns.png`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -440,6 +440,61 @@ async fn a_campaign_is_checked_uploaded_approved_and_paid_from_the_dashboard() {
         "the retry that queues nothing",
     )
     .await;
+
+    // A third one above the threshold, rejected: the approver's token is still in the page's memory, its rows
+    // fail unpaid, and no retry is offered.
+    let big = dir.path().join("big-2.csv");
+    std::fs::write(&big, "receiver_id,amount_tokens\nuser-0.devnet,11\n").unwrap();
+    b.set_files("camp-file", &[&big]).await;
+    b.type_into("camp-name", "big-2").await;
+    b.click("camp-dry").await;
+    wait_js(
+        &mut b,
+        "document.getElementById('camp-result').textContent.startsWith('Dry run: 1 valid') \
+         && !document.getElementById('camp-upload').disabled",
+        "the dry run of the third file",
+    )
+    .await;
+    b.click("camp-upload").await;
+    let third = wait_js(
+        &mut b,
+        "(() => { const m = document.getElementById('camp-result').textContent.match(/^Campaign (\\d+) stored: 1 rows; it waits/); \
+          return m ? m[1] : null; })()",
+        "the third campaign awaiting approval",
+    )
+    .await;
+    let third = third.as_str().unwrap().to_string();
+    wait_js(
+        &mut b,
+        &format!("document.getElementById('reject-{third}') !== null"),
+        "the reject button",
+    )
+    .await;
+    b.click(&format!("reject-{third}")).await;
+    let remembered = b
+        .eval("document.getElementById('approve-token').value")
+        .await;
+    assert_eq!(remembered, Value::String(TREASURER.into()));
+    assert_eq!(text_of(&mut b, "approve-confirm").await, "Reject");
+    b.click("approve-confirm").await;
+    wait_js(
+        &mut b,
+        &format!(
+            "document.getElementById('campaigns-result').textContent.startsWith('Campaign {third} rejected by treasurer (1 rows failed unpaid)') \
+             && document.querySelector('#campaigns-body tr[data-id=\"{third}\"]').cells[2].textContent === 'rejected'"
+        ),
+        "the rejected campaign",
+    )
+    .await;
+    assert_eq!(
+        b.eval(&format!(
+            "[document.getElementById('failures-{third}') !== null, document.getElementById('retry-{third}') === null]"
+        ))
+        .await,
+        serde_json::json!([true, true])
+    );
+    assert_eq!(held_and_confirmed(&app.pool).await, (0, 3));
+    assert_eq!(balance(&devnet, "user-0.devnet"), after[0]);
 
     let shot = screenshot_path_named("campaigns.png");
     b.screenshot(&shot).await;
