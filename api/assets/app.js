@@ -238,6 +238,7 @@
   // ---------- rendering ----------
   function renderStatus(s) {
     const c = s.claims.by_status;
+    setText("count-held", fmtInt(c.held || 0));
     setText("count-pending", fmtInt(c.pending));
     setText("count-submitted", fmtInt(c.submitted));
     setText("count-confirmed", fmtInt(c.confirmed));

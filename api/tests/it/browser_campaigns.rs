@@ -21,7 +21,7 @@ use payouts_store::{ClaimStatus, PgPool, Yocto};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::browser::{screenshot_path_named, text_of, wait_js, wait_js_within};
+use crate::browser::{screenshot_path_named, text_of, wait_js, wait_js_within, wait_text};
 use crate::cdp::Browser;
 use crate::support::{app_with, Server, TOKEN_A, TREASURER};
 
@@ -268,6 +268,7 @@ async fn a_campaign_is_checked_uploaded_approved_and_paid_from_the_dashboard() {
     .await;
     let id = id.as_str().unwrap().to_string();
     assert_eq!(held_and_confirmed(&app.pool).await, (3, 0));
+    wait_text(&mut b, "count-held", "3").await;
 
     // The creator's own token is refused; a second person's approves.
     b.click(&format!("approve-{id}")).await;
@@ -323,6 +324,7 @@ async fn a_campaign_is_checked_uploaded_approved_and_paid_from_the_dashboard() {
     )
     .await;
     assert_eq!(held_and_confirmed(&app.pool).await, (0, 3));
+    wait_text(&mut b, "count-held", "0").await;
     let paid = b.eval(&format!("{row}.cells[4].textContent")).await;
     assert_eq!(paid, Value::String("15.75 FT".into()));
 
