@@ -780,7 +780,9 @@
       try { res = await r.json(); } catch (_) { res = null; }
       if (r.status === 202 || r.status === 200) {
         out.className = "result ok";
-        out.textContent = (r.status === 202 ? "Claim " : "Already requested: claim ") + res.id + " (" + res.status + ") for " + res.receiver_id;
+        out.textContent = (r.status === 202 ? "Claim " : "Already requested: claim ") + res.id + " (" + res.status.replace(/_/g, " ") + "): " +
+          amountText(res.amount, res.token) + " to " + res.receiver_id +
+          (res.campaign_id ? "; above the single-send threshold, it waits for a second person to approve campaign " + res.campaign_id : "");
         state.pendingKey = null; state.pendingBody = null;
         $("send-amount").value = ""; $("send-memo").value = "";
         tick();
