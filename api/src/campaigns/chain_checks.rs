@@ -4,7 +4,7 @@
 //! treasury's token balance (`ft_balance_of`) covers the total.
 //!
 //! Every answer is read at the final block, each distinct receiver once per upload (the set is the cache),
-//! at most [`CONCURRENCY`] calls at a time. A failed or unreadable answer is an error of the whole check,
+//! at most `api.campaign_rpc_concurrency` calls at a time. A failed or unreadable answer is an error of the whole check,
 //! never an "ok": a receiver that could not be checked is not reported registered.
 
 use std::collections::HashSet;
@@ -17,9 +17,6 @@ use near_primitives::types::{AccountId, BlockReference, Finality, FunctionArgs};
 use near_primitives::views::QueryRequest;
 use payouts_near::RpcPool;
 use payouts_store::Yocto;
-
-/// RPC calls in flight at once during one upload's checks.
-pub const CONCURRENCY: usize = 8;
 
 /// A check that could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,10 +65,11 @@ async fn view<T: serde::de::DeserializeOwned>(
         .map_err(|e| CheckFailed(format!("{contract}.{method} answered unreadable JSON: {e}")))
 }
 
-/// Of `receivers` (distinct), those not registered with `token`.
+/// Of `receivers` (distinct), those not registered with `token`, asking `concurrency` at a time.
 pub async fn unregistered(
     rpc: &RpcPool,
     timeout: Duration,
+    concurrency: usize,
     token: &str,
     receivers: HashSet<String>,
 ) -> Result<HashSet<String>, CheckFailed> {
@@ -86,7 +84,7 @@ pub async fn unregistered(
         .await;
         (r, v)
     }))
-    .buffer_unordered(CONCURRENCY);
+    .buffer_unordered(concurrency.max(1));
     let mut out = HashSet::new();
     while let Some((receiver, answer)) = answers.next().await {
         match answer? {

@@ -255,9 +255,15 @@ async fn chain_checks(
     let mut checked = checked;
     if registration {
         let receivers = std::mem::take(&mut checked.receivers);
-        let unregistered = chain_checks::unregistered(&rpc, timeout, token, receivers)
-            .await
-            .map_err(chain_failed)?;
+        let unregistered = chain_checks::unregistered(
+            &rpc,
+            timeout,
+            state.config().campaign_rpc_concurrency,
+            token,
+            receivers,
+        )
+        .await
+        .map_err(chain_failed)?;
         report.registration_checked = true;
         report.unregistered_receivers = unregistered.len();
         if !unregistered.is_empty() {

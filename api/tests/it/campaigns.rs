@@ -632,3 +632,54 @@ async fn the_openapi_document_describes_the_campaign_routes() {
         .unwrap();
     assert!(limit["schema"]["pattern"].is_string(), "{limit}");
 }
+
+#[tokio::test]
+async fn a_rejection_records_its_reason_and_fails_the_held_claims() {
+    let app = app_with(
+        |cfg| {
+            cfg.approval_threshold.insert(TOKEN_A.into(), Yocto(10));
+        },
+        |b| b,
+    )
+    .await;
+    let big = "receiver_id,amount\nalice.devnet,5\nbob.devnet,6\n";
+    let id = upload(&app, SENDER, "name=big", big).await.json()["campaign"]["id"]
+        .as_i64()
+        .unwrap();
+    let reject = |body: &'static str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("/admin/campaigns/{id}/reject"))
+            .header("authorization", format!("Bearer {TREASURER}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let bad = app.call(reject(r#"{"reason":"a\nb"}"#)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    let unknown = app.call(reject(r#"{"why":"x"}"#)).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.text);
+    let ok = app.call(reject(r#"{"reason":"over budget"}"#)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let v = ok.json();
+    assert_eq!(v["claims_changed"], 2);
+    assert_eq!(v["campaign"]["status"], "rejected");
+    assert_eq!(v["campaign"]["rejected_by"], "treasurer");
+    assert_eq!(v["campaign"]["reject_reason"], "over budget");
+    assert_eq!(v["campaign"]["claims"]["failed"], 2);
+    assert_eq!(by_status(&app).await, [(ClaimStatus::Failed, 2)]);
+    // Never paid, never retried.
+    let retry = post(&app, SENDER, &format!("/campaigns/{id}/retry-failed")).await;
+    assert_eq!(retry.status, StatusCode::CONFLICT, "{}", retry.text);
+    assert_eq!(retry.code(), "campaign_rejected");
+    let csv = app
+        .read(&format!("/campaigns/{id}/failures.csv"))
+        .await
+        .text;
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.ends_with(",false") && l.contains("over budget")),
+        "{csv}"
+    );
+}
