@@ -29,20 +29,28 @@ pub(crate) struct Chain {
     ttl: Duration,
     head: Mutex<Cached<Result<BlockPoint, String>>>,
     at_height: Mutex<Option<(u64, Option<BlockPoint>)>>,
-    /// `ft_metadata.decimals` per token contract: read once, kept for the process's life (a token's
-    /// decimals do not change; a failed read is not kept, so it is tried again).
-    decimals: Mutex<std::collections::HashMap<String, u8>>,
+    /// `ft_metadata` per token contract: read once, kept for the process's life (see
+    /// [`Chain::token_meta`]).
+    metadata: Mutex<std::collections::HashMap<String, TokenMeta>>,
+    /// The network's chain id: given at start-up, else the node's `status` answer (kept once read).
+    chain_id: Mutex<Option<String>>,
 }
 
 impl Chain {
-    pub(crate) fn new(rpc: Option<Arc<RpcPool>>, timeout: Duration, ttl: Duration) -> Self {
+    pub(crate) fn new(
+        rpc: Option<Arc<RpcPool>>,
+        timeout: Duration,
+        ttl: Duration,
+        chain_id: Option<String>,
+    ) -> Self {
         Self {
             rpc,
             timeout,
             ttl,
             head: Mutex::new(None),
             at_height: Mutex::new(None),
-            decimals: Mutex::new(std::collections::HashMap::new()),
+            metadata: Mutex::new(std::collections::HashMap::new()),
+            chain_id: Mutex::new(chain_id),
         }
     }
 
@@ -102,12 +110,38 @@ impl Chain {
     }
 }
 
+/// What the dashboard needs of a token's NEP-148 metadata to show its amounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenMeta {
+    /// `ft_metadata.symbol`, cleaned for display ([`clean_symbol`]); `None` when the contract gives none.
+    pub(crate) symbol: Option<String>,
+    /// `ft_metadata.decimals`.
+    pub(crate) decimals: u8,
+}
+
+/// Longest symbol shown, in characters (NEP-148 sets no bound; real ones are a few letters).
+const MAX_SYMBOL_CHARS: usize = 16;
+
+/// A symbol as the chain gave it, without control or invisible characters (a symbol is the contract
+/// owner's text: it must not reorder or hide what is shown next to it), trimmed and cut short. `None` when
+/// nothing is left.
+pub(crate) fn clean_symbol(raw: &str) -> Option<String> {
+    let s: String = raw
+        .chars()
+        .filter(|c| !c.is_control() && !crate::text::is_invisible(*c))
+        .collect();
+    let s: String = s.trim().chars().take(MAX_SYMBOL_CHARS).collect();
+    let s = s.trim_end().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
 impl Chain {
-    /// The token's `ft_metadata.decimals`, cached; `None` when the chain cannot tell (no RPC, no answer,
-    /// not a NEP-148 contract).
-    pub(crate) async fn decimals(&self, token: &str) -> Option<u8> {
-        if let Some(d) = self.decimals.lock().await.get(token) {
-            return Some(*d);
+    /// The token's `ft_metadata` (symbol and decimals), cached for the process's life (a token's metadata
+    /// does not change in practice; a failed read is not kept, so it is tried again); `None` when the chain
+    /// cannot tell (no RPC, no answer, not a NEP-148 contract).
+    pub(crate) async fn token_meta(&self, token: &str) -> Option<TokenMeta> {
+        if let Some(m) = self.metadata.lock().await.get(token) {
+            return Some(m.clone());
         }
         let rpc = self.rpc.as_ref()?;
         let account: near_primitives::types::AccountId = token.parse().ok()?;
@@ -137,12 +171,82 @@ impl Chain {
         #[derive(serde::Deserialize)]
         struct Metadata {
             decimals: u8,
+            #[serde(default)]
+            symbol: Option<String>,
         }
-        let d = serde_json::from_slice::<Metadata>(&c.result).ok()?.decimals;
-        self.decimals.lock().await.insert(token.to_string(), d);
-        Some(d)
+        let m = match serde_json::from_slice::<Metadata>(&c.result) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, token, "ft_metadata answer is not NEP-148 metadata");
+                return None;
+            }
+        };
+        let meta = TokenMeta {
+            symbol: m.symbol.as_deref().and_then(clean_symbol),
+            decimals: m.decimals,
+        };
+        self.metadata
+            .lock()
+            .await
+            .insert(token.to_string(), meta.clone());
+        Some(meta)
+    }
+
+    /// The token's `ft_metadata.decimals` ([`Chain::token_meta`]).
+    pub(crate) async fn decimals(&self, token: &str) -> Option<u8> {
+        self.token_meta(token).await.map(|m| m.decimals)
+    }
+}
+
+impl Chain {
+    /// The chain id (`mainnet`, `testnet`, …): the one given at start-up, else what the node's `status`
+    /// reports (kept once read; a failed read is tried again next time). `None` when neither tells.
+    pub(crate) async fn chain_id(&self) -> Option<String> {
+        let mut slot = self.chain_id.lock().await;
+        if let Some(id) = slot.as_ref() {
+            return Some(id.clone());
+        }
+        let rpc = self.rpc.as_ref()?;
+        match rpc
+            .call(
+                &near_jsonrpc_client::methods::status::RpcStatusRequest,
+                self.timeout,
+            )
+            .await
+        {
+            Ok(Ok(status)) => {
+                *slot = Some(status.chain_id.clone());
+                Some(status.chain_id)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = ?e, "status RPC call failed");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e.message, "status RPC call failed");
+                None
+            }
+        }
     }
 }
 
 /// Shared handle.
 pub(crate) type SharedChain = Arc<Chain>;
+
+#[cfg(test)]
+mod tests {
+    use super::clean_symbol;
+
+    #[test]
+    fn symbols_are_cleaned_for_display() {
+        assert_eq!(clean_symbol("FT").as_deref(), Some("FT"));
+        assert_eq!(clean_symbol("  wNEAR \n").as_deref(), Some("wNEAR"));
+        assert_eq!(clean_symbol("US\u{202E}DC").as_deref(), Some("USDC"));
+        assert_eq!(clean_symbol("\u{200B}\t"), None);
+        assert_eq!(clean_symbol(""), None);
+        assert_eq!(
+            clean_symbol("ABCDEFGHIJKLMNOPQRSTUVWXYZ").as_deref(),
+            Some("ABCDEFGHIJKLMNOP")
+        );
+    }
+}

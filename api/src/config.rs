@@ -194,6 +194,12 @@ pub struct ApiConfig {
     /// (`storage_balance_of`, only when the distributor does not register receivers), 1 to 64.
     #[serde(default = "defaults::campaign_rpc_concurrency")]
     pub campaign_rpc_concurrency: usize,
+    /// Where the dashboard links a transaction hash: an http(s) URL with `{hash}` where the hash goes, e.g.
+    /// `https://nearblocks.io/txns/{hash}`. Unset: by the network's chain id (mainnet
+    /// `https://nearblocks.io/txns/{hash}`, testnet `https://testnet.nearblocks.io/txns/{hash}`, any other
+    /// chain no links); `""`: no links.
+    #[serde(default)]
+    pub explorer_tx_url: Option<String>,
 }
 
 mod defaults {
@@ -317,6 +323,7 @@ impl Default for ApiConfig {
             campaign_max_rows: defaults::campaign_max_rows(),
             campaign_timeout_ms: defaults::campaign_timeout_ms(),
             campaign_rpc_concurrency: defaults::campaign_rpc_concurrency(),
+            explorer_tx_url: None,
         }
     }
 }
@@ -334,6 +341,52 @@ fn deserialize_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Yocto, D::Error
         Raw::Text(s) => Yocto::from_str(&s).map_err(serde::de::Error::custom),
         Raw::Int(v) => Ok(Yocto(u128::from(v))),
     }
+}
+
+/// The placeholder of [`ApiConfig::explorer_tx_url`].
+pub const HASH_PLACEHOLDER: &str = "{hash}";
+
+/// The explorer link of a network without `api.explorer_tx_url`: nearblocks for mainnet and testnet, none
+/// for any other chain (a devnet or localnet has no public explorer).
+pub fn default_explorer_tx_url(chain_id: &str) -> Option<&'static str> {
+    match chain_id {
+        "mainnet" => Some("https://nearblocks.io/txns/{hash}"),
+        "testnet" => Some("https://testnet.nearblocks.io/txns/{hash}"),
+        _ => None,
+    }
+}
+
+/// An explorer pattern is `""` (no links) or an http(s) URL with a host and `{hash}` once, with nothing a
+/// browser would read as another URL or attribute (no whitespace, quotes, angle brackets or backslashes).
+fn check_explorer_url(url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` is not an http:// or https:// URL"))?;
+    if url.matches(HASH_PLACEHOLDER).count() != 1 {
+        return Err(format!(
+            "`{url}` must hold {HASH_PLACEHOLDER} exactly once, where the transaction hash goes"
+        ));
+    }
+    if url.len() > 512
+        || url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "\"'<>\\`".contains(c))
+    {
+        return Err(format!(
+            "`{url}` has a character a URL may not hold (whitespace, quotes, <, >, \\), or is longer than 512"
+        ));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains(HASH_PLACEHOLDER) || host.contains('@') {
+        return Err(format!(
+            "`{url}` needs a host before the path (and no user name)"
+        ));
+    }
+    Ok(())
 }
 
 /// The shortest token accepted, in bytes: shorter secrets are guessable.
@@ -399,6 +452,9 @@ impl ApiConfig {
                     "api.allowed_hosts[{i}]: `{host}` is not a host name or address (no port, no scheme), or \"*\""
                 ));
             }
+        }
+        if let Some(url) = &self.explorer_tx_url {
+            check_explorer_url(url).map_err(|why| format!("api.explorer_tx_url: {why}"))?;
         }
         if self.max_replay_blocks == 0 {
             return Err("api.max_replay_blocks: must be more than 0".into());

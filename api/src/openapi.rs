@@ -135,7 +135,10 @@ fn error_response(description: &str) -> Value {
 /// The document with this configuration's constraints: which routes need a token, the allowlisted tokens,
 /// the amount and memo limits, page sizes, and the answers every route can give (429, 421, 500, 503).
 pub fn document(cfg: &ApiConfig) -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    let mut api = ApiDoc::openapi();
+    // Routes whose description lives beside them (their own `OpenApi` derive).
+    api.merge(routes::tokens::TokensDoc::openapi());
+    let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
     let bearer_only = json!([{"bearer": []}]);
     let optional = json!([{}, {"bearer": []}]);
     let account = json!({"type": "string", "minLength": 2, "maxLength": 64, "pattern": ACCOUNT_ID_PATTERN, "example": "alice.devnet"});
@@ -155,6 +158,7 @@ pub fn document(cfg: &ApiConfig) -> Value {
                         | "/claims/{id}"
                         | "/incidents"
                         | "/campaigns/{id}"
+                        | "/tokens"
                         | "/campaigns/{id}/failures.csv"
                 ) || (path == "/campaigns" && method == "get");
                 if read_route {

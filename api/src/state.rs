@@ -90,6 +90,7 @@ pub struct AppStateBuilder {
     indexer_probe: Option<Arc<dyn IndexerProbe>>,
     stream: Option<String>,
     rpc: Vec<payouts_near::RpcEndpointConfig>,
+    chain_id: Option<String>,
     distributor_registers: Option<bool>,
     treasury: Option<String>,
 }
@@ -170,6 +171,13 @@ impl AppStateBuilder {
         self
     }
 
+    /// The network's chain id (`network.chain_id`): picks the default explorer links
+    /// ([`crate::config::default_explorer_tx_url`]). Without it the node's `status` answer is used.
+    pub fn chain_id(mut self, id: impl Into<String>) -> Self {
+        self.chain_id = Some(id.into());
+        self
+    }
+
     /// What the distributor does with receivers not registered with the token
     /// (`distributor.register_receivers`): campaign dry runs check registrations only when it does not
     /// register them, and `retry-failed` re-queues "not registered" failures only when it does. Unset: no
@@ -202,6 +210,7 @@ impl AppStateBuilder {
             rpc.clone(),
             Duration::from_millis(self.config.rpc_timeout_ms),
             Duration::from_millis(self.config.status_cache_ms),
+            self.chain_id,
         );
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -239,6 +248,7 @@ impl AppState {
             indexer_probe: None,
             stream: None,
             rpc: Vec::new(),
+            chain_id: None,
             distributor_registers: None,
             treasury: None,
         }

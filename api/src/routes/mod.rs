@@ -30,6 +30,7 @@ pub mod incidents;
 pub mod metrics;
 pub mod send;
 pub mod status;
+pub mod tokens;
 
 /// Longest path echoed back in a 404 message.
 const MAX_ECHO: usize = 120;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/status", get(status::status))
+        .route("/tokens", get(tokens::list))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/send-ft", post(send::send_ft))

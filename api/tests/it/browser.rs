@@ -17,18 +17,22 @@ use crate::cdp::Browser;
 use crate::status::submit;
 use crate::support::{app_with, eventually, Server, OPS, TOKEN_A};
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
-fn screenshot_path() -> PathBuf {
+pub(crate) fn screenshot_path_named(name: &str) -> PathBuf {
     // CARGO_TARGET_TMPDIR is `<target dir>/tmp`, so this honours CARGO_TARGET_DIR.
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .map_or_else(|| PathBuf::from("target"), PathBuf::from)
         .join("screenshots")
-        .join("dashboard.png")
+        .join(name)
 }
 
-async fn text_of(b: &mut Browser, id: &str) -> String {
+fn screenshot_path() -> PathBuf {
+    screenshot_path_named("dashboard.png")
+}
+
+pub(crate) async fn text_of(b: &mut Browser, id: &str) -> String {
     b.eval(&format!(
         "(document.getElementById({id:?}) || {{textContent: ''}}).textContent"
     ))
@@ -39,8 +43,18 @@ async fn text_of(b: &mut Browser, id: &str) -> String {
 }
 
 /// Polls the JS expression `cond` until it is truthy; returns its value.
-async fn wait_js(b: &mut Browser, cond: &str, what: &str) -> Value {
-    let deadline = std::time::Instant::now() + WAIT;
+pub(crate) async fn wait_js(b: &mut Browser, cond: &str, what: &str) -> Value {
+    wait_js_within(b, cond, what, WAIT).await
+}
+
+/// [`wait_js`] with its own deadline.
+pub(crate) async fn wait_js_within(
+    b: &mut Browser,
+    cond: &str,
+    what: &str,
+    within: Duration,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
     loop {
         let v = b.eval(cond).await;
         let truthy = match &v {
@@ -61,7 +75,7 @@ async fn wait_js(b: &mut Browser, cond: &str, what: &str) -> Value {
     }
 }
 
-async fn wait_text(b: &mut Browser, id: &str, want: &str) {
+pub(crate) async fn wait_text(b: &mut Browser, id: &str, want: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let got = text_of(b, id).await;

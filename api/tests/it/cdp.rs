@@ -181,6 +181,40 @@ impl Browser {
         self.call("Input.insertText", json!({"text": text})).await;
     }
 
+    /// Puts the files at `paths` into the file input with `id`, as a user picking them would (the page sees
+    /// `input` and `change` events and reads the files from disk).
+    pub async fn set_files(&mut self, id: &str, paths: &[&Path]) {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": format!("document.getElementById({id:?})"), "returnByValue": false}),
+            )
+            .await;
+        let object = r["result"]["objectId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element #{id}: {r}"))
+            .to_string();
+        let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        self.call(
+            "DOM.setFileInputFiles",
+            json!({"files": files, "objectId": object}),
+        )
+        .await;
+    }
+
+    /// Lets the page save downloads into `dir` (headless Chromium refuses them by default), under the name
+    /// the page suggests.
+    pub async fn allow_downloads(&mut self, dir: &Path) {
+        // A browser-wide command: sent to the browser, not to the page's session.
+        let session = std::mem::take(&mut self.session);
+        self.call(
+            "Browser.setDownloadBehavior",
+            json!({"behavior": "allow", "downloadPath": dir.display().to_string()}),
+        )
+        .await;
+        self.session = session;
+    }
+
     /// Clicks the element with `id` with a real mouse event at its centre.
     pub async fn click(&mut self, id: &str) {
         let r = self

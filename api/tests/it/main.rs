@@ -4,6 +4,7 @@
 
 mod admin;
 mod browser;
+mod browser_campaigns;
 mod campaign_ops;
 mod campaigns;
 mod cdp;
@@ -16,4 +17,5 @@ mod send;
 mod stall;
 mod status;
 mod support;
+mod tokens;
 mod webhooks;
