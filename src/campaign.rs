@@ -451,12 +451,8 @@ pub fn status_summary(answer: &Value) -> String {
         .filter(|s| s["status"] == "confirmed")
         .filter_map(|s| s["count"].as_u64())
         .sum();
-    if all > 0 {
-        let _ = writeln!(
-            out,
-            "paid:       {confirmed} of {all} claims ({}%)",
-            confirmed * 100 / all
-        );
+    if let Some(share) = (confirmed * 100).checked_div(all) {
+        let _ = writeln!(out, "paid:       {confirmed} of {all} claims ({share}%)");
     }
     for s in claims {
         let _ = writeln!(

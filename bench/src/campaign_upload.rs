@@ -162,12 +162,17 @@ async fn phase(
 
 /// Runs the benchmark, prints the figures and writes `campaign-upload.json`.
 pub async fn run(args: CampaignUploadArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.rows > 0 && args.receivers > 0, "--rows and --receivers: at least 1");
+    anyhow::ensure!(
+        args.rows > 0 && args.receivers > 0,
+        "--rows and --receivers: at least 1"
+    );
     let started_at = chrono::Utc::now();
     let dir = tempfile::tempdir().context("a temporary directory")?;
     let file = dir.path().join("campaign.csv");
     let receivers = args.receivers;
-    let bytes = write_csv(&file, args.rows, |i| format!("user-{}.devnet", 2 * (i % receivers)))?;
+    let bytes = write_csv(&file, args.rows, |i| {
+        format!("user-{}.devnet", 2 * (i % receivers))
+    })?;
     println!(
         "payouts bench campaign-upload: {} rows, {:.1} MB, {receivers} receivers",
         args.rows,
@@ -180,7 +185,16 @@ pub async fn run(args: CampaignUploadArgs) -> anyhow::Result<()> {
     let extra = api_limits(bytes, args.rows);
     let rpc = devnet.rpc_url();
     let mut phases = vec![
-        phase("dry_run", dir.path(), &db, &rpc, &file, &extra, &["--dry-run"]).await?,
+        phase(
+            "dry_run",
+            dir.path(),
+            &db,
+            &rpc,
+            &file,
+            &extra,
+            &["--dry-run"],
+        )
+        .await?,
     ];
     if !args.dry_run {
         phases.push(phase("upload", dir.path(), &db, &rpc, &file, &extra, &[]).await?);

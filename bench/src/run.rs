@@ -60,7 +60,8 @@ async fn feed_campaign(
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("campaign.csv");
     let bytes = write_csv(&file, n, |i| receivers.of(i))?;
-    let server = ApiServer::start(dir.path(), db.url().expose(), rpc, &api_limits(bytes, n)).await?;
+    let server =
+        ApiServer::start(dir.path(), db.url().expose(), rpc, &api_limits(bytes, n)).await?;
     let up = server.upload(&file, &["--name", "bench campaign"]).await?;
     let done = Instant::now();
     server.stop().await?;
