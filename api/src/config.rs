@@ -176,7 +176,8 @@ pub struct ApiConfig {
     /// token with the `approve` scope other than its creator's. A token not listed needs no approval.
     #[serde(default)]
     pub approval_threshold: std::collections::BTreeMap<String, Yocto>,
-    /// A single `POST /send-ft` above this amount waits for approval likewise (not enforced yet).
+    /// A single `POST /send-ft` above this amount (any token) waits for approval likewise: its claim is held in
+    /// a one-row campaign of kind `send` (answer `status: awaiting_approval`, `campaign_id`).
     #[serde(default)]
     pub single_approval_threshold: Option<Yocto>,
     /// Largest campaign file, in bytes (larger: 413).
@@ -189,6 +190,10 @@ pub struct ApiConfig {
     /// or rolls back as a whole).
     #[serde(default = "defaults::campaign_timeout_ms")]
     pub campaign_timeout_ms: u64,
+    /// NEAR RPC calls in flight at once while one upload checks its receivers' registrations
+    /// (`storage_balance_of`, only when the distributor does not register receivers), 1 to 64.
+    #[serde(default = "defaults::campaign_rpc_concurrency")]
+    pub campaign_rpc_concurrency: usize,
 }
 
 mod defaults {
@@ -272,6 +277,9 @@ mod defaults {
     pub fn campaign_timeout_ms() -> u64 {
         600_000
     }
+    pub fn campaign_rpc_concurrency() -> usize {
+        8
+    }
 }
 
 impl Default for ApiConfig {
@@ -308,6 +316,7 @@ impl Default for ApiConfig {
             campaign_max_bytes: defaults::campaign_max_bytes(),
             campaign_max_rows: defaults::campaign_max_rows(),
             campaign_timeout_ms: defaults::campaign_timeout_ms(),
+            campaign_rpc_concurrency: defaults::campaign_rpc_concurrency(),
         }
     }
 }
@@ -333,6 +342,9 @@ pub const MIN_TOKEN_BYTES: usize = 16;
 impl ApiConfig {
     /// Checks every value without reading any secret; the message names the key (`api.…`).
     pub fn validate(&self) -> Result<(), String> {
+        if !(1..=64).contains(&self.campaign_rpc_concurrency) {
+            return Err("api.campaign_rpc_concurrency: must be between 1 and 64".into());
+        }
         if self.max_amount.0 == 0 {
             return Err("api.max_amount: must be more than 0".into());
         }

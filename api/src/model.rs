@@ -554,7 +554,7 @@ pub struct WebhookEndpointView {
     /// Whether the configuration still lists it (a removed endpoint stays, disabled, with its deliveries).
     pub enabled: bool,
     /// Event types it wants (`claim.created`, `claim.submitted`, `claim.confirmed`, `claim.failed`,
-    /// `distributor.paused`, `incident.opened`).
+    /// `distributor.paused`, `incident.opened`, `campaign.approved`, `campaign.rejected`).
     pub events: Vec<String>,
     /// Deliveries waiting, including retries in back-off.
     pub pending: i64,
@@ -597,7 +597,7 @@ pub struct WebhookDeliveryView {
     #[schema(example = "0b7e6f9e-3c1d-4f63-9a55-2f1c1f0e8d7a")]
     pub event_id: String,
     /// `claim.created`, `claim.submitted`, `claim.confirmed`, `claim.failed`, `distributor.paused` or
-    /// `incident.opened`.
+    /// `incident.opened`, `campaign.approved` or `campaign.rejected`.
     pub event_type: String,
     /// The claim, for claim events.
     pub claim_id: Option<i64>,

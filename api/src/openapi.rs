@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::campaigns::validate::{RowError, Totals};
+use crate::campaigns::view::{CampaignPage, CampaignSummary, ClaimsByStatus};
 use crate::config::ApiConfig;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::model::{
@@ -29,7 +31,7 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A token from [[api.tokens]]; scopes: read, send, admin",
+                        "A token from [[api.tokens]]; scopes: read, send, admin, approve",
                     ))
                     .build(),
             ),
@@ -57,19 +59,29 @@ impl Modify for BearerAuth {
         routes::admin::redeliver_webhook,
         routes::incidents::list,
         routes::incidents::clear,
+        routes::campaigns::upload,
+        routes::campaign_admin::list,
+        routes::campaign_admin::get_one,
+        routes::campaign_admin::approve,
+        routes::campaign_admin::reject,
+        routes::campaign_failures::failures_csv,
+        routes::campaign_failures::retry,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, SendFtRequest, ClaimView, ClaimPage, HealthView, ReadyView, StatusView,
         ChainView, HeadSource, IndexerView, ClaimsSummary, TokenClaims, Throughput, KeyPoolView, KeyView,
         DistributorView, ReplayRequest, ReplayView, ReplayState, WebhooksView, WebhookEndpointView,
         WebhookDeliveryView, IncidentView, IncidentList, StallView,
+        CampaignSummary, ClaimsByStatus, CampaignPage, routes::campaign_admin::DecisionView,
+        routes::campaign_admin::RejectRequest, routes::campaigns::UploadReport, Totals, RowError,
+        routes::campaign_failures::RetryView, routes::send::HeldSendView, routes::campaigns::ChainReport,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "read", description = "Status and claims (open unless api.read_requires_token)"),
         (name = "send", description = "Manual payouts (scope `send`)"),
-        (name = "admin", description = "Operations: replays, webhook redelivery, clearing incidents (scope `admin`)"),
+        (name = "admin", description = "Operations: replays, webhook redelivery, clearing incidents (scope `admin`); campaign approval (scope `approve`)"),
     )
 )]
 pub struct ApiDoc;
@@ -138,8 +150,13 @@ pub fn document(cfg: &ApiConfig) -> Value {
                 let open_route = path == "/health" || path == "/ready";
                 let read_route = matches!(
                     path.as_str(),
-                    "/status" | "/claims" | "/claims/{id}" | "/incidents"
-                );
+                    "/status"
+                        | "/claims"
+                        | "/claims/{id}"
+                        | "/incidents"
+                        | "/campaigns/{id}"
+                        | "/campaigns/{id}/failures.csv"
+                ) || (path == "/campaigns" && method == "get");
                 if read_route {
                     op["security"] = if cfg.read_requires_token {
                         bearer_only.clone()
@@ -170,7 +187,7 @@ pub fn document(cfg: &ApiConfig) -> Value {
                         error_response("Internal error (the cause is in the server log)");
                     op["responses"]["503"] = error_response("Database busy or unreachable, or the request took longer than api.request_timeout_ms");
                 }
-                if method == "post" && op.get("requestBody").is_some() {
+                if method == "post" && op.get("requestBody").is_some() && path != "/campaigns" {
                     op["responses"]["413"] = error_response("Body over api.max_body_bytes");
                     op["responses"]["415"] = error_response("Content-Type is not application/json");
                     op["responses"]["400"] = error_response("Invalid JSON or fields");
@@ -190,6 +207,12 @@ pub fn document(cfg: &ApiConfig) -> Value {
                             json!({"type": "string", "pattern": format!("^$|^{}$", up_to(i64::MAX as u128))})
                         }
                         ("/claims", "limit") => {
+                            json!({"type": "string", "pattern": format!("^$|^{}$", up_to(u128::from(cfg.max_page_size)))})
+                        }
+                        ("/campaigns", "before") => {
+                            json!({"type": "string", "pattern": format!("^$|^{}$", up_to(i64::MAX as u128))})
+                        }
+                        ("/campaigns", "limit") => {
                             json!({"type": "string", "pattern": format!("^$|^{}$", up_to(u128::from(cfg.max_page_size)))})
                         }
                         ("/incidents", "open") => {

@@ -65,6 +65,23 @@ pub(crate) struct Inner {
     pub(crate) batcher: std::sync::OnceLock<crate::batch::Batcher>,
     /// Cancelled when the server shuts down: stops background work (replays).
     pub(crate) background: CancellationToken,
+    /// The NEAR JSON-RPC for the campaign checks (`storage_balance_of`, `ft_balance_of`).
+    pub(crate) rpc: Option<Arc<payouts_near::RpcPool>>,
+    /// Whether the distributor registers receivers (`distributor.register_receivers`); `None`: not told.
+    pub(crate) distributor_registers: Option<bool>,
+    /// The treasury account paying (`distributor.treasury`); `None`: not told.
+    pub(crate) treasury: Option<String>,
+    /// Claim counts of settled campaigns, keyed by id with the `updated_at` they were read at
+    /// (`payouts_store::campaigns::summary`: they cannot change without it moving).
+    pub(crate) settled_counts: std::sync::Mutex<
+        std::collections::HashMap<
+            i64,
+            (
+                chrono::DateTime<chrono::Utc>,
+                payouts_store::campaigns::summary::ClaimCounts,
+            ),
+        >,
+    >,
 }
 
 /// Builds an [`AppState`].
@@ -77,6 +94,8 @@ pub struct AppStateBuilder {
     webhook_metrics: Option<Arc<WebhookMetrics>>,
     indexer: Option<IndexerConfig>,
     rpc: Vec<payouts_near::RpcEndpointConfig>,
+    distributor_registers: Option<bool>,
+    treasury: Option<String>,
 }
 
 impl std::fmt::Debug for AppStateBuilder {
@@ -131,6 +150,22 @@ impl AppStateBuilder {
         self
     }
 
+    /// What the distributor does with receivers not registered with the token
+    /// (`distributor.register_receivers`): campaign dry runs check registrations only when it does not
+    /// register them, and `retry-failed` re-queues "not registered" failures only when it does. Unset: no
+    /// registration check, and such failures are not re-queued.
+    pub fn distributor_registers(mut self, registers: bool) -> Self {
+        self.distributor_registers = Some(registers);
+        self
+    }
+
+    /// The treasury account the distributor pays from: campaign dry runs compare its token balance
+    /// (`ft_balance_of`) with the total. Unset: no balance check.
+    pub fn treasury(mut self, account: impl Into<String>) -> Self {
+        self.treasury = Some(account.into());
+        self
+    }
+
     /// Validates the configuration and reads the token secrets.
     pub fn build(self) -> Result<AppState, Error> {
         self.config.validate().map_err(Error::Config)?;
@@ -147,7 +182,7 @@ impl AppStateBuilder {
             ))
         };
         let chain = Chain::new(
-            rpc,
+            rpc.clone(),
             Duration::from_millis(self.config.rpc_timeout_ms),
             Duration::from_millis(self.config.status_cache_ms),
         );
@@ -171,6 +206,10 @@ impl AppStateBuilder {
                 replay_seq: std::sync::atomic::AtomicU64::new(0),
                 batcher: std::sync::OnceLock::new(),
                 background: CancellationToken::new(),
+                rpc,
+                distributor_registers: self.distributor_registers,
+                treasury: self.treasury,
+                settled_counts: std::sync::Mutex::default(),
             }),
         })
     }
@@ -188,6 +227,8 @@ impl AppState {
             webhook_metrics: None,
             indexer: None,
             rpc: Vec::new(),
+            distributor_registers: None,
+            treasury: None,
         }
     }
 

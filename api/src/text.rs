@@ -72,6 +72,23 @@ pub fn memo_class() -> String {
     class
 }
 
+/// The memo rules of `POST /send-ft` and of campaign rows (one function, so they never drift apart): length,
+/// no control characters, no invisible ones. `None` when the memo is fine, else why not.
+pub(crate) fn memo_problem(m: &str, max_chars: usize) -> Option<String> {
+    let n = m.chars().count();
+    if n > max_chars {
+        Some(format!(
+            "memo is {n} characters; at most {max_chars} (api.max_memo_chars)"
+        ))
+    } else if m.chars().any(char::is_control) {
+        Some("memo must not contain control characters (newlines, tabs, NUL…)".into())
+    } else if m.chars().any(is_invisible) {
+        Some("memo must not contain bidirectional, invisible or line/paragraph-separator characters (U+202E, U+200B, U+2028…): explorers would show another text than the one stored".into())
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,10 +172,11 @@ pub async fn prepare(
             pending = rest;
             for cl in &stuck {
                 let error = format!(
-                    "{} (distributor.register_receivers is off)",
+                    "{}{}",
                     cl.last_error
                         .as_deref()
-                        .unwrap_or("receiver not registered")
+                        .unwrap_or("receiver not registered"),
+                    payouts_store::retry::REGISTRATION_OFF_SUFFIX
                 );
                 let fail = ClaimUpdate::Fail { error: &error };
                 update_claims(c, &[cl.id], ClaimStatus::Pending, fail).await?;

@@ -8,7 +8,9 @@
 //!   `approval_required`, row counts, `amount_total` (`NUMERIC(39,0)`, the sum of the valid rows), and who
 //!   approved or rejected it and when.
 //! - Each valid row is one claim (`source = 'campaign'`) carrying `campaign_id` and `row_key` (the row's
-//!   `external_id`, or `#<row number>` without one), unique together (`claims_campaign_key`).
+//!   `external_id`, or `#<row number>` without one), unique together (`claims_campaign_key`). Keyed by row
+//!   number, "the same file" means the same rows in the same order: reordering rows changes their keys
+//!   (under the same name the digest refuses the changed file anyway; under a new name it is a new campaign).
 //!
 //! # Exactly once per row
 //! The row key is the claim's natural key, as the receipt/log/rule triple is for event claims: rows are inserted
@@ -32,6 +34,11 @@
 //! also refuses a held claim outside a campaign (`claims_held_in_campaign`) and a campaign past approval
 //! without an approver (`campaigns_gate`). Tests: store `it::campaigns`.
 //!
+//! # Status, failures, retries
+//! `running` and `done` are computed when read, from the claims ([`summary`]); the stored status records the
+//! decisions only. Which failed claims `retry-failed` may queue again, and why that never pays a row twice:
+//! [`retry`].
+//!
 //! # Streaming (the API's side, for the record)
 //! `POST /campaigns` spools the body to a temporary file while hashing it (never the whole file in memory,
 //! size capped by config), so the digest is known before any database work and a slow client never holds a
@@ -47,6 +54,11 @@ use serde::Serialize;
 use crate::error::{Result, StoreError};
 use crate::schema::{campaigns, claims};
 use crate::types::{CampaignKind, CampaignStatus, ClaimStatus, Yocto};
+
+pub mod retry;
+pub mod rows;
+pub mod send;
+pub mod summary;
 
 /// Rows per INSERT statement of campaign claims.
 pub const INSERT_CHUNK: usize = 5_000;

@@ -20,6 +20,14 @@ use crate::types::ClaimId;
 /// Transient failures of one claim before it is failed for good.
 pub const MAX_RETRIES: i32 = 12;
 
+/// How the message of a claim failed after [`MAX_RETRIES`] transient failures starts (`retry-failed` of a
+/// campaign looks for it: see `crate::campaigns::retry`).
+pub const GAVE_UP_PREFIX: &str = "gave up after ";
+
+/// How the message of a claim failed because its receiver is not registered and the distributor does not
+/// register receivers ends.
+pub const REGISTRATION_OFF_SUFFIX: &str = " (distributor.register_receivers is off)";
+
 /// Longest wait before a held claim is tried again (seconds); the wait doubles from 1 s up to this.
 pub const MAX_RETRY_DELAY_SECS: i32 = 600;
 
@@ -129,7 +137,7 @@ pub(crate) async fn hold(
     .bind::<Integer, _>(MAX_RETRIES)
     .execute(conn)
     .await?;
-    let gave_up = format!("gave up after {MAX_RETRIES} transient failures; last: {error}");
+    let gave_up = format!("{GAVE_UP_PREFIX}{MAX_RETRIES} transient failures; last: {error}");
     let failed = diesel::sql_query(
         "UPDATE claims SET status = 'failed', attempts = attempts + 1, retries = retries + 1, \
            last_error = $1, retry_kind = $2, retry_at = NULL, updated_at = now() \

@@ -2,6 +2,7 @@
 
 mod api_limits;
 mod campaign_cli;
+mod campaigns;
 mod child;
 mod claims;
 mod cli;

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// What an endpoint can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 pub enum EventType {
-    /// A claim row was created (found on chain, or `POST /send-ft`).
+    /// A claim row was created (found on chain, `POST /send-ft`, a campaign row) — for a claim held for
+    /// approval, when it is approved (never before, never twice).
     #[serde(rename = "claim.created")]
     ClaimCreated,
     /// A claim was put in a signed transaction and sent (again, after a dead transaction).
@@ -26,17 +27,26 @@ pub enum EventType {
     /// an admin clears it.
     #[serde(rename = "incident.opened")]
     IncidentOpened,
+    /// A campaign (or a single send held for approval) was approved by a second token: its claims are
+    /// payable now (each sends its `claim.created` at that moment).
+    #[serde(rename = "campaign.approved")]
+    CampaignApproved,
+    /// A campaign awaiting approval was rejected: its claims will never be paid.
+    #[serde(rename = "campaign.rejected")]
+    CampaignRejected,
 }
 
 impl EventType {
     /// Every type.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 8] = [
         EventType::ClaimCreated,
         EventType::ClaimSubmitted,
         EventType::ClaimConfirmed,
         EventType::ClaimFailed,
         EventType::DistributorPaused,
         EventType::IncidentOpened,
+        EventType::CampaignApproved,
+        EventType::CampaignRejected,
     ];
 
     /// The wire name (`claim.created`, …), also stored in the outbox.
@@ -48,6 +58,8 @@ impl EventType {
             EventType::ClaimFailed => "claim.failed",
             EventType::DistributorPaused => "distributor.paused",
             EventType::IncidentOpened => "incident.opened",
+            EventType::CampaignApproved => "campaign.approved",
+            EventType::CampaignRejected => "campaign.rejected",
         }
     }
 }

@@ -3,8 +3,11 @@
 //! data model, the exactly-once argument and the approval gate are in `payouts_store::campaigns`.
 
 pub mod amount;
+pub mod chain_checks;
+pub mod csv;
 pub mod rows;
 pub mod validate;
+pub mod view;
 
 #[cfg(test)]
 mod tests;

@@ -2,8 +2,6 @@
 //! Only the current line is ever held. A CSV field may be quoted (`"a, b"`, `""` for a quote) but never spans
 //! lines: every field that could hold a newline (a memo) must not contain one anyway.
 
-use std::collections::HashMap;
-
 /// The columns / keys a row may carry.
 pub const FIELDS: [&str; 5] = [
     "receiver_id",
@@ -183,10 +181,20 @@ pub fn read_row(format: &Format, line: &str) -> Result<RawRow, LineError> {
 }
 
 fn read_json(line: &str) -> Result<RawRow, LineError> {
-    let map: HashMap<String, serde_json::Value> = serde_json::from_str(line)
+    let Pairs(pairs) = serde_json::from_str(line)
         .map_err(|e| LineError::line(format!("not a JSON object: {e}")))?;
     let mut row = RawRow::default();
-    for (key, value) in map {
+    let mut seen: Vec<&str> = Vec::with_capacity(pairs.len());
+    for (key, _) in &pairs {
+        if seen.contains(&key.as_str()) {
+            let shown: String = key.chars().take(64).collect();
+            return Err(LineError::line(format!(
+                "key `{shown}` appears twice in the object; which one is meant is not clear"
+            )));
+        }
+        seen.push(key);
+    }
+    for (key, value) in pairs {
         let Some(i) = FIELDS.iter().position(|f| *f == key) else {
             let shown: String = key.chars().take(64).collect();
             return Err(LineError::line(format!(
@@ -210,6 +218,32 @@ fn read_json(line: &str) -> Result<RawRow, LineError> {
         }
     }
     Ok(row)
+}
+
+/// A JSON object's members in order, duplicates kept (a map would silently keep the last).
+struct Pairs(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
+                let mut v = Vec::new();
+                while let Some(pair) = m.next_entry::<String, serde_json::Value>()? {
+                    if v.len() >= 16 {
+                        return Err(serde::de::Error::custom("more than 16 keys"));
+                    }
+                    v.push(pair);
+                }
+                Ok(Pairs(v))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 #[cfg(test)]
@@ -285,5 +319,15 @@ mod tests {
         assert_eq!(err.field, Some("amount"));
         assert!(read_row(&json, r#"{"receiver":"bob.near"}"#).is_err());
         assert!(read_row(&json, "[1,2]").is_err());
+        let twice = read_row(
+            &json,
+            r#"{"receiver_id":"bob.near","amount":"1","amount":"1000"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            twice.reason.contains("`amount` appears twice"),
+            "{}",
+            twice.reason
+        );
     }
 }

@@ -11,6 +11,7 @@ fn rules() -> Rules {
         max_amount: Yocto(1_000_000_000),
         max_memo_chars: 20,
         max_rows: 1_000,
+        unregistered: Default::default(),
     }
 }
 

@@ -28,14 +28,18 @@ pub struct Rules {
     pub max_memo_chars: usize,
     /// Most rows a file may hold.
     pub max_rows: u64,
+    /// Receivers found not registered with the token (`storage_balance_of` is null) while the distributor
+    /// does not register receivers: their rows are errors.
+    pub unregistered: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 /// One problem with one row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// 1-based line number in the file (the header is line 1 of a CSV).
     pub row: u64,
     /// The field at fault; `None` for the row as a whole.
+    #[schema(value_type = Option<String>)]
     pub field: Option<&'static str>,
     /// What is wrong, for a person.
     pub reason: String,
@@ -67,7 +71,7 @@ pub enum StopError {
 }
 
 /// Totals of a checked file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     /// Data rows (valid and invalid).
     pub rows: u64,
@@ -75,7 +79,8 @@ pub struct Totals {
     pub valid: u64,
     /// Invalid rows.
     pub invalid: u64,
-    /// Sum of the valid rows.
+    /// Sum of the valid rows (smallest unit, decimal string).
+    #[schema(value_type = String)]
     pub amount: Yocto,
 }
 
@@ -92,7 +97,8 @@ pub struct Validator {
     receivers: HashMap<u128, (u64, bool)>,
 }
 
-fn digest(s: &str) -> u128 {
+/// A 128-bit digest of `s` (sha256, first 16 bytes): the duplicate sets keep these, not the strings.
+pub(crate) fn digest(s: &str) -> u128 {
     let d = Sha256::digest(s.as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
@@ -199,6 +205,13 @@ impl Validator {
                 err("receiver_id", format!("not a valid NEAR account id: {e}"));
                 None
             }
+            Some(Ok(a)) if self.rules.unregistered.contains(a.as_str()) => {
+                err(
+                    "receiver_id",
+                    format!("{a} is not registered with the token (storage_balance_of is null) and the distributor does not register receivers (distributor.register_receivers is off)"),
+                );
+                None
+            }
             Some(Ok(a)) => Some(a),
         };
 
@@ -260,7 +273,7 @@ impl Validator {
         }
 
         if let Some(m) = raw.memo.as_deref() {
-            if let Some(why) = memo_problem(m, self.rules.max_memo_chars) {
+            if let Some(why) = crate::text::memo_problem(m, self.rules.max_memo_chars) {
                 err("memo", why);
             }
         }
@@ -324,21 +337,5 @@ impl Validator {
             amount,
             memo: raw.memo,
         })
-    }
-}
-
-/// The memo rules of `POST /send-ft`: length, no control or invisible characters.
-pub(crate) fn memo_problem(m: &str, max_chars: usize) -> Option<String> {
-    let n = m.chars().count();
-    if n > max_chars {
-        Some(format!(
-            "memo is {n} characters; at most {max_chars} (api.max_memo_chars)"
-        ))
-    } else if m.chars().any(char::is_control) {
-        Some("memo must not contain control characters (newlines, tabs, NUL…)".into())
-    } else if m.chars().any(crate::text::is_invisible) {
-        Some("memo must not contain bidirectional, invisible or line/paragraph-separator characters (U+202E, U+200B, U+2028…)".into())
-    } else {
-        None
     }
 }

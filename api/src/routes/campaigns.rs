@@ -6,6 +6,9 @@
 //! `api.campaign_max_bytes`); a first pass checks every row without touching the database; a second pass, only
 //! for a real upload without refused rows, inserts the valid rows in chunks. A dry run writes nothing.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -21,10 +24,14 @@ use payouts_store::{AsyncConnection, CampaignKind, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::campaigns::validate::{Line, RowError, Rules, StopError, Totals, Validator};
+use crate::campaigns::chain_checks::{self, CheckFailed};
+use crate::campaigns::validate::{digest, Line, RowError, Rules, StopError, Totals, Validator};
+use crate::campaigns::view::CampaignSummary;
 use crate::config::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::campaign_admin::summaries;
 use crate::state::AppState;
 
 /// Longest line of a campaign file, in bytes.
@@ -33,8 +40,9 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 pub const MAX_REPORTED_ERRORS: usize = 1_000;
 
 /// Query parameters of `POST /campaigns`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// Unique campaign name; the same name with the same file answers with the existing campaign.
     pub name: String,
@@ -49,7 +57,7 @@ pub struct UploadQuery {
 }
 
 /// The answer: the check's result, and the campaign when one was stored or found.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UploadReport {
     /// Whether this was a dry run.
     pub dry_run: bool,
@@ -65,8 +73,10 @@ pub struct UploadReport {
     pub errors: Vec<RowError>,
     /// Whether `errors` is cut short.
     pub errors_truncated: bool,
-    /// The stored (or already existing) campaign.
-    pub campaign: Option<Campaign>,
+    /// Receiver registrations and the treasury's balance, as the chain reports them.
+    pub chain: ChainReport,
+    /// The stored (or already existing) campaign, as `GET /campaigns/{id}` shows it.
+    pub campaign: Option<CampaignSummary>,
     /// Claims inserted by this request.
     pub inserted: usize,
 }
@@ -155,26 +165,137 @@ impl<'f> FilePass<'f> {
     }
 }
 
+/// What a check pass found.
+struct Checked {
+    totals: Totals,
+    errors: Vec<RowError>,
+    truncated: bool,
+}
+
 /// The check pass: totals, the first row errors, whether they were cut short.
-async fn check(
-    file: &mut tokio::fs::File,
-    rules: &Rules,
-) -> Result<(Totals, Vec<RowError>, bool), ApiError> {
+async fn check(file: &mut tokio::fs::File, rules: &Rules) -> Result<Checked, ApiError> {
     let mut pass = FilePass::start(file, rules).await?;
-    let mut errors = Vec::new();
-    let mut truncated = false;
+    let mut out = Checked {
+        totals: Totals::default(),
+        errors: Vec::new(),
+        truncated: false,
+    };
     while let Some(line) = pass.next().await? {
         if let Line::Invalid(errs) = line {
             for e in errs {
-                if errors.len() < MAX_REPORTED_ERRORS {
-                    errors.push(e);
+                if out.errors.len() < MAX_REPORTED_ERRORS {
+                    out.errors.push(e);
                 } else {
-                    truncated = true;
+                    out.truncated = true;
                 }
             }
         }
     }
-    Ok((pass.validator.totals(), errors, truncated))
+    out.totals = pass.validator.totals();
+    Ok(out)
+}
+
+/// Distinct receivers asked per batch of registration checks.
+const RECEIVER_BATCH: usize = 1_024;
+
+/// A pass over the valid rows asking each distinct receiver's registration once, a batch at a time.
+async fn unregistered_receivers(
+    state: &AppState,
+    rpc: &payouts_near::RpcPool,
+    file: &mut tokio::fs::File,
+    rules: &Rules,
+    token: &str,
+) -> Result<HashSet<String>, ApiError> {
+    let timeout = std::time::Duration::from_millis(state.config().rpc_timeout_ms);
+    let concurrency = state.config().campaign_rpc_concurrency;
+    let mut pass = FilePass::start(file, rules).await?;
+    let mut asked: HashSet<u128> = HashSet::new();
+    let mut batch: Vec<String> = Vec::with_capacity(RECEIVER_BATCH);
+    let mut out = HashSet::new();
+    loop {
+        let line = pass.next().await?;
+        let done = line.is_none();
+        if let Some(Line::Valid(row)) = line {
+            if asked.insert(digest(&row.receiver_id)) {
+                batch.push(row.receiver_id);
+            }
+        }
+        if batch.len() >= RECEIVER_BATCH || (done && !batch.is_empty()) {
+            let names = std::mem::take(&mut batch);
+            out.extend(
+                chain_checks::unregistered(rpc, timeout, concurrency, token, names)
+                    .await
+                    .map_err(chain_failed)?,
+            );
+        }
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// What the chain said about the file (see `crate::campaigns::chain_checks`).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ChainReport {
+    /// Whether receivers were checked for registration with the token (only when the distributor does not
+    /// register receivers; unregistered ones are row errors, field `receiver_id`).
+    pub registration_checked: bool,
+    /// Distinct receivers found not registered.
+    pub unregistered_receivers: usize,
+    /// The treasury account whose balance was read; `null` when this server is not told it.
+    pub treasury: Option<String>,
+    /// Its balance of the token (smallest unit) at the final block; `null` when not read.
+    pub treasury_balance: Option<String>,
+    /// Whether that balance covers the total of the valid rows; `null` when not read. Informational: the
+    /// distributor's balance guard holds transfers the balance cannot cover.
+    pub covered: Option<bool>,
+}
+
+fn chain_failed(e: CheckFailed) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "chain_check_failed",
+        format!("the campaign could not be checked against the chain (nothing written): {e}"),
+    )
+}
+
+/// The chain checks, and the file checked again when receivers turned out unregistered.
+async fn chain_checks(
+    state: &AppState,
+    file: &mut tokio::fs::File,
+    rules: &mut Rules,
+    token: &str,
+    checked: Checked,
+) -> Result<(Checked, ChainReport), ApiError> {
+    let mut report = ChainReport::default();
+    let registration = state.inner.distributor_registers == Some(false);
+    if !registration && state.inner.treasury.is_none() {
+        return Ok((checked, report));
+    }
+    let rpc =
+        state.inner.rpc.clone().ok_or_else(|| {
+            chain_failed(CheckFailed("no NEAR RPC endpoint is configured".into()))
+        })?;
+    let mut checked = checked;
+    if registration {
+        let unregistered = unregistered_receivers(state, &rpc, file, rules, token).await?;
+        report.registration_checked = true;
+        report.unregistered_receivers = unregistered.len();
+        if !unregistered.is_empty() {
+            rules.unregistered = Arc::new(unregistered);
+            checked = check(file, rules).await?;
+        }
+    }
+    if let Some(treasury) = &state.inner.treasury {
+        let timeout = std::time::Duration::from_millis(state.config().rpc_timeout_ms);
+        let balance = chain_checks::treasury_balance(&rpc, timeout, token, treasury)
+            .await
+            .map_err(chain_failed)?;
+        report.treasury = Some(treasury.clone());
+        report.treasury_balance = Some(balance.to_string());
+        report.covered = Some(balance >= checked.totals.amount);
+    }
+    Ok((checked, report))
 }
 
 /// The store pass, inside the caller's DB transaction: the valid rows as claims of `campaign`, in chunks.
@@ -224,9 +345,29 @@ fn choose_token(state: &AppState, token: Option<&str>) -> Result<String, ApiErro
     }
 }
 
-/// Uploads a campaign file. 200: dry run, or the same file under the same name again (nothing written);
-/// 201: stored; 409: the name is taken by another file; 422: rows invalid and `skip_invalid` not set (nothing
-/// written), or the file as a whole is unreadable.
+/// Uploads a campaign file (scope `send`): CSV with a header (`receiver_id`, `amount` or `amount_tokens`,
+/// optional `memo`, `external_id`) or JSON lines with the same keys. Each row is paid exactly once: its key is
+/// `external_id`, or `#<line number>` without one — so without `external_id`, "the same file" means the same
+/// rows in the same order (reordering rows changes their keys; the file digest refuses it under the same
+/// name anyway).
+#[utoipa::path(
+    post,
+    path = "/campaigns",
+    tag = "send",
+    params(UploadQuery),
+    request_body(content = String, description = "The file: CSV with a header, or JSON lines", content_type = "text/csv"),
+    responses(
+        (status = 200, description = "Dry run, or the same file under the same name again (nothing written)", body = UploadReport),
+        (status = 201, description = "Stored", body = UploadReport),
+        (status = 400, description = "Invalid query (name, token)", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `send` scope", body = ErrorBody),
+        (status = 409, description = "`campaign_name_taken`: the name was used for another file", body = ErrorBody),
+        (status = 413, description = "File over api.campaign_max_bytes", body = ErrorBody),
+        (status = 422, description = "Rows invalid and `skip_invalid` not set (the report; nothing written), or the file is unreadable", body = UploadReport),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -244,15 +385,23 @@ pub async fn upload(
     }
     let token = choose_token(&state, q.token.as_deref())?;
     let cfg = state.config();
-    let rules = Rules {
+    let mut rules = Rules {
         // Unknown decimals (no RPC answer) make `amount_tokens` rows errors, never a guess.
         decimals: state.inner.chain.decimals(&token).await,
         max_amount: cfg.max_amount,
         max_memo_chars: cfg.max_memo_chars,
         max_rows: cfg.campaign_max_rows,
+        unregistered: Arc::default(),
     };
     let (mut file, digest) = spool(body, cfg.campaign_max_bytes).await?;
-    let (totals, errors, errors_truncated) = check(&mut file, &rules).await?;
+    let checked = check(&mut file, &rules).await?;
+    let (checked, chain) = chain_checks(&state, &mut file, &mut rules, &token, checked).await?;
+    let Checked {
+        totals,
+        errors,
+        truncated: errors_truncated,
+        ..
+    } = checked;
     let approval_required = cfg
         .approval_threshold
         .get(&token)
@@ -265,6 +414,7 @@ pub async fn upload(
         approval_required,
         errors,
         errors_truncated,
+        chain,
         campaign: None,
         inserted: 0,
     };
@@ -298,6 +448,7 @@ pub async fn upload(
     let outcome = tokio::spawn(async move { store(pool, new, file, rules).await })
         .await
         .map_err(|e| ApiError::internal(&e))??;
+    let mut conn = payouts_store::get(&state.inner.pool).await?;
     match outcome {
         (CreateOutcome::Created(c), inserted) => {
             tracing::info!(
@@ -309,12 +460,16 @@ pub async fn upload(
                 approval_required,
                 "campaign stored"
             );
-            report.campaign = Some(c);
+            report.campaign = summaries(&state, &mut conn, vec![c]).await?.pop();
             report.inserted = inserted;
             Ok((StatusCode::CREATED, Json(report)).into_response())
         }
         (CreateOutcome::Existing(c) | CreateOutcome::NameTaken(c), _) => {
-            answer_existing(c, &digest, report)
+            if c.file_digest != digest {
+                return Err(name_taken(&c));
+            }
+            report.campaign = summaries(&state, &mut conn, vec![c]).await?.pop();
+            Ok((StatusCode::OK, Json(report)).into_response())
         }
     }
 }
@@ -360,21 +515,13 @@ async fn store(
     }
 }
 
-fn answer_existing(
-    existing: Campaign,
-    digest: &str,
-    mut report: UploadReport,
-) -> Result<Response, ApiError> {
-    if existing.file_digest != digest {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "campaign_name_taken",
-            format!(
-                "campaign `{}` was uploaded with another file; choose a new name for a new campaign",
-                existing.name
-            ),
-        ));
-    }
-    report.campaign = Some(existing);
-    Ok((StatusCode::OK, Json(report)).into_response())
+fn name_taken(existing: &Campaign) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "campaign_name_taken",
+        format!(
+            "campaign `{}` was uploaded with another file; choose a new name for a new campaign",
+            existing.name
+        ),
+    )
 }

@@ -20,6 +20,7 @@ use crate::state::AppState;
 
 pub mod admin;
 pub mod campaign_admin;
+pub mod campaign_failures;
 pub mod campaigns;
 pub mod claims;
 pub mod dashboard;
@@ -45,8 +46,19 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/send-ft", post(send::send_ft))
-        .route("/campaigns", post(campaigns::upload))
+        .route(
+            "/campaigns",
+            post(campaigns::upload).get(campaign_admin::list),
+        )
         .route("/campaigns/{id}", get(campaign_admin::get_one))
+        .route(
+            "/campaigns/{id}/failures.csv",
+            get(campaign_failures::failures_csv),
+        )
+        .route(
+            "/campaigns/{id}/retry-failed",
+            post(campaign_failures::retry),
+        )
         .route(
             "/admin/campaigns/{id}/approve",
             post(campaign_admin::approve),
@@ -107,7 +119,7 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let cfg = state.config();
     // A campaign upload streams a file of up to a million rows: it has its own, longer bound.
-    let timeout = Duration::from_millis(if route == "/campaigns" {
+    let timeout = Duration::from_millis(if route == "/campaigns" && method == "POST" {
         cfg.campaign_timeout_ms
     } else {
         cfg.request_timeout_ms

@@ -192,29 +192,13 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
     };
     let memo = match req.memo {
         Some(m) if m.is_empty() => None,
-        Some(m) if m.chars().count() > cfg.max_memo_chars => {
-            return Err(ApiError::bad_request(
-                "invalid_memo",
-                format!(
-                    "memo is {} characters; at most {} (api.max_memo_chars)",
-                    m.chars().count(),
-                    cfg.max_memo_chars
-                ),
-            ))
+        Some(m) => {
+            if let Some(why) = crate::text::memo_problem(&m, cfg.max_memo_chars) {
+                return Err(ApiError::bad_request("invalid_memo", why));
+            }
+            Some(m)
         }
-        Some(m) if m.chars().any(char::is_control) => {
-            return Err(ApiError::bad_request(
-                "invalid_memo",
-                "memo must not contain control characters (newlines, tabs, NUL…)",
-            ))
-        }
-        Some(m) if m.chars().any(crate::text::is_invisible) => {
-            return Err(ApiError::bad_request(
-                "invalid_memo",
-                "memo must not contain bidirectional, invisible or line/paragraph-separator characters (U+202E, U+200B, U+2028…): explorers would show another text than the one stored",
-            ))
-        }
-        other => other,
+        None => None,
     };
     Ok(Transfer {
         receiver,
@@ -227,7 +211,10 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
 
 /// Requests a payout of `amount` of `token` to `receiver_id`. Needs a token with the `send` scope and an
 /// `Idempotency-Key` header. 202: a new claim was created; 200: the same key and request were seen before,
-/// here is that claim; 409: the key was used for a different request.
+/// here is that claim; 409: the key was used for a different request. Above
+/// `api.single_approval_threshold` the claim is `held` in a one-row campaign of kind `send`, and the answer
+/// (202, or 200 for a retry) has `status: "awaiting_approval"` and the `campaign_id`: a second token with the
+/// `approve` scope releases it with `POST /admin/campaigns/{campaign_id}/approve`.
 #[utoipa::path(
     post,
     path = "/send-ft",
@@ -235,7 +222,7 @@ fn validate(state: &AppState, req: SendFtRequest) -> Result<Transfer, ApiError> 
     request_body = SendFtRequest,
     params(("Idempotency-Key" = String, Header, description = "1-128 printable ASCII characters, e.g. a UUID; the same key always means the same payout")),
     responses(
-        (status = 202, description = "Claim created; the distributor will pay it", body = ClaimView),
+        (status = 202, description = "Claim created; the distributor will pay it (or, above api.single_approval_threshold, `status: awaiting_approval` with a `campaign_id`: it is paid once a second token approves that campaign)", body = HeldSendView),
         (status = 200, description = "Retry of an earlier request with the same key: the same claim", body = ClaimView),
         (status = 400, description = "Invalid receiver, amount, token, memo, JSON or Idempotency-Key", body = ErrorBody),
         (status = 401, description = "No or unknown bearer token", body = ErrorBody),
@@ -270,6 +257,13 @@ pub async fn send_ft(
         transfer.memo.clone(),
     )
     .coalescing(transfer.coalesce);
+    if state
+        .config()
+        .single_approval_threshold
+        .is_some_and(|limit| transfer.amount > limit)
+    {
+        return held_send(&state, row, &digest, &principal.name).await;
+    }
     let (claim, created) = state.batcher().insert(row).await?;
     if !created && claim.request_digest.as_deref() != Some(digest.as_str()) {
         return Err(ApiError::new(
@@ -277,6 +271,12 @@ pub async fn send_ft(
             "idempotency_conflict",
             "this Idempotency-Key was already used with this token for a different request; use a new key for a new payout",
         ));
+    }
+    if !created && claim.status == payouts_store::ClaimStatus::Held {
+        // A retry of a held send answered under a threshold lowered since: still awaiting approval.
+        let mut conn = payouts_store::get(&state.inner.pool).await?;
+        let (campaign, claim) = held_of(&mut conn, claim).await?;
+        return held_answer(StatusCode::OK, campaign, claim);
     }
     let status = if created {
         tracing::info!(
@@ -296,4 +296,100 @@ pub async fn send_ft(
     let mut resp = (status, Json(ClaimView::from(claim))).into_response();
     resp.headers_mut().insert(header::LOCATION, location);
     Ok(resp)
+}
+
+/// The answer for a send held for approval: the claim as `/claims/{id}` shows it, with `status`
+/// `awaiting_approval` while it is held, and the campaign to approve.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct HeldSendView {
+    /// The claim (`status`: `awaiting_approval` while held).
+    #[serde(flatten)]
+    pub claim: ClaimView,
+    /// The one-row campaign (kind `send`) to approve: `POST /admin/campaigns/{campaign_id}/approve`.
+    pub campaign_id: Option<i64>,
+}
+
+fn held_answer(
+    status: StatusCode,
+    campaign: Option<i64>,
+    claim: payouts_store::claims::Claim,
+) -> Result<Response, ApiError> {
+    let location = HeaderValue::from_str(&format!("/claims/{}", claim.id))
+        .map_err(|e| ApiError::internal(&e))?;
+    let held = claim.status == payouts_store::ClaimStatus::Held;
+    let mut view = ClaimView::from(claim);
+    if held {
+        view.status = "awaiting_approval".into();
+    }
+    let mut resp = (
+        status,
+        Json(HeldSendView {
+            claim: view,
+            campaign_id: campaign,
+        }),
+    )
+        .into_response();
+    resp.headers_mut().insert(header::LOCATION, location);
+    Ok(resp)
+}
+
+/// The campaign of a held claim found by its key.
+async fn held_of(
+    conn: &mut payouts_store::AsyncPgConnection,
+    claim: payouts_store::claims::Claim,
+) -> Result<(Option<i64>, payouts_store::claims::Claim), ApiError> {
+    let name = payouts_store::campaigns::send::send_campaign_name(
+        claim.idempotency_key.as_deref().unwrap_or_default(),
+    );
+    let campaign = payouts_store::campaigns::campaign_by_name(conn, &name)
+        .await?
+        .map(|c| c.id);
+    Ok((campaign, claim))
+}
+
+/// Above `api.single_approval_threshold`: the claim held in a one-row campaign (see
+/// `payouts_store::campaigns::send`), not through the group-commit batcher.
+async fn held_send(
+    state: &AppState,
+    row: NewClaim,
+    digest: &str,
+    by: &str,
+) -> Result<Response, ApiError> {
+    use payouts_store::campaigns::send::{hold_send, HeldSend};
+    let mut conn = payouts_store::get(&state.inner.pool).await?;
+    let outcome = match hold_send(&mut conn, &row, by).await {
+        Err(e) if e.is_unique_violation() => {
+            // Another request under the same key won a race: answered on the client's retry.
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_conflict",
+                "a concurrent request used this Idempotency-Key; retry to see its claim",
+            ));
+        }
+        other => other?,
+    };
+    match outcome {
+        HeldSend::Created { campaign, claim } => {
+            tracing::info!(
+                claim = claim.id.0,
+                campaign = campaign.id,
+                by,
+                token = %claim.token_contract,
+                receiver = %claim.receiver_id,
+                amount = %claim.amount,
+                "manual claim held for approval"
+            );
+            held_answer(StatusCode::ACCEPTED, Some(campaign.id), *claim)
+        }
+        HeldSend::Existing { campaign, claim } => {
+            if claim.request_digest.as_deref() != Some(digest) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_conflict",
+                    "this Idempotency-Key was already used with this token for a different request; use a new key for a new payout",
+                ));
+            }
+            held_answer(StatusCode::OK, campaign.map(|c| c.id), *claim)
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Store tests against a real PostgreSQL (DATABASE_URL, or a throwaway cluster).
 
+mod campaign_retry;
 mod campaigns;
 mod claims;
 mod cursor;

@@ -37,7 +37,7 @@ async fn up_down_up_on_a_fresh_database() {
     let db = TestDb::empty().await;
     let cfg = db.config();
     let applied = run_migrations(&cfg, Direction::Up).await.unwrap();
-    assert_eq!(applied.len(), 14, "{applied:?}");
+    assert_eq!(applied.len(), 15, "{applied:?}");
     assert_eq!(
         tables(&db).await,
         [
