@@ -240,7 +240,7 @@ async fn status(id: i64, args: &ApiClientArgs, config: Option<&Path>) -> anyhow:
     let client = Client::new(args, config)?;
     let req = client.http.get(format!("{}/campaigns/{id}", client.base));
     let (status, text, answer) = client.send(req).await?;
-    if status != 200 || answer.get("campaign").is_none() {
+    if status != 200 || answer.get("id").is_none() {
         return Err(refusal(status, &answer).into());
     }
     if args.json {
@@ -358,6 +358,27 @@ pub fn summary(answer: &Value, dry_run: bool) -> String {
         "not needed"
     };
     let _ = writeln!(out, "approval:   {approval}");
+    let chain = &answer["chain"];
+    if chain["registration_checked"].as_bool() == Some(true) {
+        let _ = writeln!(
+            out,
+            "receivers:  checked for registration with the token, {} not registered",
+            text(&chain["unregistered_receivers"])
+        );
+    }
+    if let Some(balance) = chain["treasury_balance"].as_str() {
+        let covers = match chain["covered"].as_bool() {
+            Some(true) => "covers the total",
+            Some(false) => "does NOT cover the total",
+            None => "not compared",
+        };
+        let _ = writeln!(
+            out,
+            "treasury:   {} holds {}: {covers}",
+            text(&chain["treasury"]),
+            amount_line(balance, answer)
+        );
+    }
     let c = &answer["campaign"];
     if c.is_object() {
         let inserted = answer["inserted"].as_u64().unwrap_or(0);
@@ -406,10 +427,12 @@ pub fn summary(answer: &Value, dry_run: bool) -> String {
     out
 }
 
-/// The human summary of `GET /campaigns/{id}`.
-pub fn status_summary(answer: &Value) -> String {
+/// Claim statuses of a campaign, in the order they are shown.
+const CLAIM_STATUSES: [&str; 5] = ["held", "pending", "submitted", "confirmed", "failed"];
+
+/// The human summary of `GET /campaigns/{id}` (a campaign summary).
+pub fn status_summary(c: &Value) -> String {
     use std::fmt::Write;
-    let c = &answer["campaign"];
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -417,20 +440,26 @@ pub fn status_summary(answer: &Value) -> String {
         text(&c["id"]),
         text(&c["name"]),
         text(&c["status"]),
-        text(&c["token_contract"]),
+        text(&c["token"]),
         text(&c["created_by"]),
         text(&c["created_at"])
     );
     let _ = writeln!(
         out,
-        "rows:       {} in the file, {} skipped as invalid",
+        "rows:       {} in the file, {} valid, {} skipped as invalid",
         text(&c["rows_total"]),
+        text(&c["rows_valid"]),
         text(&c["rows_invalid"])
     );
     let _ = writeln!(
         out,
         "total:      {}",
-        amount_line(c["amount_total"].as_str().unwrap_or("0"), answer)
+        amount_line(c["amount_total"].as_str().unwrap_or("0"), c)
+    );
+    let _ = writeln!(
+        out,
+        "paid:       {}",
+        amount_line(c["paid_total"].as_str().unwrap_or("0"), c)
     );
     if c["approval_required"].as_bool() == Some(true) {
         let by = match (c["approved_by"].as_str(), c["rejected_by"].as_str()) {
@@ -444,23 +473,23 @@ pub fn status_summary(answer: &Value) -> String {
         };
         let _ = writeln!(out, "approval:   {by}");
     }
-    let claims = answer["claims"].as_array().map_or(&[][..], Vec::as_slice);
-    let all: u64 = claims.iter().filter_map(|s| s["count"].as_u64()).sum();
-    let confirmed: u64 = claims
-        .iter()
-        .filter(|s| s["status"] == "confirmed")
-        .filter_map(|s| s["count"].as_u64())
-        .sum();
+    let claims = &c["claims"];
+    let count = |s: &str| claims[s].as_u64().unwrap_or(0);
+    let all: u64 = CLAIM_STATUSES.iter().map(|s| count(s)).sum();
+    let confirmed = count("confirmed");
     if let Some(share) = (confirmed * 100).checked_div(all) {
-        let _ = writeln!(out, "paid:       {confirmed} of {all} claims ({share}%)");
+        let _ = writeln!(out, "claims:     {confirmed} of {all} paid ({share}%)");
     }
-    for s in claims {
+    let by_status: Vec<String> = CLAIM_STATUSES
+        .iter()
+        .map(|s| format!("{s} {}", count(s)))
+        .collect();
+    let _ = writeln!(out, "            {}", by_status.join(", "));
+    if count("failed") > 0 {
         let _ = writeln!(
             out,
-            "  {:<10} {:>9}  {}",
-            text(&s["status"]),
-            text(&s["count"]),
-            amount_line(s["amount"].as_str().unwrap_or("0"), answer)
+            "failures:   GET /campaigns/{}/failures.csv lists them",
+            text(&c["id"])
         );
     }
     out
@@ -573,6 +602,30 @@ mod tests {
         assert!(s.contains("row 51 amount: not a number"), "{s}");
         assert!(!s.contains("row 52 amount"), "{s}");
         assert!(s.contains("… and 10 more"), "{s}");
+    }
+
+    #[test]
+    fn status_shows_progress_by_claim_status() {
+        let c = serde_json::json!({
+            "id": 7, "name": "drop", "kind": "file", "token": "token.devnet", "status": "running",
+            "approval_required": true, "created_by": "ops", "created_at": "2026-12-04T21:00:00Z",
+            "approved_by": "lead", "approved_at": "2026-12-04T21:05:00Z",
+            "rows_total": 5, "rows_invalid": 1, "rows_valid": 4, "rows_paid": 1,
+            "amount_total": "4000", "paid_total": "1000", "failed": 1,
+            "claims": {"held": 0, "pending": 1, "submitted": 1, "confirmed": 1, "failed": 1}
+        });
+        let s = status_summary(&c);
+        assert!(
+            s.contains("campaign 7 `drop`: running (token token.devnet"),
+            "{s}"
+        );
+        assert!(s.contains("approved by lead"), "{s}");
+        assert!(s.contains("claims:     1 of 4 paid (25%)"), "{s}");
+        assert!(
+            s.contains("pending 1, submitted 1, confirmed 1, failed 1"),
+            "{s}"
+        );
+        assert!(s.contains("failures.csv"), "{s}");
     }
 
     #[test]

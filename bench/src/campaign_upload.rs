@@ -178,9 +178,17 @@ pub async fn run(args: CampaignUploadArgs) -> anyhow::Result<()> {
         args.rows,
         bytes as f64 / 1e6
     );
-    let (devnet, _keys) = Devnet::start_for_tests(|c| c.rpc_timeout_ms = 10_000)
-        .await
-        .context("starting the devnet")?;
+    // Receivers must be registered with the token (the API checks when the distributor does not register
+    // them): the devnet registers its even-numbered users.
+    let users = receivers.saturating_mul(2);
+    let (devnet, _keys) = Devnet::start_for_tests(|c| {
+        c.rpc_timeout_ms = 10_000;
+        if users > 1_000 {
+            c.users = Some(u32::try_from(users).unwrap_or(u32::MAX));
+        }
+    })
+    .await
+    .context("starting the devnet")?;
     let db = TestDb::new().await;
     let extra = api_limits(bytes, args.rows);
     let rpc = devnet.rpc_url();

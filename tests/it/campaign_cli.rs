@@ -239,7 +239,7 @@ async fn campaign_upload_dry_run_store_again_and_conflict() {
     assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
     assert!(status.stdout.contains("`airdrop.csv`"), "{}", status.stdout);
     assert!(
-        status.stdout.contains("paid:       0 of 3 claims"),
+        status.stdout.contains("claims:     0 of 3 paid"),
         "{}",
         status.stdout
     );
