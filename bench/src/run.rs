@@ -386,6 +386,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = Report {
         started_at: since,
         settings: Settings {
+            campaign: args.campaign,
             mode: if args.rate.is_some() {
                 "sustained"
             } else {
@@ -420,6 +421,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             rpc_errors: m.rpc_errors,
         },
         throughput: Throughput {
+            campaign_paid_per_s: campaign_pay_s.map(|pay| confirmed as f64 / pay),
             overall_per_s: overall,
             span_s: t.span_seconds,
             sustained_mean_per_s: sustained_mean,

@@ -130,6 +130,26 @@ async fn campaign_upload_dry_run_store_again_and_conflict() {
     )
     .await;
     assert_eq!(dry_skip.code, 0, "{}{}", dry_skip.stdout, dry_skip.stderr);
+    // JSON lines, told by the extension: checked the same way.
+    let jsonl = write(
+        &dir.path().join("drop.ndjson"),
+        "{\"receiver_id\": \"user-0.devnet\", \"amount\": \"5\"}\n{\"receiver_id\": \"user-2.devnet\", \"amount_tokens\": \"1.25\"}\n",
+    );
+    let dry_jsonl = payouts(
+        &["campaign", "upload", &jsonl, "--dry-run", "--api", &api],
+        true,
+    )
+    .await;
+    assert_eq!(
+        dry_jsonl.code, 0,
+        "{}{}",
+        dry_jsonl.stdout, dry_jsonl.stderr
+    );
+    assert!(
+        dry_jsonl.stdout.contains("2 (2 valid, 0 invalid)"),
+        "{}",
+        dry_jsonl.stdout
+    );
     // A real upload of the file with errors is refused whole.
     let refused = payouts(&["campaign", "upload", &file, "--api", &api], true).await;
     assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
