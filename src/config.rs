@@ -179,7 +179,12 @@ impl Config {
                     .only(&["DATABASE_URL"])
                     .map(|_| "database.url".into()),
             )
-            .merge(Env::prefixed("PAYOUTS_").ignore(&["CONFIG"]).split("__"));
+            // PAYOUTS_API_TOKEN is `payouts campaign`'s bearer token, not a setting.
+            .merge(
+                Env::prefixed("PAYOUTS_")
+                    .ignore(&["CONFIG", "API_TOKEN"])
+                    .split("__"),
+            );
         let mut config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
         if config.distributor.indexer_stream.is_none() {
             // The distributor proves transactions dead from this stream's cursor.

@@ -1,9 +1,11 @@
 //! The `payouts` binary: parses the command line, loads the configuration, runs one role.
 //!
-//! Error policy at this edge: a configuration problem prints one line naming the key and exits 2;
+//! Error policy at this edge: a configuration problem (or a `payouts campaign` usage error) prints one line
+//! naming the key and exits 2;
 //! any other failure prints one `error: …` line (its causes joined, never a backtrace) and exits 1.
 
 mod bench;
+mod campaign;
 mod cli;
 mod config;
 mod dev;
@@ -35,7 +37,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if err.is::<ConfigError>() => {
+        Err(err) if err.is::<ConfigError>() || err.is::<campaign::UsageError>() => {
             eprintln!("error: {err}");
             ExitCode::from(2)
         }
@@ -128,6 +130,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&config.log);
             incidents::run(config, action).await
         }
+        // A client of the running API: no logging set up, the summary is the output.
+        Command::Campaign { action } => campaign::run(action, cli.config.as_deref()).await,
         Command::Bench { args } => {
             let config = Config::load(cli.config.as_deref())?;
             bench::forward(args, &config.log)

@@ -44,6 +44,11 @@ pub struct BenchArgs {
     /// `distributor.coalesce`: merge claims of one receiver pending together into one transfer.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub coalesce: bool,
+    /// Backlog mode: the `--claims` claims come as one campaign file, uploaded with `payouts campaign upload`
+    /// to a `payouts api` on the same database (the `payouts` executable beside this one), instead of
+    /// being inserted directly: paying a campaign against the same single-token ceiling.
+    #[arg(long, conflicts_with = "rate")]
+    pub campaign: bool,
     /// Where `report.json` and `throughput.svg` go (created if missing).
     #[arg(long, default_value = "bench-report")]
     pub report_dir: PathBuf,

@@ -20,13 +20,20 @@
 //! coalescing merges claims) or `distinct` (every claim its own receiver, an airdrop). Claims and transfers
 //! are reported apart (claims/s is what users feel, transfers/s the chain's cost: [`receivers::Landed`]).
 //!
+//! `payouts bench campaign-upload --rows N [--dry-run]` ([`campaign_upload`]) measures `POST /campaigns`
+//! instead: the real `payouts api` and `payouts campaign upload` as child processes ([`api_child`]), rows/s
+//! and the server's peak memory. `--campaign` makes the backlog one campaign file uploaded the same way,
+//! so paying a campaign is measured against the same single-token ceiling.
+//!
 //! Owns the benchmark only: it drives the other crates through their public APIs and the store's test
 //! harness ([`payouts_store::testdb`]), and must never be linked into the production `payouts` binary (which
 //! forwards `payouts bench …` to the `payouts-bench` executable beside it). Modules: [`args`] (the command
 //! line), [`sampling`] (per-second samples, rates, progress bar), [`report`] (`report.json`), [`chart`]
 //! (`throughput.svg`), [`ledger`] (the exactly-once check), [`receivers`] (who the claims pay), [`run`].
 
+pub mod api_child;
 pub mod args;
+pub mod campaign_upload;
 pub mod chart;
 mod landing;
 pub mod ledger;
@@ -36,6 +43,7 @@ pub mod run;
 pub mod sampling;
 
 pub use args::{BenchArgs, WebhookMode};
+pub use campaign_upload::CampaignUploadArgs;
 pub use receivers::{Landed, Receivers};
 pub use report::Report;
 pub use run::run;

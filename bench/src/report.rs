@@ -89,6 +89,9 @@ pub struct Settings {
     pub gas_limit_lifted: bool,
     /// `ok`, `hang` or `null` (no webhooks).
     pub webhook: Option<String>,
+    /// `--campaign`: the backlog was one campaign uploaded through `payouts api`.
+    #[serde(default)]
+    pub campaign: bool,
 }
 
 /// The machine.
@@ -150,6 +153,9 @@ pub struct Throughput {
     pub tgas_per_transfer: Option<f64>,
     /// With the gas limit: `overall_per_s / single_token_ceiling_per_s`.
     pub ceiling_share: Option<f64>,
+    /// `--campaign`: claims/s from the upload's end to the last confirmation (1-s sampling).
+    #[serde(default)]
+    pub campaign_paid_per_s: Option<f64>,
 }
 
 /// Seconds from pending to confirmed.
@@ -254,6 +260,7 @@ mod tests {
         Report {
             started_at: "2026-11-23T10:00:00Z".parse().unwrap(),
             settings: Settings {
+                campaign: false,
                 mode: "sustained".into(),
                 claims: None,
                 rate: Some(100),
@@ -287,6 +294,7 @@ mod tests {
                 rpc_errors: 0,
             },
             throughput: Throughput {
+                campaign_paid_per_s: None,
                 overall_per_s: 100.0,
                 span_s: 20.0,
                 sustained_mean_per_s: Some(100.0),

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `payouts` binary.
 
 mod api_limits;
+mod campaign_cli;
 mod campaigns;
 mod child;
 mod claims;
