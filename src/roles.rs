@@ -144,12 +144,16 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     payouts_api::auth::Tokens::load(&config.api).map_err(config_error)?;
     let shutdown = shutdown_on_signals();
     let pool = prepare_database(&config).await?;
-    let state = payouts_api::AppState::builder(pool, config.api.clone())
-        .read_pool(read_pool(&config).await?)
-        .rpc_endpoints(config.network.endpoints())
-        .indexer_stream(config.indexer.stream.clone())
-        .build()
-        .map_err(config_error)?;
+    let state = with_campaign_context(
+        payouts_api::AppState::builder(pool, config.api.clone()),
+        &config,
+    )?
+    .read_pool(read_pool(&config).await?)
+    .rpc_endpoints(config.network.endpoints())
+    .indexer_stream(config.indexer.stream.clone())
+    .rule_tokens(config.indexer.rules.iter().map(|r| r.token.clone()))
+    .build()
+    .map_err(config_error)?;
     let listener = payouts_api::bind(config.api.listen).await?;
     payouts_api::serve(listener, state, shutdown).await?;
     Ok(())
@@ -192,6 +196,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals();
     let pool = prepare_database(&config).await?;
     run_all(&config, pool, shutdown, |_| {}).await
+}
+
+/// What the API needs to know of the rest of the configuration for campaigns and the dashboard: the chain
+/// id (explorer links), whether the distributor registers receivers (dry-run registration checks,
+/// retryable failures) and the treasury account (balance check), read from the distributor's key files
+/// without their private keys (unreadable there: a warning, and no balance check).
+fn with_campaign_context(
+    builder: payouts_api::AppStateBuilder,
+    config: &Config,
+) -> anyhow::Result<payouts_api::AppStateBuilder> {
+    let d = &config.distributor;
+    let mut builder = builder
+        .chain_id(config.network.chain_id.clone())
+        .distributor_registers(d.register_receivers);
+    match payouts_distributor::treasury_account(&d.key_files, d.keys_env.as_deref()) {
+        Ok(Some(account)) => builder = builder.treasury(account.to_string()),
+        Ok(None) => {}
+        // An API host without the distributor's key files still serves; campaign dry runs then skip the
+        // treasury balance check (and say so: `covered` is null).
+        Err(e) => {
+            tracing::warn!(error = %e, "treasury account unknown: campaign dry runs will not check its balance")
+        }
+    }
+    Ok(builder)
 }
 
 fn api_config_error(e: payouts_api::Error) -> anyhow::Error {
@@ -262,14 +290,18 @@ pub async fn run_all(
         distributor_metrics.clone(),
     )
     .await?;
-    let state = payouts_api::AppState::builder(pool.clone(), config.api.clone())
-        .read_pool(read_pool(config).await?)
-        .rpc_endpoints(config.network.endpoints())
-        .indexer_stream(config.indexer.stream.clone())
-        .metrics_registry(Arc::new(registry))
-        .indexer_probe(Arc::new(IndexerProbe(indexer_metrics)))
-        .build()
-        .map_err(api_config_error)?;
+    let state = with_campaign_context(
+        payouts_api::AppState::builder(pool.clone(), config.api.clone()),
+        config,
+    )?
+    .read_pool(read_pool(config).await?)
+    .rpc_endpoints(config.network.endpoints())
+    .indexer_stream(config.indexer.stream.clone())
+    .rule_tokens(config.indexer.rules.iter().map(|r| r.token.clone()))
+    .metrics_registry(Arc::new(registry))
+    .indexer_probe(Arc::new(IndexerProbe(indexer_metrics)))
+    .build()
+    .map_err(api_config_error)?;
     let listener = payouts_api::bind(config.api.listen).await?;
     let api = listener.local_addr()?;
     tracing::info!(%api, rpc = %config.network.shown(), "payouts run: starting");

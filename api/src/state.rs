@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) indexer_probe: Option<Arc<dyn IndexerProbe>>,
     /// The indexer stream (cursor name) `/status`, `/metrics` and replays refer to.
     pub(crate) stream: String,
+    /// Tokens the indexer's rules pay (`[[indexer.rules]]`), listed by `GET /tokens` after the allowed ones.
+    pub(crate) rule_tokens: Vec<String>,
     pub(crate) chain: SharedChain,
     pub(crate) http: Arc<HttpMetrics>,
     pub(crate) status_cache: tokio::sync::Mutex<Option<(Instant, axum::body::Bytes)>>,
@@ -89,6 +91,7 @@ pub struct AppStateBuilder {
     registry: Option<Arc<Registry>>,
     indexer_probe: Option<Arc<dyn IndexerProbe>>,
     stream: Option<String>,
+    rule_tokens: Vec<String>,
     rpc: Vec<payouts_near::RpcEndpointConfig>,
     chain_id: Option<String>,
     distributor_registers: Option<bool>,
@@ -159,6 +162,13 @@ impl AppStateBuilder {
         self
     }
 
+    /// The tokens the indexer's rules pay (`[[indexer.rules]]` `token`): `GET /tokens` lists them after
+    /// `api.allowed_tokens`, so the dashboard can show their claims in token units too.
+    pub fn rule_tokens(mut self, tokens: impl IntoIterator<Item = String>) -> Self {
+        self.rule_tokens = tokens.into_iter().collect();
+        self
+    }
+
     /// The NEAR JSON-RPC used for the chain head when no indexer runs in this process.
     pub fn rpc_url(mut self, url: impl Into<String>) -> Self {
         self.rpc = vec![payouts_near::RpcEndpointConfig::new(url)];
@@ -223,6 +233,7 @@ impl AppStateBuilder {
                 registry: self.registry,
                 indexer_probe: self.indexer_probe,
                 stream,
+                rule_tokens: self.rule_tokens,
                 chain: Arc::new(chain),
                 http: Arc::new(HttpMetrics::default()),
                 status_cache: tokio::sync::Mutex::new(None),
@@ -247,6 +258,7 @@ impl AppState {
             registry: None,
             indexer_probe: None,
             stream: None,
+            rule_tokens: Vec::new(),
             rpc: Vec::new(),
             chain_id: None,
             distributor_registers: None,

@@ -144,6 +144,51 @@ pub fn load_keys(
     Ok(keys)
 }
 
+/// The treasury account the configured keys belong to, reading only each key file's `account_id` (the
+/// private key is not parsed or kept): for processes that show the treasury but never sign (the API). The
+/// first of `key_files`, else the first item of the `keys_env` array; `None` when no key is configured.
+pub fn treasury_account(
+    files: &[PathBuf],
+    keys_env: Option<&str>,
+) -> Result<Option<AccountId>, KeyFileError> {
+    #[derive(Deserialize)]
+    struct AccountOnly {
+        account_id: String,
+    }
+    let (text, source) = if let Some(path) = files.first() {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        (text, path.clone())
+    } else if let Some(var) = keys_env {
+        let source = PathBuf::from(format!("${var}"));
+        let Ok(text) = std::env::var(var) else {
+            return Ok(None);
+        };
+        let items: Vec<serde_json::Value> =
+            serde_json::from_str(&text).map_err(|_| KeyFileError::Invalid {
+                path: source.clone(),
+                message: "is not a JSON array of near-cli key objects".into(),
+            })?;
+        match items.first() {
+            Some(item) => (item.to_string(), source),
+            None => return Ok(None),
+        }
+    } else {
+        return Ok(None);
+    };
+    let invalid = |message: String| KeyFileError::Invalid {
+        path: source.clone(),
+        message,
+    };
+    let json: AccountOnly = serde_json::from_str(&text)
+        .map_err(|_| invalid("not a near-cli key file (account_id missing)".into()))?;
+    AccountId::from_str(&json.account_id)
+        .map(Some)
+        .map_err(|e| invalid(format!("account_id is not valid: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ pub mod tile;
 pub mod tx;
 
 pub use config::DistributorConfig;
-pub use keyfile::{load_keys, KeyFileError, TreasuryKey};
+pub use keyfile::{load_keys, treasury_account, KeyFileError, TreasuryKey};
 pub use metrics::{DistributorMetrics, DistributorSnapshot};
 pub use plan::{plan, plan_transfers, Limits, Transfer, Unpayable};
 pub use rpc::{redact_url, EndpointSnapshot, RpcEndpointConfig, RpcPool};

@@ -66,11 +66,9 @@ pub async fn list(
     let cfg = state.config();
     // The allowed tokens, then those the indexer's rules pay (their claims are on the dashboard too).
     let mut contracts: Vec<&String> = cfg.allowed_tokens.iter().collect();
-    if let Some(indexer) = &state.inner.indexer {
-        for rule in &indexer.rules {
-            if !contracts.contains(&&rule.token) {
-                contracts.push(&rule.token);
-            }
+    for token in &state.inner.rule_tokens {
+        if !contracts.contains(&token) {
+            contracts.push(token);
         }
     }
     // Concurrently: a node that does not answer costs one RPC timeout, not one per token.

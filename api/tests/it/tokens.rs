@@ -53,24 +53,13 @@ async fn lists_symbols_and_decimals_from_the_chain() {
 #[tokio::test]
 async fn the_indexer_rules_tokens_are_listed_after_the_allowed_ones() {
     let (devnet, _keys) = devnet_with_final_block().await;
-    let rule = |name: &str, token: &str| payouts_indexer::rules::RuleConfig {
-        name: name.into(),
-        contract: "claims.devnet".into(),
-        standard: "claims".into(),
-        event: "claim".into(),
-        receiver_field: "account_id".into(),
-        amount_field: Some("amount".into()),
-        fixed_amount: None,
-        token: token.into(),
-        memo: None,
-    };
-    let indexer = payouts_indexer::IndexerConfig {
-        rules: vec![rule("a", TOKEN_A), rule("b", "heavy.devnet")],
-        ..payouts_indexer::IndexerConfig::fastnear(devnet.rpc_url())
-    };
+    // The binary hands over the tokens of `[[indexer.rules]]` (a repeat is listed once).
     let app = app_with(
         |_| {},
-        |b| b.rpc_url(devnet.rpc_url()).indexer_config(indexer),
+        |b| {
+            b.rpc_url(devnet.rpc_url())
+                .rule_tokens([TOKEN_A, "heavy.devnet", "heavy.devnet"].map(String::from))
+        },
     )
     .await;
     let a = app.read("/tokens").await;
