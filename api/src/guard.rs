@@ -7,13 +7,13 @@
 //! A per-address 429 is answered after a pause (the wait, at most [`MAX_HOLD`]): a client that ignores
 //! `Retry-After` and asks again at once is slowed to about one request per second per connection instead
 //! of making the server spin answering it. A held request never blocks the connection cap: its
-//! connection counts as idle there (server.rs), so a new client can still take its place.
+//! connection counts as idle there ([`crate::conn`]), so a new client can still take its place.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,8 +22,8 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::config::ApiConfig;
+use crate::conn::{ConnHandle, Parked};
 use crate::error::ApiError;
-use crate::state::AppState;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
@@ -151,26 +151,6 @@ fn client_key(addr: IpAddr) -> IpAddr {
     }
 }
 
-/// Marks a request as only held back on its connection while alive (also when the request is dropped).
-struct Parked(Option<crate::server::ConnHandle>);
-
-impl Parked {
-    fn new(conn: Option<crate::server::ConnHandle>) -> Self {
-        if let Some(c) = &conn {
-            c.0.parked.fetch_add(1, Ordering::AcqRel);
-        }
-        Self(conn)
-    }
-}
-
-impl Drop for Parked {
-    fn drop(&mut self) {
-        if let Some(c) = &self.0 {
-            c.0.parked.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
 /// `Retry-After`: whole seconds, rounded up, at least 1.
 fn retry_after(wait: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_secs((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
@@ -190,13 +170,9 @@ fn too_many(wait: std::time::Duration, what: &str) -> Response {
     resp
 }
 
-/// The middleware (see the module doc).
-pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if path == "/health" || path == "/ready" {
-        return next.run(req).await;
-    }
-    let g = &state.inner.guard;
+/// The gate (see the module doc) for a request presenting the configured API token number `token` (None:
+/// no valid token). The router calls it for every route but `/health` and `/ready`.
+pub(crate) async fn check(g: &Guard, token: Option<usize>, req: Request, next: Next) -> Response {
     if !g.host_allowed(req.headers()) {
         return ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
@@ -205,7 +181,6 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         )
         .into_response();
     }
-    let token = state.inner.tokens.identify(req.headers());
     match (token, &g.per_token, &g.per_ip) {
         (Some(i), Some(limiter), _) => {
             if let Some(wait) = g.wait(limiter, &i) {
@@ -218,8 +193,7 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
             if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
                 g.sweep();
                 if let Some(wait) = g.wait(limiter, &client_key(peer.ip())) {
-                    let parked =
-                        Parked::new(req.extensions().get::<crate::server::ConnHandle>().cloned());
+                    let parked = Parked::new(req.extensions().get::<ConnHandle>().cloned());
                     // The whole Retry-After (at least 1 s), at most MAX_HOLD: GCRA's exact wait is a
                     // few ms when many connections share one address's bucket.
                     tokio::time::sleep(MAX_HOLD.min(retry_after(wait))).await;

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::conn::{Conn, ConnHandle};
 use crate::error::Error;
 use crate::routes::router;
 use crate::state::AppState;
@@ -58,32 +59,6 @@ pub(crate) fn connection_cap(configured: usize, fd_limit: Option<usize>) -> usiz
         None => configured,
     }
 }
-
-/// One open connection, as the registry sees it.
-pub(crate) struct Conn {
-    /// Requests being answered now.
-    in_flight: AtomicU32,
-    /// Of those, requests only held back before a 429 (see [`crate::guard`]): no work is lost when the
-    /// connection is dropped.
-    pub(crate) parked: AtomicU32,
-    /// Milliseconds since the registry's epoch of the last request's end (or of the accept).
-    last_active: AtomicU64,
-    /// Requests answered so far.
-    served: AtomicU64,
-    /// Cancelled to drop the connection at once (only ever while no request is in flight).
-    evict: CancellationToken,
-}
-
-impl Conn {
-    /// No request in flight but ones held back before a 429.
-    fn evictable(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) <= self.parked.load(Ordering::Acquire)
-    }
-}
-
-/// The connection a request came on (a request extension), for [`crate::guard`].
-#[derive(Clone)]
-pub(crate) struct ConnHandle(pub(crate) Arc<Conn>);
 
 /// The open connections, for the cap and the idle timeout.
 struct Registry {

@@ -45,8 +45,7 @@ pub(crate) struct Inner {
     /// Host allowlist and rate limits.
     pub(crate) guard: crate::guard::Guard,
     /// `/metrics` figures read from the database, with when they were read.
-    pub(crate) metrics_cache:
-        tokio::sync::Mutex<Option<(Instant, crate::routes::metrics::DbFigures)>>,
+    pub(crate) metrics_cache: tokio::sync::Mutex<Option<(Instant, crate::figures::DbFigures)>>,
     pub(crate) config: ApiConfig,
     pub(crate) tokens: Tokens,
     /// The metrics of the workers running in this process, registered by the binary.
@@ -182,7 +181,7 @@ impl AppStateBuilder {
     }
 
     /// The network's chain id (`network.chain_id`): picks the default explorer links
-    /// ([`crate::config::default_explorer_tx_url`]). Without it the node's `status` answer is used.
+    /// ([`crate::explorer::default_explorer_tx_url`]). Without it the node's `status` answer is used.
     pub fn chain_id(mut self, id: impl Into<String>) -> Self {
         self.chain_id = Some(id.into());
         self

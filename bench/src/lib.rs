@@ -35,6 +35,7 @@ pub mod api_child;
 pub mod args;
 pub mod campaign_upload;
 pub mod chart;
+mod feed;
 mod landing;
 pub mod ledger;
 pub mod receivers;

@@ -6,40 +6,14 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use payouts_store::claims::count_by_status;
-use payouts_store::cursor::read_cursor;
-use payouts_store::incidents::open_counts;
-use payouts_store::stalls::{read_stall, StallKind};
-use payouts_store::webhooks::endpoint_summaries;
+use payouts_near::prom::{gauge, gauges, Collector, DescriptorEncoder, Registry};
+use payouts_store::stalls::StallKind;
 use payouts_store::{ClaimStatus, IncidentKind};
 
 use crate::config::Scope;
 use crate::error::ErrorBody;
+use crate::figures::DbFigures;
 use crate::state::AppState;
-use payouts_near::prom::{gauge, gauges, Collector, DescriptorEncoder, Registry};
-
-/// The figures `/metrics` reads from the database: claims per status, the indexer cursor, webhook
-/// endpoints, open incidents per kind, the indexer's stall.
-#[derive(Debug, Clone)]
-pub(crate) struct DbFigures {
-    counts: Vec<(ClaimStatus, i64)>,
-    cursor: Option<payouts_store::cursor::Cursor>,
-    endpoints: Vec<payouts_store::webhooks::EndpointSummary>,
-    incidents: Vec<(IncidentKind, i64)>,
-    stall: Option<payouts_store::stalls::Stall>,
-}
-
-async fn read_figures(state: &AppState) -> Result<DbFigures, payouts_store::StoreError> {
-    let inner = &state.inner;
-    let mut conn = payouts_store::get(&inner.read_pool).await?;
-    Ok(DbFigures {
-        counts: count_by_status(&mut conn).await?,
-        cursor: read_cursor(&mut conn, &inner.stream).await?,
-        endpoints: endpoint_summaries(&mut conn).await?,
-        incidents: open_counts(&mut conn).await?,
-        stall: read_stall(&mut conn, &inner.stream).await?,
-    })
-}
 
 /// The database figures, read at most once per `api.status_cache_ms` (concurrent scrapes share one read).
 async fn figures(state: &AppState) -> Result<DbFigures, payouts_store::StoreError> {
@@ -50,7 +24,8 @@ async fn figures(state: &AppState) -> Result<DbFigures, payouts_store::StoreErro
             return Ok(f.clone());
         }
     }
-    let f = read_figures(state).await?;
+    let mut conn = payouts_store::get(&state.inner.read_pool).await?;
+    let f = DbFigures::read(&mut conn, &state.inner.stream).await?;
     *slot = Some((Instant::now(), f.clone()));
     Ok(f)
 }

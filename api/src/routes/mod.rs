@@ -28,6 +28,7 @@ pub mod dashboard;
 pub mod health;
 pub mod incidents;
 pub mod metrics;
+pub mod openapi;
 pub mod send;
 pub mod status;
 pub mod tokens;
@@ -47,7 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/status", get(status::status))
         .route("/tokens", get(tokens::list))
         .route("/metrics", get(metrics::metrics))
-        .route("/openapi.json", get(crate::openapi::openapi_json))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/send-ft", post(send::send_ft))
         .route(
             "/campaigns",
@@ -82,12 +83,19 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::guard::guard,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), edge))
         .with_state(state)
+}
+
+/// The Host allowlist and rate limits ([`crate::guard`]) in front of every route but `/health` and `/ready`.
+async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/health" || path == "/ready" {
+        return next.run(req).await;
+    }
+    let token = state.inner.tokens.identify(req.headers());
+    crate::guard::check(&state.inner.guard, token, req, next).await
 }
 
 async fn fallback(req: Request) -> ApiError {

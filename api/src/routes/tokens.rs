@@ -11,12 +11,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::config::default_explorer_tx_url;
 use crate::error::{ApiError, ErrorBody};
+use crate::explorer::default_explorer_tx_url;
 use crate::routes::status::authorize_read;
 use crate::state::AppState;
 
-/// The OpenAPI description of this route, merged into [`crate::openapi::ApiDoc`]'s.
+/// The OpenAPI description of this route, merged into [`crate::routes::openapi::ApiDoc`]'s.
 #[derive(OpenApi)]
 #[openapi(paths(list), components(schemas(TokenList, TokenView)))]
 pub(crate) struct TokensDoc;
