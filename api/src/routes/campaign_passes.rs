@@ -238,7 +238,10 @@ pub(crate) async fn chain_checks(
     Ok((checked, report))
 }
 
-/// The store pass, inside the caller's DB transaction: the valid rows as claims of `campaign`, in chunks.
+/// The store pass, inside the caller's DB transaction: the valid rows as claims of `campaign`, in chunks of
+/// [`INSERT_CHUNK`]. The next chunk is read and validated while the database inserts the current one, so
+/// the file pass costs no time of its own (the insert is the slow side). Either failing fails the pass,
+/// and the caller's transaction rolls back whatever was inserted.
 pub(crate) async fn insert_rows(
     conn: &mut payouts_store::AsyncPgConnection,
     file: &mut tokio::fs::File,
@@ -246,17 +249,28 @@ pub(crate) async fn insert_rows(
     campaign: &Campaign,
 ) -> Result<usize, ApiError> {
     let mut pass = FilePass::start(file, rules).await?;
-    let mut chunk: Vec<CampaignRow> = Vec::with_capacity(INSERT_CHUNK);
+    let mut chunk = next_chunk(&mut pass).await?;
     let mut inserted = 0;
-    while let Some(line) = pass.next().await? {
-        if let Line::Valid(row) = line {
-            chunk.push(row);
-            if chunk.len() == INSERT_CHUNK {
-                inserted += insert_campaign_claims(conn, campaign, &chunk).await?;
-                chunk.clear();
-            }
+    while !chunk.is_empty() {
+        let (stored, next) = tokio::join!(
+            insert_campaign_claims(conn, campaign, &chunk),
+            next_chunk(&mut pass)
+        );
+        inserted += stored?;
+        chunk = next?;
+    }
+    Ok(inserted)
+}
+
+/// Up to [`INSERT_CHUNK`] more valid rows of `pass` (fewer at the end of the file, none past it).
+async fn next_chunk(pass: &mut FilePass<'_>) -> Result<Vec<CampaignRow>, ApiError> {
+    let mut chunk = Vec::with_capacity(INSERT_CHUNK);
+    while chunk.len() < INSERT_CHUNK {
+        match pass.next().await? {
+            None => break,
+            Some(Line::Valid(row)) => chunk.push(row),
+            Some(_) => {}
         }
     }
-    inserted += insert_campaign_claims(conn, campaign, &chunk).await?;
-    Ok(inserted)
+    Ok(chunk)
 }
