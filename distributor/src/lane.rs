@@ -28,7 +28,7 @@ use crate::death::{self, Verdict};
 use crate::keyfile::TreasuryKey;
 use crate::metrics::add;
 use crate::prepare::{prepare, BatchOptions, LaneState, PrepareError, Prepared};
-use crate::runner::Shared;
+use crate::shared::Shared;
 use crate::tx::Registrations;
 
 /// Why a lane ended.
