@@ -11,6 +11,7 @@
 //! ([`runner`]: start-up, leases, background tasks, status, graceful shutdown). Imports run one way:
 //! runner → lane → shared, with no module pair importing each other.
 
+mod accounts;
 pub mod chain;
 pub mod config;
 pub mod death;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use near_primitives::types::AccountId;
 use payouts_store::claims::peek_pending_receivers;
 use tokio::time::Instant;
 
@@ -33,30 +34,27 @@ impl Lane {
         };
         let tokens = self.shared.pending_tokens().await?;
         let mut sent = Vec::new();
-        for token in tokens {
-            if self
-                .blocked
-                .get(&token)
-                .is_some_and(|t| *t > Instant::now())
-            {
+        for contract in &tokens {
+            let token = contract.as_str();
+            if self.blocked.get(token).is_some_and(|t| *t > Instant::now()) {
                 continue;
             }
             while self.flight.len() < max {
                 // Pacing: no deeper a queue in the chain than it executes in `pace_blocks` chunks; the rest
                 // waits as pending claims (which coalescing can still merge).
-                if let Some(cap) = self.shared.pace_limit(&token) {
+                if let Some(cap) = self.shared.pace_limit(token) {
                     if self.shared.in_flight_except(&self.pk) + self.flight.len() >= cap {
                         break;
                     }
                 }
-                let opts = match self.options(&token).await? {
+                let opts = match self.options(contract).await? {
                     Ok(opts) => opts,
                     Err(unknown) => {
-                        // Fail closed: no balance, no signing for this token.
+                        // Fail closed: no balance (or no storage deposit), no signing for this token.
                         add(&self.shared.metrics.balance_unknown, 1);
-                        self.shared.set_blocked(&token, &unknown);
+                        self.shared.set_blocked(token, &unknown);
                         self.blocked
-                            .insert(token.clone(), Instant::now() + Duration::from_secs(1));
+                            .insert(token.to_string(), Instant::now() + Duration::from_secs(1));
                         break;
                     }
                 };
@@ -64,12 +62,12 @@ impl Lane {
                     nonce: self.next_nonce,
                     block_hash,
                 };
-                self.shared.refresh_gas(&token).await;
+                self.shared.refresh_gas(token).await;
                 let mut conn = self.shared.conn().await?;
-                let limits = self.shared.limits_for(&token);
+                let limits = self.shared.limits_for(token);
                 let owner = self.shared.owner.clone();
                 let out =
-                    prepare(&mut conn, &owner, &self.key, &token, lane, &limits, &opts).await?;
+                    prepare(&mut conn, &owner, &self.key, token, lane, &limits, &opts).await?;
                 drop(conn);
                 match out {
                     Prepared::Batch(b) => {
@@ -77,7 +75,7 @@ impl Lane {
                         add(&m.batches, 1);
                         add(&m.transfers, b.transfers as u64);
                         add(&m.unpayable, b.unpayable as u64);
-                        self.shared.clear_blocked(&token);
+                        self.shared.clear_blocked(token);
                         self.next_nonce += 1;
                         sent.push(b.batch.signed.clone());
                         let mut f = InFlight::new(b.batch.signed, Known::Signed);
@@ -86,9 +84,9 @@ impl Lane {
                     }
                     Prepared::Idle | Prepared::Wait(_) => break,
                     Prepared::Blocked(reason) => {
-                        self.shared.set_blocked(&token, &reason);
+                        self.shared.set_blocked(token, &reason);
                         self.blocked
-                            .insert(token.clone(), Instant::now() + Duration::from_secs(1));
+                            .insert(token.to_string(), Instant::now() + Duration::from_secs(1));
                         break;
                     }
                 }
@@ -100,10 +98,15 @@ impl Lane {
         Ok(())
     }
 
-    /// Guards and registrations for the next batch of `token`; `Ok(Err(why))` when its balance is unknown.
-    async fn options(&self, token: &str) -> Result<Result<BatchOptions, String>, PrepareError> {
+    /// Guards and registrations for the next batch of `contract`'s token; `Ok(Err(why))` when its balance
+    /// or its storage deposit is unknown (fail closed: nothing is signed for it then).
+    async fn options(
+        &self,
+        contract: &AccountId,
+    ) -> Result<Result<BatchOptions, String>, PrepareError> {
         let cfg = &self.shared.cfg;
-        let balance = match self.shared.token_balance(token).await {
+        let token = contract.as_str();
+        let balance = match self.shared.token_balance(contract).await {
             Ok(b) => b,
             Err(why) => return Ok(Err(why)),
         };
@@ -114,7 +117,10 @@ impl Lane {
                     i64::try_from(self.shared.limits_for(token).transfers_per_tx()).unwrap_or(100);
                 peek_pending_receivers(&mut conn, token, n).await?
             };
-            self.shared.unregistered(token, receivers).await
+            match self.shared.unregistered(contract, receivers).await {
+                Ok(r) => r,
+                Err(why) => return Ok(Err(why)),
+            }
         } else {
             Registrations::default()
         };

@@ -35,7 +35,7 @@ struct GuardState {
     registered: HashSet<(String, String)>,
     in_flight: HashMap<String, usize>,
     last_error: Option<String>,
-    pending_tokens: Option<(Vec<String>, Instant)>,
+    pending_tokens: Option<(Vec<AccountId>, Instant)>,
     /// Per token: the gas per action its next batches attach, and when it was chosen.
     gas: HashMap<String, (GasChoice, Instant)>,
     /// The latest gas price read (yocto per gas, never below the protocol's floor).
@@ -152,8 +152,10 @@ impl Shared {
         })
     }
 
-    /// Tokens with pending claims, asked of the database at most every poll interval for all lanes together.
-    pub(crate) async fn pending_tokens(&self) -> Result<Vec<String>, StoreError> {
+    /// Token contracts with pending claims, asked of the database at most every poll interval for all lanes
+    /// together, parsed once here ([`crate::accounts`]). One that is not an account id is reported and its
+    /// token paused (nothing of it is signed), never skipped silently.
+    pub(crate) async fn pending_tokens(&self) -> Result<Vec<AccountId>, StoreError> {
         let fresh = Duration::from_millis(self.cfg.poll_interval_ms);
         let cached = self.lock().pending_tokens.clone();
         if let Some((tokens, at)) = cached {
@@ -162,7 +164,17 @@ impl Shared {
             }
         }
         let mut conn = self.conn().await?;
-        let tokens = payouts_store::claims::pending_tokens(&mut conn).await?;
+        let (tokens, bad) = crate::accounts::parse_accounts(
+            payouts_store::claims::pending_tokens(&mut conn).await?,
+        );
+        for b in bad {
+            tracing::warn!(token = %b.value, reason = %b.reason, "pending claims name a token contract that is not an account id; not signing for it");
+            let why = format!(
+                "token contract `{}` is not an account id ({}): nothing of it is signed",
+                b.value, b.reason
+            );
+            self.set_blocked(&b.value, &why);
+        }
         self.lock().pending_tokens = Some((tokens.clone(), Instant::now()));
         Ok(tokens)
     }

@@ -16,18 +16,16 @@ impl Shared {
     /// The treasury's balance of `token` (asked at most every second), or why it is unknown: nothing may be
     /// signed for the token then ([`crate::guard`]: fail closed). A failed read falls back on the last answer
     /// only while it is younger than [`BALANCE_MAX_AGE`].
-    pub(crate) async fn token_balance(&self, token: &str) -> Result<TokenBalance, String> {
+    pub(crate) async fn token_balance(&self, contract: &AccountId) -> Result<TokenBalance, String> {
+        let token = contract.as_str();
         let cached = self.lock().balances.get(token).copied();
         if let Some((b, at)) = cached {
             if at.elapsed() < Duration::from_secs(1) {
                 return Ok(b);
             }
         }
-        let contract = token
-            .parse::<AccountId>()
-            .map_err(|_| format!("balance of {token} unknown: not an account id"))?;
         let read_at = chrono::Utc::now();
-        match self.chain.ft_balance(&contract, &self.treasury).await {
+        match self.chain.ft_balance(contract, &self.treasury).await {
             Ok(amount) => {
                 let b = TokenBalance { amount, read_at };
                 self.lock()
@@ -50,12 +48,21 @@ impl Shared {
         }
     }
 
-    /// Of `receivers`, those not known to be registered with `token` (asked with `storage_balance_of`;
-    /// registered ones are cached for good).
-    pub(crate) async fn unregistered(&self, token: &str, receivers: Vec<String>) -> Registrations {
-        let Ok(contract) = token.parse::<AccountId>() else {
-            return Registrations::default();
-        };
+    /// Of `receivers`, those not known to be registered with `contract` (asked with `storage_balance_of`;
+    /// registered ones are cached for good), or why that cannot be known: the token's storage deposit is
+    /// unreadable (nothing is signed for the token then, rather than a batch that assumes no registration is
+    /// needed). A receiver that is not an account id is reported and left out: its claim is failed as
+    /// unpayable when the batch is planned ([`crate::plan`]).
+    pub(crate) async fn unregistered(
+        &self,
+        contract: &AccountId,
+        receivers: Vec<String>,
+    ) -> Result<Registrations, String> {
+        let token = contract.as_str();
+        let (receivers, bad) = crate::accounts::parse_accounts(receivers);
+        for b in bad {
+            tracing::warn!(token, receiver = %b.value, reason = %b.reason, "a pending claim's receiver is not an account id; not registering it");
+        }
         let known = self.lock().storage_deposit.get(token).copied();
         let deposit = match known {
             Some(d) => d,
@@ -64,18 +71,23 @@ impl Shared {
                 struct Bounds {
                     min: String,
                 }
-                match self
+                let read = self
                     .chain
-                    .view::<Bounds>(&contract, "storage_balance_bounds", serde_json::json!({}))
+                    .view::<Bounds>(contract, "storage_balance_bounds", serde_json::json!({}))
                     .await
-                    .ok()
-                    .and_then(|b| b.min.parse::<u128>().ok())
-                {
-                    Some(d) => {
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| storage_deposit(&b.min));
+                match read {
+                    Ok(d) => {
                         self.lock().storage_deposit.insert(token.to_string(), d);
                         d
                     }
-                    None => return Registrations::default(),
+                    Err(e) => {
+                        tracing::warn!(token, error = %e, "storage deposit unknown; not signing for the token");
+                        return Err(format!(
+                            "storage deposit of {token} unknown (not signing for it): {e}"
+                        ));
+                    }
                 }
             }
         };
@@ -83,12 +95,12 @@ impl Shared {
             deposit,
             ..Default::default()
         };
-        let unknown: Vec<String> = {
+        let unknown: Vec<AccountId> = {
             let s = self.lock();
             let mut seen = HashSet::new();
             receivers
                 .into_iter()
-                .filter(|r| !s.registered.contains(&(token.to_string(), r.clone())))
+                .filter(|r| !s.registered.contains(&(token.to_string(), r.to_string())))
                 .filter(|r| seen.insert(r.clone()))
                 .collect()
         };
@@ -109,14 +121,45 @@ impl Shared {
         for (receiver, answer) in futures_util::future::join_all(checks).await {
             match answer {
                 Ok(Some(_)) => {
-                    self.lock().registered.insert((token.to_string(), receiver));
+                    self.lock()
+                        .registered
+                        .insert((token.to_string(), receiver.to_string()));
                 }
                 // Not registered, or unknown: registering an account twice only refunds the deposit.
                 Ok(None) | Err(_) => {
-                    out.receivers.insert(receiver);
+                    out.receivers.insert(receiver.to_string());
                 }
             }
         }
-        out
+        Ok(out)
+    }
+}
+
+/// The deposit a registration attaches, from `storage_balance_bounds.min`; an unreadable one is an error.
+fn storage_deposit(min: &str) -> Result<u128, String> {
+    min.parse::<payouts_store::Yocto>()
+        .map(|y| y.0)
+        .map_err(|e| format!("storage_balance_bounds.min `{min}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storage_deposit;
+
+    #[test]
+    fn an_unreadable_storage_deposit_is_an_error_not_zero() {
+        assert_eq!(
+            storage_deposit("1250000000000000000000"),
+            Ok(1_250_000_000_000_000_000_000)
+        );
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "0x10",
+            "340282366920938463463374607431768211456",
+        ] {
+            assert!(storage_deposit(bad).is_err(), "{bad}");
+        }
     }
 }
