@@ -17,6 +17,7 @@ use near_primitives::views::{
     FinalExecutionOutcomeViewEnum, FinalExecutionStatus, QueryRequest, TxExecutionStatus,
 };
 use payouts_near::failure_message;
+use payouts_store::Yocto;
 
 use payouts_near::rpc::{RpcConfigError, RpcPool};
 
@@ -178,7 +179,7 @@ impl Chain {
     }
 
     /// An account's spendable NEAR balance (yocto).
-    pub async fn near_balance(&self, account: &AccountId) -> Result<u128, RpcFailure> {
+    pub async fn near_balance(&self, account: &AccountId) -> Result<Yocto, RpcFailure> {
         let req = methods::query::RpcQueryRequest {
             block_reference: BlockReference::Finality(Finality::Final),
             request: QueryRequest::ViewAccount {
@@ -190,7 +191,7 @@ impl Chain {
             .await?
             .map_err(|e| failure("query", e))?;
         match r.kind {
-            QueryResponseKind::ViewAccount(a) => Ok(a.amount.as_yoctonear()),
+            QueryResponseKind::ViewAccount(a) => Ok(Yocto(a.amount.as_yoctonear())),
             other => Err(RpcFailure {
                 method: "query",
                 message: format!("unexpected answer {other:?}"),
@@ -246,7 +247,7 @@ impl Chain {
         &self,
         token: &AccountId,
         account: &AccountId,
-    ) -> Result<u128, RpcFailure> {
+    ) -> Result<Yocto, RpcFailure> {
         let s: String = self
             .view(
                 token,
@@ -254,9 +255,9 @@ impl Chain {
                 serde_json::json!({ "account_id": account }),
             )
             .await?;
-        s.parse().map_err(|_| RpcFailure {
+        s.parse().map_err(|e| RpcFailure {
             method: "query",
-            message: format!("{token}.ft_balance_of answered `{s}`, not an amount"),
+            message: format!("{token}.ft_balance_of answered `{s}`, not an amount: {e}"),
         })
     }
 

@@ -9,6 +9,8 @@ use near_primitives::hash::CryptoHash;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use payouts_store::Yocto;
+
 use crate::guard::BALANCE_MAX_AGE;
 use crate::shared::Shared;
 
@@ -50,7 +52,7 @@ pub(super) async fn watch_near_balance(shared: Arc<Shared>, stop: CancellationTo
                 last_read = Some(Instant::now());
                 let min = shared.cfg.min_near_balance;
                 let reserve = shared.gas_reserve();
-                let need = min.saturating_add(reserve);
+                let need = Yocto(min.0.saturating_add(reserve.0));
                 (b < need).then(|| {
                     format!(
                         "NEAR balance of {} too low: {b} yocto, minimum {min} + {reserve} for one round of gas at the current price",

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use near_primitives::hash::CryptoHash;
 use near_primitives::types::AccountId;
-use payouts_store::{PgPool, PooledConn, StoreError};
+use payouts_store::{PgPool, PooledConn, StoreError, Yocto};
 use tokio::sync::watch;
 
 use crate::chain::{Chain, ProtocolLimits};
@@ -31,7 +31,7 @@ struct GuardState {
     near_paused: Option<String>,
     balances: HashMap<String, (TokenBalance, Instant)>,
     blocked: HashMap<String, String>,
-    storage_deposit: HashMap<String, u128>,
+    storage_deposit: HashMap<String, Yocto>,
     registered: HashSet<(String, String)>,
     in_flight: HashMap<String, usize>,
     last_error: Option<String>,

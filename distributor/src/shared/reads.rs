@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use near_primitives::types::AccountId;
+use payouts_store::Yocto;
 
 use crate::guard::{TokenBalance, BALANCE_MAX_AGE};
 use crate::tx::Registrations;
@@ -136,21 +137,20 @@ impl Shared {
 }
 
 /// The deposit a registration attaches, from `storage_balance_bounds.min`; an unreadable one is an error.
-fn storage_deposit(min: &str) -> Result<u128, String> {
-    min.parse::<payouts_store::Yocto>()
-        .map(|y| y.0)
+fn storage_deposit(min: &str) -> Result<Yocto, String> {
+    min.parse::<Yocto>()
         .map_err(|e| format!("storage_balance_bounds.min `{min}`: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::storage_deposit;
+    use super::*;
 
     #[test]
     fn an_unreadable_storage_deposit_is_an_error_not_zero() {
         assert_eq!(
             storage_deposit("1250000000000000000000"),
-            Ok(1_250_000_000_000_000_000_000)
+            Ok(Yocto(1_250_000_000_000_000_000_000))
         );
         for bad in [
             "",

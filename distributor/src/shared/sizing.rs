@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use payouts_store::Yocto;
+
 use crate::gas::{GasChoice, TokenGas};
 use crate::plan::Limits;
 
@@ -134,7 +136,7 @@ impl Shared {
     /// gas: per lane held, the largest transaction's prepaid gas (actions × gas per action, any token seen)
     /// at the latest gas price, which is never below the protocol's `min_gas_price`. The NEAR balance guard
     /// keeps it above `min_near_balance`, so a price rise cannot take the treasury below the minimum.
-    pub(crate) fn gas_reserve(&self) -> u128 {
+    pub(crate) fn gas_reserve(&self) -> Yocto {
         let s = self.lock();
         let price = s.gas_price.unwrap_or(self.protocol.min_gas_price);
         let default = self.limits.with_gas(self.cfg.gas_per_transfer());
@@ -155,9 +157,11 @@ impl Shared {
             .keys_held
             .load(std::sync::atomic::Ordering::Relaxed)
             .max(1);
-        per_tx
-            .saturating_mul(price)
-            .saturating_mul(u128::from(lanes))
+        Yocto(
+            per_tx
+                .saturating_mul(price)
+                .saturating_mul(u128::from(lanes)),
+        )
     }
 
     /// The latest gas price (yocto per gas), if read.
