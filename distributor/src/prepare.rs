@@ -182,7 +182,7 @@ pub async fn prepare(
             }
             unregistrable = stuck.len();
         }
-        let locked: Vec<i64> = pending.iter().map(|cl| cl.id.0).collect();
+        let locked: Vec<ClaimId> = pending.iter().map(|cl| cl.id).collect();
         let (batches, mut unpayable) = plan_transfers(pending, limits, opts.coalesce);
         for bad in &unpayable {
             let fail = ClaimUpdate::Fail { error: &bad.reason };
@@ -303,7 +303,7 @@ async fn more_of_receivers(
     c: &mut AsyncPgConnection,
     token: &str,
     transfers: &[Transfer],
-    locked: &[i64],
+    locked: &[ClaimId],
     per_tx: usize,
     opts: &BatchOptions,
 ) -> Result<Vec<Claim>, PrepareError> {
@@ -315,7 +315,9 @@ async fn more_of_receivers(
     receivers.sort_unstable();
     receivers.dedup();
     let limit = i64::try_from(per_tx * MERGE_MORE).unwrap_or(i64::MAX);
-    let mut more = lock_pending_of_receivers(c, token, &receivers, locked, limit).await?;
+    // The store's query takes the ids as integers (its SQL array parameter).
+    let locked: Vec<i64> = locked.iter().map(|id| id.0).collect();
+    let mut more = lock_pending_of_receivers(c, token, &receivers, &locked, limit).await?;
     if !opts.register_receivers {
         // Those are failed when the oldest-first pass reaches them (above), not merged.
         more.retain(|cl| cl.retry_kind.as_deref() != Some("registration"));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use near_primitives::errors::InvalidTxError;
 use payouts_store::reconcile::{settle, Settlement};
 use payouts_store::transactions::{bury, get_tx, mark_submitted};
+use payouts_store::TxStatus;
 use tokio::time::Instant;
 
 use crate::chain::{Lookup, Sent};
@@ -141,10 +142,24 @@ impl Lane {
                         let mut conn = self.shared.conn().await?;
                         // `bury` moves it only while the store still shows it not included (see death.rs).
                         let handed_back = bury(&mut conn, &hash.to_string(), &reason).await?;
+                        // 0 also when bury refused: the stream saw it included between the proof and
+                        // the burial (its nonce is used at the indexed block because it landed there).
+                        let buried = handed_back > 0
+                            || get_tx(&mut conn, &hash.to_string())
+                                .await?
+                                .is_some_and(|t| t.status == TxStatus::Dropped);
                         drop(conn);
-                        self.flight.remove(&nonce);
-                        add(&metrics.txs_dead, 1);
-                        tracing::info!(tx = %hash, %reason, handed_back, "dead transaction (proven by the indexed chain): claims handed back");
+                        if buried {
+                            self.flight.remove(&nonce);
+                            add(&metrics.txs_dead, 1);
+                            tracing::info!(tx = %hash, %reason, handed_back, "dead transaction (proven by the indexed chain): claims handed back");
+                        } else if let Some((_, f)) = self.find(&hash) {
+                            // Not dead: it stays in flight until the store shows it settled.
+                            f.proof = Proof::Idle {
+                                next: Some(Instant::now() + again),
+                            };
+                            tracing::info!(tx = %hash, %reason, "not buried: the store shows it included (the proof raced the stream)");
+                        }
                     }
                 }
             }
