@@ -28,7 +28,9 @@
 //!    (`WHERE status IN (signed, submitted)`) runs after, so when it moves the row no block ≤ `F` holds `T`.
 //!    By (a) no block above `F` may include it (nearcore refuses a base block more than `validity_period`
 //!    blocks old at chunk production); by (b) no block above `F` may either (its nonce check fails). So `T` is
-//!    dead when its claims go back, and the new transaction that pays them is the only live one.
+//!    dead when its claims go back, and the new transaction that pays them is the only live one. When `bury`
+//!    moves nothing (the stream saw `T` included after [`prove`] read `F`), the lane keeps `T` in flight until
+//!    the store shows it settled and does not count it dead (distributor/src/lane/events.rs).
 //! 4. The node is asked only for facts *at block `F`* (the base block's height, the key's nonce in `F`'s
 //!    state), which every honest node answers alike; a node that cannot answer (lagging, garbage collected)
 //!    yields "not proven yet", never "dead".
