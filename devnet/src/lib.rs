@@ -16,6 +16,7 @@ pub mod error;
 pub mod faults;
 pub mod fees;
 pub mod genesis;
+pub mod history;
 mod http;
 mod keyfiles;
 mod load;

@@ -20,7 +20,8 @@ use near_primitives::types::{AccountId, Balance, Gas};
 use near_primitives::version::PROTOCOL_VERSION;
 
 use crate::fees::{Fees, TxCost};
-use crate::state::{State, StateAt};
+use crate::history::StateAt;
+use crate::state::State;
 
 /// The reads validation needs, from the current state or from the state of an earlier block (a
 /// lagging node validates against what it has seen).

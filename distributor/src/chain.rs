@@ -16,7 +16,8 @@ use near_primitives::types::{AccountId, BlockId, BlockReference, Finality, Funct
 use near_primitives::views::{
     FinalExecutionOutcomeViewEnum, FinalExecutionStatus, QueryRequest, TxExecutionStatus,
 };
-use payouts_near::failure_message;
+use payouts_near::{failure_message, BlockHeight};
+use payouts_store::Yocto;
 
 use payouts_near::rpc::{RpcConfigError, RpcPool};
 
@@ -178,7 +179,7 @@ impl Chain {
     }
 
     /// An account's spendable NEAR balance (yocto).
-    pub async fn near_balance(&self, account: &AccountId) -> Result<u128, RpcFailure> {
+    pub async fn near_balance(&self, account: &AccountId) -> Result<Yocto, RpcFailure> {
         let req = methods::query::RpcQueryRequest {
             block_reference: BlockReference::Finality(Finality::Final),
             request: QueryRequest::ViewAccount {
@@ -190,7 +191,7 @@ impl Chain {
             .await?
             .map_err(|e| failure("query", e))?;
         match r.kind {
-            QueryResponseKind::ViewAccount(a) => Ok(a.amount.as_yoctonear()),
+            QueryResponseKind::ViewAccount(a) => Ok(Yocto(a.amount.as_yoctonear())),
             other => Err(RpcFailure {
                 method: "query",
                 message: format!("unexpected answer {other:?}"),
@@ -246,7 +247,7 @@ impl Chain {
         &self,
         token: &AccountId,
         account: &AccountId,
-    ) -> Result<u128, RpcFailure> {
+    ) -> Result<Yocto, RpcFailure> {
         let s: String = self
             .view(
                 token,
@@ -254,9 +255,9 @@ impl Chain {
                 serde_json::json!({ "account_id": account }),
             )
             .await?;
-        s.parse().map_err(|_| RpcFailure {
+        s.parse().map_err(|e| RpcFailure {
             method: "query",
-            message: format!("{token}.ft_balance_of answered `{s}`, not an amount"),
+            message: format!("{token}.ft_balance_of answered `{s}`, not an amount: {e}"),
         })
     }
 
@@ -305,7 +306,7 @@ impl Chain {
     }
 
     /// The height of the block with `hash` (an error when the answering node does not know it).
-    pub async fn block_height(&self, hash: CryptoHash) -> Result<u64, RpcFailure> {
+    pub async fn block_height(&self, hash: CryptoHash) -> Result<BlockHeight, RpcFailure> {
         let req = methods::block::RpcBlockRequest {
             block_reference: BlockReference::BlockId(BlockId::Hash(hash)),
         };
@@ -313,7 +314,7 @@ impl Chain {
             .call("block", req)
             .await?
             .map_err(|e| failure("block", e))?;
-        Ok(block.header.height)
+        Ok(BlockHeight(block.header.height))
     }
 
     /// The nonce of an access key in the state of the block at `height` (`None`: no such key there).
@@ -321,17 +322,17 @@ impl Chain {
         &self,
         account: &AccountId,
         public_key: &near_crypto::PublicKey,
-        height: u64,
+        height: BlockHeight,
     ) -> Result<Option<u64>, RpcFailure> {
         let req = methods::query::RpcQueryRequest {
-            block_reference: BlockReference::BlockId(BlockId::Height(height)),
+            block_reference: BlockReference::BlockId(BlockId::Height(height.0)),
             request: QueryRequest::ViewAccessKey {
                 account_id: account.clone(),
                 public_key: public_key.clone(),
             },
         };
         match self.call("query", req).await? {
-            Ok(r) if r.block_height != height => Err(RpcFailure {
+            Ok(r) if r.block_height != height.0 => Err(RpcFailure {
                 method: "query",
                 message: format!("asked for block {height}, answered at {}", r.block_height),
             }),

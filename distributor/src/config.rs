@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use payouts_store::Yocto;
 use serde::Deserialize;
 
 /// One teragas.
@@ -59,12 +60,12 @@ pub struct DistributorConfig {
     /// Pause while the treasury's NEAR balance is below this, or unknown (yocto, decimal string; see
     /// [`crate::guard`]).
     #[serde(deserialize_with = "yocto")]
-    pub min_near_balance: u128,
+    pub min_near_balance: Yocto,
     /// Optional per-token cap on what is signed per UTC day of the database clock (token → yocto, decimal
     /// string), shared by every process on the database: reserved atomically with each stored batch, released
     /// when it paid nothing ([`crate::guard`]).
     #[serde(deserialize_with = "yocto_map")]
-    pub daily_caps: BTreeMap<String, u128>,
+    pub daily_caps: BTreeMap<String, Yocto>,
     /// The indexer stream whose processed blocks prove a transaction dead (its cursor is read from the
     /// database; see the distributor's `death` module). Default `main`; `payouts` sets it to `[indexer] stream`
     /// when this key is absent.
@@ -115,7 +116,7 @@ impl Default for DistributorConfig {
             rpc_timeout_ms: 10_000,
             poll_interval_ms: 100,
             register_receivers: false,
-            min_near_balance: 1_000_000_000_000_000_000_000_000,
+            min_near_balance: Yocto(1_000_000_000_000_000_000_000_000),
             daily_caps: BTreeMap::new(),
             indexer_stream: None,
             max_rebroadcast_backoff_ms: 60_000,
@@ -199,7 +200,7 @@ impl DistributorConfig {
                     "distributor.daily_caps: `{token}` is not a valid account id"
                 ));
             }
-            if *cap == 0 {
+            if cap.0 == 0 {
                 return Err(format!(
                     "distributor.daily_caps.{token}: must be greater than 0"
                 ));
@@ -233,24 +234,26 @@ enum Amount {
     Int(u64),
 }
 
-fn parse_amount(a: Amount) -> Result<u128, String> {
-    match a {
-        Amount::Int(n) => Ok(u128::from(n)),
-        Amount::Text(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
-            .parse()
-            .map_err(|_| format!("`{s}` does not fit in a u128")),
-        Amount::Text(s) => Err(format!("`{s}` is not a decimal amount in yocto units")),
+impl Amount {
+    /// The amount: a TOML integer as is, a string by [`Yocto`]'s own parser (digits only, fits 128 bits).
+    fn yocto(self) -> Result<Yocto, String> {
+        match self {
+            Amount::Int(n) => Ok(Yocto(u128::from(n))),
+            Amount::Text(s) => s.parse().map_err(|e| format!("`{s}`: {e}")),
+        }
     }
 }
 
-fn yocto<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
-    parse_amount(Amount::deserialize(d)?).map_err(serde::de::Error::custom)
+fn yocto<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Yocto, D::Error> {
+    Amount::deserialize(d)?
+        .yocto()
+        .map_err(serde::de::Error::custom)
 }
 
-fn yocto_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u128>, D::Error> {
+fn yocto_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Yocto>, D::Error> {
     BTreeMap::<String, Amount>::deserialize(d)?
         .into_iter()
-        .map(|(k, v)| Ok((k, parse_amount(v).map_err(serde::de::Error::custom)?)))
+        .map(|(k, v)| Ok((k, v.yocto().map_err(serde::de::Error::custom)?)))
         .collect()
 }
 
@@ -267,7 +270,7 @@ mod tests {
         };
         assert!(c.validate().unwrap_err().contains("max_in_flight_per_key"));
         let mut caps = BTreeMap::new();
-        caps.insert("Not Valid".to_string(), 5);
+        caps.insert("Not Valid".to_string(), Yocto(5));
         let c = DistributorConfig {
             daily_caps: caps,
             ..Default::default()
@@ -282,8 +285,8 @@ mod tests {
             "daily_caps": {"token.devnet": "1000"}
         }))
         .unwrap();
-        assert_eq!(c.min_near_balance, u128::MAX);
-        assert_eq!(c.daily_caps["token.devnet"], 1000);
+        assert_eq!(c.min_near_balance, Yocto(u128::MAX));
+        assert_eq!(c.daily_caps["token.devnet"], Yocto(1000));
         for bad in [
             "1.5",
             "-1",

@@ -28,7 +28,9 @@
 //!    (`WHERE status IN (signed, submitted)`) runs after, so when it moves the row no block ≤ `F` holds `T`.
 //!    By (a) no block above `F` may include it (nearcore refuses a base block more than `validity_period`
 //!    blocks old at chunk production); by (b) no block above `F` may either (its nonce check fails). So `T` is
-//!    dead when its claims go back, and the new transaction that pays them is the only live one.
+//!    dead when its claims go back, and the new transaction that pays them is the only live one. When `bury`
+//!    moves nothing (the stream saw `T` included after [`prove`] read `F`), the lane keeps `T` in flight until
+//!    the store shows it settled and does not count it dead (distributor/src/lane/events.rs).
 //! 4. The node is asked only for facts *at block `F`* (the base block's height, the key's nonce in `F`'s
 //!    state), which every honest node answers alike; a node that cannot answer (lagging, garbage collected)
 //!    yields "not proven yet", never "dead".
@@ -55,6 +57,7 @@
 //! look-ups answered by lagging nodes, a transaction that truly never lands) and the unit tests below.
 
 use near_primitives::transaction::SignedTransaction;
+use payouts_near::BlockHeight;
 use payouts_store::cursor::read_cursor;
 use payouts_store::AsyncPgConnection;
 
@@ -73,10 +76,10 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Evidence {
     /// The indexer's cursor `F` (`None`: it has not indexed anything).
-    pub indexed_height: Option<u64>,
+    pub indexed_height: Option<BlockHeight>,
     /// Height of the transaction's base block (`None`: unknown to the node asked).
-    pub base_height: Option<u64>,
-    /// The node's `transaction_validity_period`.
+    pub base_height: Option<BlockHeight>,
+    /// The node's `transaction_validity_period` (a number of blocks).
     pub validity_period: u64,
     /// The key's nonce in the state of block `F` (`None`: not asked or not answered).
     pub key_nonce_at_indexed: Option<u64>,
@@ -91,7 +94,7 @@ pub fn verdict(e: Evidence) -> Verdict {
         return Verdict::NotYet("the indexer has not processed any block".into());
     };
     if let Some(base) = e.base_height {
-        let last_possible = base.saturating_add(e.validity_period).saturating_add(1);
+        let last_possible = base.plus(e.validity_period).plus(1);
         if f > last_possible {
             return Verdict::Dead(format!(
                 "expired: the indexed chain reached block {f}, past its base block {base} + validity \
@@ -124,7 +127,7 @@ pub async fn prove(
 ) -> Verdict {
     let t = &tx.transaction;
     let indexed_height = match read_cursor(conn, stream).await {
-        Ok(c) => c.map(|c| c.block_height),
+        Ok(c) => c.map(|c| BlockHeight(c.block_height)),
         Err(e) => return Verdict::NotYet(format!("cursor of stream {stream}: {e}")),
     };
     let Some(f) = indexed_height else {
@@ -163,8 +166,8 @@ mod tests {
 
     fn ev(f: Option<u64>, nonce: Option<u64>) -> Evidence {
         Evidence {
-            indexed_height: f,
-            base_height: Some(100),
+            indexed_height: f.map(BlockHeight),
+            base_height: Some(BlockHeight(100)),
             validity_period: 50,
             key_nonce_at_indexed: nonce,
             tx_nonce: 7,

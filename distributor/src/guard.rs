@@ -42,6 +42,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use payouts_store::claims::Claim;
 use payouts_store::spend::SpendState;
+use payouts_store::Yocto;
 
 /// How long a successful transaction still counts as in flight for the balance guard after a balance read:
 /// the node that answered may lag the indexer by a few blocks (its balance not showing the transfer yet).
@@ -54,7 +55,7 @@ pub const BALANCE_MAX_AGE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenBalance {
     /// The balance.
-    pub amount: u128,
+    pub amount: Yocto,
     /// When it was read (this process's clock; [`BALANCE_SETTLE_SLACK`] covers the skew to the database's).
     pub read_at: DateTime<Utc>,
 }
@@ -70,9 +71,9 @@ impl TokenBalance {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Budget {
     /// `None`: no guard applies.
-    pub(crate) most: Option<u128>,
-    cap_left: Option<u128>,
-    balance_left: Option<u128>,
+    pub(crate) most: Option<Yocto>,
+    cap_left: Option<Yocto>,
+    balance_left: Option<Yocto>,
 }
 
 impl Budget {
@@ -80,10 +81,10 @@ impl Budget {
     pub(crate) fn new(
         spend: &SpendState,
         balance: Option<TokenBalance>,
-        cap: Option<u128>,
+        cap: Option<Yocto>,
     ) -> Self {
-        let cap_left = cap.map(|c| c.saturating_sub(spend.reserved_today.0));
-        let balance_left = balance.map(|b| b.amount.saturating_sub(spend.in_flight.0));
+        let cap_left = cap.map(|c| Yocto(c.0.saturating_sub(spend.reserved_today.0)));
+        let balance_left = balance.map(|b| Yocto(b.amount.0.saturating_sub(spend.in_flight.0)));
         let most = match (cap_left, balance_left) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -104,7 +105,7 @@ impl Budget {
         claims
             .iter()
             .take_while(|c| match total.checked_add(c.amount.0) {
-                Some(t) if t <= most => {
+                Some(t) if t <= most.0 => {
                     total = t;
                     true
                 }
@@ -114,7 +115,7 @@ impl Budget {
     }
 
     /// Why nothing fits, for operators.
-    pub(crate) fn blocked_reason(&self, token: &str, spend: &SpendState, next: u128) -> String {
+    pub(crate) fn blocked_reason(&self, token: &str, spend: &SpendState, next: Yocto) -> String {
         match (self.cap_left, self.balance_left) {
             (Some(c), b) if b.is_none_or(|b| c <= b) => format!(
                 "daily cap of {token} reached: {} reserved today (UTC), {c} left, next claim needs {next}",
@@ -122,7 +123,7 @@ impl Budget {
             ),
             _ => format!(
                 "{token} balance too low: {} left after {} in flight, next claim needs {next}",
-                self.balance_left.unwrap_or(0),
+                self.balance_left.unwrap_or_default(),
                 spend.in_flight
             ),
         }
@@ -132,7 +133,6 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use payouts_store::Yocto;
 
     fn spend(reserved: u128, in_flight: u128) -> SpendState {
         SpendState {
@@ -144,7 +144,7 @@ mod tests {
 
     fn balance(amount: u128) -> Option<TokenBalance> {
         Some(TokenBalance {
-            amount,
+            amount: Yocto(amount),
             read_at: Utc::now(),
         })
     }
@@ -152,14 +152,16 @@ mod tests {
     #[test]
     fn the_tighter_guard_binds_and_says_so() {
         let s = spend(900, 50);
-        let b = Budget::new(&s, balance(1_000), Some(1_000));
-        assert_eq!(b.most, Some(100));
-        assert!(b.blocked_reason("t", &s, 200).contains("daily cap"));
-        let b = Budget::new(&s, balance(120), Some(1_000));
-        assert_eq!(b.most, Some(70));
-        assert!(b.blocked_reason("t", &s, 200).contains("balance too low"));
+        let b = Budget::new(&s, balance(1_000), Some(Yocto(1_000)));
+        assert_eq!(b.most, Some(Yocto(100)));
+        assert!(b.blocked_reason("t", &s, Yocto(200)).contains("daily cap"));
+        let b = Budget::new(&s, balance(120), Some(Yocto(1_000)));
+        assert_eq!(b.most, Some(Yocto(70)));
+        assert!(b
+            .blocked_reason("t", &s, Yocto(200))
+            .contains("balance too low"));
         assert_eq!(Budget::new(&s, None, None).most, None);
         // Past the cap (a cap lowered during the day): nothing left, not an underflow.
-        assert_eq!(Budget::new(&s, None, Some(10)).most, Some(0));
+        assert_eq!(Budget::new(&s, None, Some(Yocto(10))).most, Some(Yocto(0)));
     }
 }

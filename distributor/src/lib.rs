@@ -6,12 +6,15 @@
 //! Parts: key files ([`keyfile`]), batch planning ([`plan`]: bisection groups, coalescing claims of one
 //! receiver into one transfer), batch size from what a chunk admits ([`tile`]), batch signing ([`tx`]), the
 //! persist-before-broadcast step ([`prepare`]: flush rule, money guards ([`guard`])), the node ([`chain`]), one lane per leased
-//! key (nonce order, re-broadcast, dead-transaction detection, resync), and the process ([`runner`]: leases,
-//! guards, status, graceful shutdown).
+//! key (nonce order, re-broadcast, dead-transaction detection, resync), what the lanes of one process share
+//! (`shared`: guard state, batch sizing and gas, cached balance and registration reads), and the process
+//! ([`runner`]: start-up, leases, background tasks, status, graceful shutdown). Imports run one way:
+//! runner → lane → shared, with no module pair importing each other.
 //!
 //! Must not touch: blocks or the lake (it never depends on the indexer or near-lake-framework), HTTP serving,
 //! or any other worker crate; it depends on `payouts-store` and `payouts-near` only.
 
+mod accounts;
 pub mod chain;
 pub mod config;
 pub mod death;
@@ -24,6 +27,7 @@ pub mod plan;
 pub mod prepare;
 pub use payouts_near::rpc;
 pub mod runner;
+mod shared;
 pub mod tile;
 pub mod tx;
 

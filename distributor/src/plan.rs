@@ -18,7 +18,7 @@ use std::str::FromStr;
 use near_primitives::types::AccountId;
 use payouts_store::claims::Claim;
 use payouts_store::memo::{memo_len, transfer_memo_many, MAX_MEMO_LEN};
-use payouts_store::ClaimId;
+use payouts_store::{ClaimId, Yocto};
 
 /// Nearcore's cap on actions in one receipt.
 pub const MAX_ACTIONS_PER_RECEIPT: usize = 100;
@@ -88,10 +88,12 @@ impl Transfer {
     }
 
     /// The amount: the sum of its claims (checked when they were merged; saturating only if built by hand).
-    pub fn amount(&self) -> u128 {
-        self.claims
-            .iter()
-            .fold(0u128, |acc, c| acc.saturating_add(c.amount.0))
+    pub fn amount(&self) -> Yocto {
+        Yocto(
+            self.claims
+                .iter()
+                .fold(0u128, |acc, c| acc.saturating_add(c.amount.0)),
+        )
     }
 
     /// The claims' ids, in memo order.
@@ -309,7 +311,7 @@ mod tests {
                 vec![vec![7]]
             ]
         );
-        assert_eq!(batches[0][0].amount(), 12);
+        assert_eq!(batches[0][0].amount(), Yocto(12));
         assert_eq!(batches[0][0].memo(), "payouts:1,3");
         // Off: one transfer per claim, as plan() does.
         let (off, _) = plan_transfers(claims, &limits, false);
@@ -351,7 +353,7 @@ mod tests {
         ];
         let (batches, _) = plan_transfers(claims, &limits, true);
         assert_eq!(ids_of(&batches), vec![vec![vec![1, 2], vec![3]]]);
-        assert_eq!(batches[0][0].amount(), u128::MAX);
+        assert_eq!(batches[0][0].amount(), Yocto(u128::MAX));
     }
 
     #[test]

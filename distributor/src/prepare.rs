@@ -51,7 +51,7 @@ pub struct PreparedBatch {
     /// Its `ft_transfer` actions (fewer than its claims when some were merged).
     pub transfers: usize,
     /// What it pays in total.
-    pub total: u128,
+    pub total: Yocto,
     /// Claims failed in the same step because they can never be paid.
     pub unpayable: usize,
 }
@@ -95,7 +95,7 @@ pub struct BatchOptions {
     /// balance guard (tests of batching alone: the lane never signs without a balance, see [`crate::guard`]).
     pub balance: Option<TokenBalance>,
     /// Daily cap of the token, checked against what was reserved today; `None`: no cap.
-    pub daily_cap: Option<u128>,
+    pub daily_cap: Option<Yocto>,
     /// Receivers to register first.
     pub registrations: Registrations,
     /// `[distributor] register_receivers`: a claim whose receiver was not registered may be tried again (it
@@ -183,7 +183,7 @@ pub async fn prepare(
             }
             unregistrable = stuck.len();
         }
-        let locked: Vec<i64> = pending.iter().map(|cl| cl.id.0).collect();
+        let locked: Vec<ClaimId> = pending.iter().map(|cl| cl.id).collect();
         let (batches, mut unpayable) = plan_transfers(pending, limits, opts.coalesce);
         for bad in &unpayable {
             let fail = ClaimUpdate::Fail { error: &bad.reason };
@@ -235,7 +235,7 @@ pub async fn prepare(
         let flat: Vec<Claim> = batch_claims(&transfers).cloned().collect();
         let fits = budget.fits(&flat);
         if fits == 0 {
-            let why = budget.blocked_reason(token, &spend, flat[0].amount.0);
+            let why = budget.blocked_reason(token, &spend, flat[0].amount);
             return Ok(Prepared::Blocked(why));
         }
         let (transfers, total) = fitting(transfers, fits);
@@ -265,7 +265,7 @@ pub async fn prepare(
             signed_bytes: batch.bytes.clone(),
             token_contract: token.to_string(),
             claim_ids: claim_ids.iter().map(|id| id.0).collect(),
-            amount: Some(Yocto(total)),
+            amount: Some(total),
             spend_day: Some(spend.day),
             gas_per_action: i64::try_from(gas).ok().filter(|g| *g > 0),
             action_count: i32::try_from(opts.registrations.actions_for_transfers(&transfers))
@@ -284,8 +284,7 @@ pub async fn prepare(
         .await?;
         // Last, so the daily_spend row is locked only up to the commit. Refused only if a reservation
         // slipped past the spend lock: then nothing of this batch is kept.
-        let cap = opts.daily_cap.map(Yocto);
-        if !reserve_spend(c, token, spend.day, Yocto(total), cap).await? {
+        if !reserve_spend(c, token, spend.day, total, opts.daily_cap).await? {
             return Err(PrepareError::Reservation(token.to_string()));
         }
         Ok(Prepared::Batch(Box::new(PreparedBatch {
@@ -305,7 +304,7 @@ async fn more_of_receivers(
     c: &mut AsyncPgConnection,
     token: &str,
     transfers: &[Transfer],
-    locked: &[i64],
+    locked: &[ClaimId],
     per_tx: usize,
     opts: &BatchOptions,
 ) -> Result<Vec<Claim>, PrepareError> {
@@ -317,7 +316,9 @@ async fn more_of_receivers(
     receivers.sort_unstable();
     receivers.dedup();
     let limit = i64::try_from(per_tx * MERGE_MORE).unwrap_or(i64::MAX);
-    let mut more = lock_pending_of_receivers(c, token, &receivers, locked, limit).await?;
+    // The store's query takes the ids as integers (its SQL array parameter).
+    let locked: Vec<i64> = locked.iter().map(|id| id.0).collect();
+    let mut more = lock_pending_of_receivers(c, token, &receivers, &locked, limit).await?;
     if !opts.register_receivers {
         // Those are failed when the oldest-first pass reaches them (above), not merged.
         more.retain(|cl| cl.retry_kind.as_deref() != Some("registration"));
@@ -327,7 +328,7 @@ async fn more_of_receivers(
 
 /// The first `fits` claims of `transfers` (in action order; the last transfer may lose some), cut further
 /// so that the total stays a u128, and that total.
-fn fitting(transfers: Vec<Transfer>, fits: usize) -> (Vec<Transfer>, u128) {
+fn fitting(transfers: Vec<Transfer>, fits: usize) -> (Vec<Transfer>, Yocto) {
     let mut left = fits;
     let mut total: u128 = 0;
     let mut out = Vec::with_capacity(transfers.len());
@@ -354,5 +355,5 @@ fn fitting(transfers: Vec<Transfer>, fits: usize) -> (Vec<Transfer>, u128) {
         left -= kept.len();
         out.push(Transfer { claims: kept });
     }
-    (out, total)
+    (out, Yocto(total))
 }

@@ -11,6 +11,7 @@ use near_primitives::transaction::{SignedTransaction, Transaction, TransactionV0
 use near_primitives::types::{AccountId, Balance, Gas};
 use payouts_store::claims::Claim;
 use payouts_store::memo::transfer_memo;
+use payouts_store::Yocto;
 
 use crate::keyfile::TreasuryKey;
 use crate::plan::Transfer;
@@ -73,13 +74,13 @@ pub fn merged_transfer_action(transfer: &Transfer, gas: u64) -> Action {
 
 /// The `storage_deposit` action registering `account` (registration only: an already registered account gets
 /// the deposit back).
-pub fn register_action(account: &str, deposit: u128, gas: u64) -> Action {
+pub fn register_action(account: &str, deposit: Yocto, gas: u64) -> Action {
     let args = serde_json::json!({ "account_id": account, "registration_only": true });
     Action::FunctionCall(Box::new(FunctionCallAction {
         method_name: "storage_deposit".into(),
         args: args.to_string().into_bytes(),
         gas: Gas::from_gas(gas),
-        deposit: Balance::from_yoctonear(deposit),
+        deposit: Balance::from_yoctonear(deposit.0),
     }))
 }
 
@@ -89,7 +90,7 @@ pub struct Registrations {
     /// Receivers that get a `storage_deposit` before their first `ft_transfer` in the batch.
     pub receivers: std::collections::HashSet<String>,
     /// Deposit per registration (the token's `storage_balance_bounds.min`).
-    pub deposit: u128,
+    pub deposit: Yocto,
 }
 
 impl Registrations {

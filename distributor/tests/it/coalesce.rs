@@ -233,7 +233,7 @@ async fn a_merged_batch_signed_before_a_crash_is_sent_as_the_same_bytes_and_paid
             b.transfers, 2,
             "six claims of one receiver merged, one apart"
         );
-        assert_eq!(b.total, items.iter().map(|(_, a)| a).sum::<u128>());
+        assert_eq!(b.total.0, items.iter().map(|(_, a)| a).sum::<u128>());
         release_leases(&mut conn, "crashed").await.unwrap();
         b.batch.hash.to_string()
     };

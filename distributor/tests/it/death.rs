@@ -167,7 +167,7 @@ async fn a_transaction_that_never_lands_is_dead_only_past_its_validity_in_the_in
         .await
         .unwrap();
     assert!(
-        cursor.block_height > base + VALIDITY + 1,
+        cursor.block_height > base.0 + VALIDITY + 1,
         "declared dead at indexed height {} with base {base} (validity {VALIDITY}): {reason:?}",
         cursor.block_height
     );

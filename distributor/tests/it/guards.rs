@@ -78,7 +78,8 @@ async fn four_lanes_in_each_of_two_processes_never_pass_one_daily_cap() {
     cfg.max_transfers_per_tx = 3;
     cfg.max_in_flight_per_key = 4;
     cfg.max_batch_wait_ms = 0;
-    cfg.daily_caps.insert(TOKEN.to_string(), cap);
+    cfg.daily_caps
+        .insert(TOKEN.to_string(), payouts_store::Yocto(cap));
     // Both processes start with their lanes hungry at the same moment.
     let (da, db) = tokio::join!(world.spawn(cfg.clone()), world.spawn(cfg));
 
