@@ -43,6 +43,9 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// Starts `payouts api` on `db_url` with the chain at `rpc_url`; `api_extra` is appended to `[api]`.
+    /// `distributor.register_receivers = true`: the distributor would register unknown receivers, so uploads
+    /// skip the per-receiver `storage_balance_of` checks (one RPC call per distinct receiver, measured apart
+    /// by the API's ignored `large_dry_run_with_chain_checks` test) and the figures are the upload's own.
     pub async fn start(
         dir: &Path,
         db_url: &str,
@@ -56,6 +59,7 @@ impl ApiServer {
             f,
             "[database]\nurl = {db_url:?}\n\n[network]\nrpc_url = {rpc_url:?}\n\n\
              [log]\nformat = \"json\"\nlevel = \"warn\"\n\n\
+             [distributor]\nregister_receivers = true\n\n\
              [api]\nlisten = \"127.0.0.1:0\"\nallowed_tokens = [\"token.devnet\"]\n{api_extra}\n\n\
              [[api.tokens]]\nname = \"bench\"\nscopes = [\"read\", \"send\"]\ntoken_env = \"{SERVER_TOKEN_ENV}\"\n"
         )?;
