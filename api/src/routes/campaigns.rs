@@ -84,6 +84,10 @@ pub struct UploadReport {
     pub campaign: Option<CampaignSummary>,
     /// Claims inserted by this request.
     pub inserted: usize,
+    /// Set when the upload is refused (422 `invalid_rows`: row errors without `skip_invalid`), so the answer
+    /// carries the same `error.code` / `error.message` as every other error beside the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::ErrorDetail>,
 }
 
 fn choose_token(state: &AppState, token: Option<&str>) -> Result<String, ApiError> {
@@ -196,11 +200,19 @@ pub async fn upload(
         chain,
         campaign: None,
         inserted: 0,
+        error: None,
     };
     if q.dry_run {
         return Ok((StatusCode::OK, Json(report)).into_response());
     }
     if totals.invalid > 0 && !q.skip_invalid {
+        report.error = Some(crate::error::ErrorDetail {
+            code: "invalid_rows".into(),
+            message: format!(
+                "{} of {} rows are invalid (listed in `errors`); nothing was stored: fix them, or upload with skip_invalid=true to store the valid rows only",
+                totals.invalid, totals.rows
+            ),
+        });
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(report)).into_response());
     }
     if totals.valid == 0 {
