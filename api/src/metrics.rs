@@ -103,34 +103,23 @@ impl payouts_near::prom::Collector for HttpMetrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let sorted: BTreeMap<&str, &RouteStats> =
             routes.iter().map(|(r, s)| (r.as_str(), s)).collect();
-        let mut requests: Vec<([(&str, String); 3], u64)> = Vec::new();
-        let mut latency: Vec<([(&str, String); 2], &Latency)> = Vec::new();
+        // Method and route are borrowed (the method a static label, the route from the locked map); only the
+        // status needs text of its own.
+        let mut requests: Vec<(&str, &str, String, u64)> = Vec::new();
+        let mut latency: Vec<([(&str, &str); 2], &Latency)> = Vec::new();
         for (route, stats) in &sorted {
             let counts: BTreeMap<_, _> = stats.requests.iter().collect();
             for ((method, status), n) in counts {
-                requests.push((
-                    [
-                        ("method", (*method).to_string()),
-                        ("route", (*route).to_string()),
-                        ("status", status.to_string()),
-                    ],
-                    *n,
-                ));
+                requests.push((method, route, status.to_string(), *n));
             }
             let lat: BTreeMap<_, _> = stats.latency.iter().collect();
             for (method, l) in lat {
-                latency.push((
-                    [
-                        ("method", (*method).to_string()),
-                        ("route", (*route).to_string()),
-                    ],
-                    l,
-                ));
+                latency.push(([("method", method), ("route", route)], l));
             }
         }
         let request_labels: Vec<[(&str, &str); 3]> = requests
             .iter()
-            .map(|(l, _)| [(l[0].0, &*l[0].1), (l[1].0, &*l[1].1), (l[2].0, &*l[2].1)])
+            .map(|(m, r, s, _)| [("method", *m), ("route", *r), ("status", s.as_str())])
             .collect();
         counters(
             &mut enc,
@@ -139,17 +128,13 @@ impl payouts_near::prom::Collector for HttpMetrics {
             request_labels
                 .iter()
                 .zip(&requests)
-                .map(|(l, (_, n))| (&l[..], *n)),
+                .map(|(l, (.., n))| (&l[..], *n)),
         )?;
-        let latency_labels: Vec<[(&str, &str); 2]> = latency
-            .iter()
-            .map(|(l, _)| [(l[0].0, &*l[0].1), (l[1].0, &*l[1].1)])
-            .collect();
         histograms(
             &mut enc,
             "payouts_http_request_duration_seconds",
             "Time to answer an HTTP request, by method and route template.",
-            latency_labels.iter().zip(&latency).map(|(l, (_, h))| {
+            latency.iter().map(|(l, h)| {
                 (
                     &l[..],
                     HistogramSeries {
