@@ -150,22 +150,3 @@ pub async fn wait_until<T, E: std::fmt::Debug>(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
-
-/// [`wait_until`] for tests outside a runtime (child processes, threads): polls with `std::thread::sleep`.
-pub fn wait_until_blocking<T, E, F>(within: std::time::Duration, what: &str, mut check: F) -> T
-where
-    E: std::fmt::Debug,
-    F: FnMut() -> Result<T, E>,
-{
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(state) => assert!(
-                std::time::Instant::now() < deadline,
-                "timed out after {within:?} waiting for {what}; last seen: {state:?}"
-            ),
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
